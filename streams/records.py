@@ -1,0 +1,316 @@
+"""Typed schemas of every message on Stockroute's topics.
+
+The models are the public wire contract: `schemas/*.json` is generated from them
+(`stockroute schemas`), and every input message is validated against them before anything
+touches state. Validation is strict (no "5" for 5) because a silently coerced quantity is a
+wrong stock figure; unknown extra fields are ignored so producers can extend messages
+compatibly. This module imports no Kafka or Faust code: the domain modules use it too.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+MAX_QTY = 1_000_000
+MAX_LINES = 500
+
+Id = Annotated[str, Field(min_length=1, max_length=128)]
+Qty = Annotated[int, Field(gt=0, le=MAX_QTY)]
+CountQty = Annotated[int, Field(ge=0, le=MAX_QTY)]
+Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+Money = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
+
+LocationKind = Literal["warehouse", "store", "supplier", "marketplace"]
+ShipmentMode = Literal[
+    "ship_from_store", "ship_from_warehouse", "drop_ship", "click_collect", "transfer_to_store"
+]
+FulfilmentType = Literal[
+    "accepted",
+    "rejected",
+    "picked",
+    "packed",
+    "label_printed",
+    "ready_for_pickup",
+    "shipped",
+    "collected",
+]
+OrderStatus = Literal[
+    "routed",
+    "in_preparation",
+    "partially_shipped",
+    "shipped",
+    "ready_for_pickup",
+    "collected",
+    "cancelled",
+    "partially_returned",
+    "returned",
+    "unroutable",
+]
+
+
+class Record(BaseModel):
+    """Base of input records: strict types, extra fields tolerated (compatible extension)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class Output(BaseModel):
+    """Base of output records: what we publish carries exactly the declared fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Event(Record):
+    event_id: Id
+    occurred_at: AwareDatetime
+
+
+class Line(Record):
+    sku: Id
+    qty: Qty
+
+
+class CountLine(Record):
+    sku: Id
+    qty: CountQty
+
+
+# ---- inputs ----------------------------------------------------------------------------------
+
+
+class Location(Record):
+    location_id: Id
+    kind: LocationKind
+    name: Annotated[str, Field(max_length=256)]
+    lat: Latitude
+    lon: Longitude
+    ship_from_store: bool = False
+    click_collect: bool = False
+    capacity_per_hour: Annotated[int, Field(ge=0, le=MAX_QTY)] = 0
+    max_backlog: Annotated[int, Field(ge=0, le=MAX_QTY)] = 0
+    safety_stock: Annotated[int, Field(ge=0, le=MAX_QTY)] = 0
+    active: bool = True
+
+
+class PosSale(Event):
+    location_id: Id
+    lines: Annotated[list[Line], Field(min_length=1, max_length=MAX_LINES)]
+
+
+class SupplierFeed(Event):
+    """receipt adds to on_hand; stock_count sets it (qty 0 allowed only there)."""
+
+    type: Literal["receipt", "stock_count"]
+    location_id: Id
+    lines: Annotated[list[CountLine], Field(min_length=1, max_length=MAX_LINES)]
+
+    @model_validator(mode="after")
+    def _receipts_are_positive(self) -> SupplierFeed:
+        if self.type == "receipt":
+            for i, line in enumerate(self.lines):
+                if line.qty <= 0:
+                    raise ValueError(f"lines.{i}.qty: a receipt quantity must be > 0")
+        return self
+
+
+class Customer(Record):
+    lat: Latitude
+    lon: Longitude
+    postcode: Annotated[str, Field(max_length=32)] | None = None
+
+
+class Delivery(Record):
+    mode: Literal["home", "click_collect"]
+    pickup_location_id: Id | None = None
+    service: Literal["standard", "express"] = "standard"
+
+    @model_validator(mode="after")
+    def _pickup_needs_a_store(self) -> Delivery:
+        if self.mode == "click_collect" and not self.pickup_location_id:
+            raise ValueError("delivery.pickup_location_id is required for click_collect")
+        return self
+
+
+class OrderLine(Record):
+    sku: Id
+    qty: Qty
+    unit_price: Money
+
+
+class Payment(Record):
+    method: Annotated[str, Field(min_length=1, max_length=64)]
+    reference: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class WebOrder(Event):
+    """order_placed carries the whole order; order_cancelled needs only the order_id."""
+
+    type: Literal["order_placed", "order_cancelled"]
+    order_id: Id
+    channel: Literal["web", "app", "store"] = "web"
+    customer: Customer | None = None
+    delivery: Delivery | None = None
+    lines: Annotated[list[OrderLine], Field(max_length=MAX_LINES)] = []
+    currency: Annotated[str, Field(min_length=3, max_length=3)] | None = None
+    payment: Payment | None = None
+
+    @model_validator(mode="after")
+    def _placed_orders_are_complete(self) -> WebOrder:
+        if self.type == "order_placed":
+            missing = [
+                name
+                for name in ("customer", "delivery", "currency", "payment")
+                if getattr(self, name) is None
+            ]
+            if not self.lines:
+                missing.append("lines")
+            if missing:
+                raise ValueError(f"order_placed lacks {', '.join(missing)}")
+        return self
+
+
+class FulfilmentEvent(Event):
+    order_id: Id
+    shipment_id: Id
+    location_id: Id
+    type: FulfilmentType
+    reason: Annotated[str, Field(max_length=1024)] | None = None
+    lines: Annotated[list[CountLine], Field(max_length=MAX_LINES)] | None = None
+
+
+class ReturnLine(Record):
+    sku: Id
+    qty: Qty
+    resellable: bool
+
+
+class Return(Event):
+    order_id: Id
+    location_id: Id
+    lines: Annotated[list[ReturnLine], Field(min_length=1, max_length=MAX_LINES)]
+
+
+# ---- outputs ---------------------------------------------------------------------------------
+
+
+class StockAvailability(Output):
+    sku: str
+    location_id: str
+    on_hand: int
+    reserved: int
+    available: int
+    updated_at: datetime
+
+
+class ShipmentLine(Output):
+    sku: str
+    qty: int
+
+
+class RoutedShipment(Output):
+    shipment_id: str
+    location_id: str
+    mode: ShipmentMode
+    lines: list[ShipmentLine]
+
+
+class RoutedOrder(Output):
+    order_id: str
+    attempt: int
+    status: Literal["routed", "unroutable"]
+    decided_at: datetime
+    shipments: list[RoutedShipment]
+    reasons: dict[str, object]
+    unroutable_lines: list[ShipmentLine] = []
+
+
+class ShipmentState(Output):
+    shipment_id: str
+    location_id: str
+    mode: ShipmentMode
+    status: str
+    lines: list[ShipmentLine]
+    destination_location_id: str | None = None
+
+
+class OrderEvent(Output):
+    event_id: str
+    order_id: str
+    occurred_at: datetime
+    change: str
+    order_status: OrderStatus
+    shipment_id: str | None = None
+    location_id: str | None = None
+    shipments: list[ShipmentState] = []
+    detail: dict[str, object] = {}
+
+
+class RefundPayment(Output):
+    method: str
+    reference: str
+
+
+class RefundLine(Output):
+    sku: str
+    qty: int
+    unit_price: float
+    amount: float
+
+
+class Refund(Output):
+    refund_id: str
+    order_id: str
+    return_event_id: str
+    amount: float
+    currency: str
+    payment: RefundPayment
+    lines: list[RefundLine]
+    issued_at: datetime
+
+
+class StoreLoad(Output):
+    location_id: str
+    kind: str
+    open_orders: int
+    open_units: int
+    capacity_per_hour: int
+    max_backlog: int
+    saturation: float
+    backlog_saturation: float
+    oldest_open_age_s: float
+    oldest_open_since: datetime | None
+    prep_time_s: dict[str, float] = {}
+    updated_at: datetime
+
+
+class DeadLetter(Output):
+    source_topic: str
+    partition: int
+    offset: int
+    key: str | None
+    raw: str
+    raw_encoding: Literal["utf-8", "base64"] = "utf-8"
+    error: str
+    rejected_at: datetime
+
+
+INPUT_MODELS: dict[str, type[BaseModel]] = {
+    "location": Location,
+    "pos_sale": PosSale,
+    "supplier_feed": SupplierFeed,
+    "web_order": WebOrder,
+    "fulfilment_event": FulfilmentEvent,
+    "return": Return,
+}
+OUTPUT_MODELS: dict[str, type[BaseModel]] = {
+    "stock_availability": StockAvailability,
+    "routed_order": RoutedOrder,
+    "order_event": OrderEvent,
+    "refund": Refund,
+    "store_load": StoreLoad,
+    "dead_letter": DeadLetter,
+}
