@@ -1,0 +1,67 @@
+"""The stock table: sole writer of per-SKU-per-location stock, and of stock-availability.
+
+Consumes the SKU-keyed stock ops (from ingest, routing, the store workflow and returns), applies
+them with domain.stock.apply and publishes availability. Reservation requests are answered on
+the order-commands topic, keyed by order id, so the order agent that asked gets the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from domain.stock import StockOp, StockState, apply
+from streams.app import Runtime
+from streams.codecs import loads, now
+from streams.records import StockAvailability
+from streams.topics import TOPICS
+
+log = logging.getLogger(__name__)
+
+
+def register(rt: Runtime) -> None:
+    app = rt.app
+    stock = app.Table("stock", default=None, partitions=TOPICS.stock_ops.partitions)
+
+    @app.agent(rt.topic("stock_ops"), name="stock", concurrency=1)
+    async def fold_stock(stream):  # type: ignore[no-untyped-def]
+        async for event in stream.events():
+            try:
+                op = StockOp.from_dict(loads(event.message.value))
+            except Exception as exc:  # noqa: BLE001 - an unreadable internal op is still data
+                await rt.dead_letter(event, f"unreadable stock op: {exc!r}")
+                continue
+            safety = rt.locations.safety_stock(op.location_id)
+            state = StockState.from_dict(stock.get(op.key))
+            outcome = apply(state, op, safety)
+            if not outcome.replay:
+                stock[op.key] = state.to_dict()
+            if outcome.changed or outcome.replay:
+                available = state.available(safety)
+                rt.availability.set(op.sku, op.location_id, available)
+                await rt.send(
+                    "stock_availability",
+                    op.key,
+                    StockAvailability(
+                        sku=op.sku,
+                        location_id=op.location_id,
+                        on_hand=state.on_hand,
+                        reserved=state.reserved,
+                        available=available,
+                        updated_at=now(),
+                    ),
+                )
+            if op.kind == "reserve" and op.order_id is not None:
+                await rt.send(
+                    "order_commands",
+                    op.order_id,
+                    {
+                        "type": "reservation_result",
+                        "order_id": op.order_id,
+                        "reservation_id": op.reservation_id,
+                        "sku": op.sku,
+                        "location_id": op.location_id,
+                        "qty": op.qty,
+                        "ok": bool(outcome.reserved_ok),
+                        "free_after": outcome.free_after,
+                    },
+                )

@@ -1,0 +1,139 @@
+"""Local, read-only copies of small compacted topics that every worker needs in full.
+
+Routing needs every location, a recent availability figure for every SKU at every location and
+every location's load; validation needs to know which locations exist. These are small, read far
+more often than written, and owned by another agent (one writer per topic), so each worker
+follows them from the beginning with a plain consumer outside any consumer group. A view is
+*ready* once it has caught up with the end offsets seen at start: /health waits for that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from domain.routing import LoadView
+from streams.codecs import loads
+from streams.records import Location
+from streams.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CompactedView:
+    topic: str
+    on_message: Callable[[bytes | None, bytes | None], None]
+    kafka: KafkaSettings
+
+    def __post_init__(self) -> None:
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        """Follow the topic until cancelled; reconnects after broker errors."""
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - keep following through broker outages
+                log.warning("view %s: %s; retrying in 1 s", self.topic, exc)
+                await asyncio.sleep(1.0)
+
+    async def _follow(self) -> None:
+        consumer = AIOKafkaConsumer(
+            **self.kafka.aiokafka_kwargs(), group_id=None, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            parts = consumer.partitions_for_topic(self.topic)
+            if not parts:
+                await consumer.stop()
+                raise RuntimeError(f"topic {self.topic} does not exist (run `stockroute topics`)")
+            tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            pending = {tp for tp in tps if ends[tp] > 0}
+            if not pending:
+                self.ready.set()
+            while True:
+                batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+                for records in batch.values():
+                    for rec in records:
+                        try:
+                            self.on_message(rec.key, rec.value)
+                        except Exception as exc:  # noqa: BLE001 - a bad record must not stop the view
+                            log.warning("view %s: skipped record at %s: %s", self.topic, rec.offset, exc)
+                if pending:
+                    for tp in list(pending):
+                        if await consumer.position(tp) >= ends[tp]:
+                            pending.discard(tp)
+                    if not pending:
+                        self.ready.set()
+        finally:
+            await consumer.stop()
+
+
+class LocationsView:
+    """location_id -> Location; invalid records are skipped here (dead-lettered by its agent)."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, Location] = {}
+
+    def on_message(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:
+            if key is not None:
+                self.by_id.pop(key.decode(), None)
+            return
+        loc = Location.model_validate_json(value)
+        self.by_id[loc.location_id] = loc
+
+    def safety_stock(self, location_id: str) -> int:
+        loc = self.by_id.get(location_id)
+        return loc.safety_stock if loc else 0
+
+
+class AvailabilityView:
+    """sku -> {location_id: available}: a recent view, corrected by the owner at reservation."""
+
+    def __init__(self) -> None:
+        self.by_sku: dict[str, dict[str, int]] = {}
+
+    def on_message(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:
+            return
+        d = loads(value)
+        self.set(d["sku"], d["location_id"], d["available"])
+
+    def set(self, sku: str, location_id: str, available: int) -> None:
+        self.by_sku.setdefault(sku, {})[location_id] = available
+
+    def take(self, sku: str, location_id: str, qty: int) -> None:
+        """Optimistically lower a figure we just reserved, before the owner's update arrives."""
+        locs = self.by_sku.setdefault(sku, {})
+        locs[location_id] = max(0, locs.get(location_id, 0) - qty)
+
+    def stock_of(self, sku: str) -> dict[str, int]:
+        return self.by_sku.get(sku, {})
+
+
+class LoadsView:
+    """location_id -> LoadView from store-load, plus the shipments this worker just routed."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, LoadView] = {}
+
+    def on_message(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:
+            return
+        d = loads(value)
+        self.by_id[d["location_id"]] = LoadView(d["open_orders"], d["open_units"])
+
+    def add(self, location_id: str, units: int) -> None:
+        cur = self.by_id.get(location_id, LoadView())
+        self.by_id[location_id] = LoadView(cur.open_orders + 1, cur.open_units + units)
