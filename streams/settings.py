@@ -79,7 +79,6 @@ class WorkerSettings:
     store: str = "rocksdb://"
     table_browsing: bool = False
     routing_policy: Path = Path(__file__).parent.parent / "policy" / "routing.yaml"
-    acceptance_timeout_s: float = 900.0
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
 
     @classmethod
@@ -95,7 +94,6 @@ class WorkerSettings:
             routing_policy=Path(
                 e.get("STOCKROUTE_ROUTING_POLICY", str(cls.routing_policy))
             ),
-            acceptance_timeout_s=float(e.get("STOCKROUTE_ACCEPTANCE_TIMEOUT_S", "900")),
             kafka=KafkaSettings.from_env(),
         )
         values = {**base.__dict__, **{k: v for k, v in overrides.items() if v is not None}}

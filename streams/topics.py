@@ -14,7 +14,10 @@ from typing import Any
 
 import yaml
 
-TOPICS_FILE = Path(os.environ.get("STOCKROUTE_TOPICS_FILE", Path(__file__).parent.parent / "topics.yaml"))
+TOPICS_FILE = Path(__file__).parent.parent / "topics.yaml"
+# Prepended to every topic name: lets tests (and several tenants of one cluster) run side by
+# side on one broker without reading each other's messages. Empty in production.
+TOPIC_PREFIX = os.environ.get("STOCKROUTE_TOPIC_PREFIX", "")
 
 
 @dataclass(frozen=True)
@@ -65,12 +68,12 @@ class Topics:
         return iter(self._specs.values())
 
 
-def load_topics(path: Path = TOPICS_FILE) -> Topics:
+def load_topics(path: Path = TOPICS_FILE, prefix: str = TOPIC_PREFIX) -> Topics:
     raw: dict[str, Any] = yaml.safe_load(path.read_text())
     specs = {
         handle: TopicSpec(
             handle=handle,
-            name=t["name"],
+            name=prefix + t["name"],
             key=str(t["key"]),
             partitions=int(t["partitions"]),
             cleanup=t["cleanup"],

@@ -46,21 +46,15 @@ class CompactedView:
 
     async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(
-            **self.kafka.aiokafka_kwargs(), group_id=None, enable_auto_commit=False
+            self.topic,
+            **self.kafka.aiokafka_kwargs(),
+            group_id=None,  # no group: every worker reads every partition
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
         )
         await consumer.start()
         try:
-            parts = consumer.partitions_for_topic(self.topic)
-            if not parts:
-                await consumer.stop()
-                raise RuntimeError(f"topic {self.topic} does not exist (run `stockroute topics`)")
-            tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
-            pending = {tp for tp in tps if ends[tp] > 0}
-            if not pending:
-                self.ready.set()
+            ends: dict[TopicPartition, int] | None = None
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=5000)
                 for records in batch.values():
@@ -69,12 +63,16 @@ class CompactedView:
                             self.on_message(rec.key, rec.value)
                         except Exception as exc:  # noqa: BLE001 - a bad record must not stop the view
                             log.warning("view %s: skipped record at %s: %s", self.topic, rec.offset, exc)
-                if pending:
-                    for tp in list(pending):
-                        if await consumer.position(tp) >= ends[tp]:
-                            pending.discard(tp)
-                    if not pending:
-                        self.ready.set()
+                if self.ready.is_set():
+                    continue
+                tps = consumer.assignment()
+                if not tps:
+                    continue
+                if ends is None:
+                    ends = await consumer.end_offsets(list(tps))
+                behind = [tp for tp, end in ends.items() if await consumer.position(tp) < end]
+                if not behind:
+                    self.ready.set()
         finally:
             await consumer.stop()
 

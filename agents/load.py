@@ -1,0 +1,43 @@
+"""Store load: sole writer of the store_load table and of the store-load topic."""
+
+from __future__ import annotations
+
+import time
+
+from domain.load import LoadState, apply, snapshot
+from streams.app import Runtime
+from streams.codecs import loads
+from streams.topics import TOPICS
+
+REFRESH_S = 5.0  # ages grow while nothing happens: republish busy locations this often
+
+
+def register(rt: Runtime) -> None:
+    app = rt.app
+    table = app.Table("store_load", default=None, partitions=TOPICS.load_ops.partitions)
+
+    async def publish(location_id: str, state: LoadState) -> None:
+        rec = snapshot(location_id, state, rt.locations.by_id.get(location_id), time.time())
+        await rt.send("store_load", location_id, rec)
+
+    @app.agent(rt.topic("load_ops"), name="store-load", concurrency=1)
+    async def fold_load(stream):  # type: ignore[no-untyped-def]
+        async for event in stream.events():
+            try:
+                op = loads(event.message.value)
+                location_id = op["location_id"]
+                state = LoadState.from_dict(table.get(location_id))
+                applied = apply(state, op)
+            except Exception as exc:  # noqa: BLE001 - an unreadable internal op is still data
+                await rt.dead_letter(event, f"unreadable load op: {exc!r}")
+                continue
+            if applied:
+                table[location_id] = state.to_dict()
+            await publish(location_id, state)
+
+    @app.timer(interval=REFRESH_S)
+    async def refresh_ages() -> None:
+        for location_id, raw in list(table.items()):
+            state = LoadState.from_dict(raw)
+            if state.open:
+                await publish(location_id, state)

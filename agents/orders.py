@@ -1,0 +1,187 @@
+"""The order agent: sole writer of the orders table; routes, follows and refunds orders.
+
+All order-keyed inputs (web orders, store fulfilment events, returns, and the internal
+order-commands topic carrying reservation answers and acceptance time-outs) share one agent,
+so one partition owns each order. The agent decodes, hands the input to domain.orders.Machine,
+stores the new state and turns the machine's effects into messages.
+
+Replays: the state remembers the last offset applied per input partition; an input at or below
+it was already applied (the worker died before committing), so the state is left alone and only
+the idempotent effects implied by the current state are re-emitted (Machine.resync).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from domain.orders import (
+    Context,
+    Deadline,
+    Effect,
+    LifecycleError,
+    LoadEffect,
+    Machine,
+    OrderState,
+    Publish,
+    StockEffect,
+)
+from domain.stock import StockOp, sequence
+from streams.app import Runtime
+from streams.codecs import Rejected, decode, loads, now
+from streams.records import FulfilmentEvent, Return, WebOrder
+from streams.topics import TOPICS
+
+log = logging.getLogger(__name__)
+TIMEOUT_RESEND_S = 10.0
+
+
+def register(rt: Runtime) -> None:
+    app = rt.app
+    parts = TOPICS.web_orders.partitions
+    orders = app.Table("orders", default=None, partitions=parts)
+    deadlines = app.Table("acceptance_deadlines", default=None, partitions=parts)
+    source = app.topic(
+        TOPICS.web_orders.name,
+        TOPICS.fulfilment_events.name,
+        TOPICS.returns.name,
+        TOPICS.order_commands.name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    def apply_input(m: Machine, handle: str, record: Any) -> None:
+        if handle == "web_orders":
+            if record.type == "order_placed":
+                m.place(record)
+            else:
+                m.cancel(record)
+        elif handle == "fulfilment_events":
+            m.fulfilment(record)
+        elif handle == "returns":
+            m.return_(record)
+        elif record["type"] == "reservation_result":
+            m.reservation_result(record)
+        elif record["type"] == "acceptance_timeout":
+            m.acceptance_timeout(record["shipment_id"])
+        else:
+            raise Rejected(f"unknown order command {record['type']!r}")
+
+    def parse(handle: str, raw: bytes | None) -> tuple[str, Any]:
+        if handle == "web_orders":
+            order = decode(WebOrder, raw)
+            return order.order_id, order
+        if handle == "fulfilment_events":
+            ev = decode(FulfilmentEvent, raw)
+            if ev.location_id not in rt.locations.by_id:
+                raise Rejected(f"unknown location_id {ev.location_id!r}")
+            return ev.order_id, ev
+        if handle == "returns":
+            ret = decode(Return, raw)
+            return ret.order_id, ret
+        try:
+            cmd = loads(raw or b"")
+            return str(cmd["order_id"]), cmd
+        except Exception as exc:  # noqa: BLE001
+            raise Rejected(f"unreadable order command: {exc!r}") from None
+
+    async def execute(effects: list[Effect], order_id: str, origin: str, offset: int) -> None:
+        for i, eff in enumerate(effects):
+            seq = sequence(offset, i)
+            if isinstance(eff, StockEffect):
+                op = StockOp(
+                    kind=eff.kind,  # type: ignore[arg-type]
+                    sku=eff.sku,
+                    location_id=eff.location_id,
+                    origin=origin,
+                    seq=seq,
+                    qty=eff.qty,
+                    reservation_id=eff.reservation_id,
+                    order_id=order_id,
+                )
+                if eff.kind == "reserve":
+                    rt.availability.take(eff.sku, eff.location_id, eff.qty)
+                await rt.send("stock_ops", eff.sku, op.to_dict())
+            elif isinstance(eff, LoadEffect):
+                if eff.kind == "open":
+                    rt.loads.add(eff.location_id, eff.units)
+                await rt.send(
+                    "load_ops",
+                    eff.location_id,
+                    {
+                        "kind": eff.kind,
+                        "location_id": eff.location_id,
+                        "shipment_id": eff.shipment_id,
+                        "units": eff.units,
+                        "step": eff.step,
+                        "seconds": eff.seconds,
+                        "at": time.time(),
+                        "origin": origin,
+                        "seq": seq,
+                    },
+                )
+            elif isinstance(eff, Publish):
+                await rt.send(eff.handle, order_id, eff.value)
+            elif isinstance(eff, Deadline):
+                if eff.at is None:
+                    deadlines.pop(eff.shipment_id, None)
+                else:
+                    deadlines[eff.shipment_id] = {"order_id": order_id, "at": eff.at}
+
+    @app.agent(source, name="orders", concurrency=1)
+    async def run_orders(stream):  # type: ignore[no-untyped-def]
+        async for event in stream.events():
+            msg = event.message
+            handle = TOPICS.by_name[msg.topic].handle
+            origin = rt.origin(event)
+            try:
+                order_id, record = parse(handle, msg.value)
+                if msg.key is None or msg.key.decode("utf-8", "replace") != order_id:
+                    raise Rejected(f"message key must be the order_id {order_id!r}")
+                raw_state = orders.get(order_id)
+                state = OrderState.from_dict(raw_state) if raw_state else None
+                ctx = Context(
+                    now=now(),
+                    locations=rt.locations.by_id,
+                    stock=rt.availability,
+                    loads=rt.loads.by_id,
+                    policy=rt.policy,
+                    acceptance_timeout_s=rt.policy.acceptance_timeout_s,
+                    event_prefix=f"{origin}:{msg.offset}",
+                )
+                m = Machine(state, ctx)
+                if state is not None and state.positions.get(origin, -1) >= msg.offset:
+                    m.resync()
+                    await execute(m.effects, order_id, origin, msg.offset)
+                    continue
+                apply_input(m, handle, record)
+            except (Rejected, LifecycleError) as exc:
+                await rt.dead_letter(event, getattr(exc, "reason", None) or str(exc))
+                continue
+            if m.state is not None:
+                m.state.positions[origin] = msg.offset
+                orders[order_id] = m.state.to_dict()
+            await execute(m.effects, order_id, origin, msg.offset)
+
+    sent: dict[str, float] = {}
+
+    @app.timer(interval=1.0)
+    async def expire_acceptance() -> None:
+        t = time.time()
+        for shipment_id, d in list(deadlines.items()):
+            if d["at"] <= t and sent.get(shipment_id, 0.0) < t - TIMEOUT_RESEND_S:
+                sent[shipment_id] = t
+                await rt.send(
+                    "order_commands",
+                    d["order_id"],
+                    {
+                        "type": "acceptance_timeout",
+                        "order_id": d["order_id"],
+                        "shipment_id": shipment_id,
+                    },
+                )
+        for shipment_id in [s for s, at in sent.items() if at < t - 600]:
+            del sent[shipment_id]

@@ -1,0 +1,705 @@
+"""An order's whole life, as a pure state machine: routing rounds, store workflow, returns.
+
+The order agent feeds it one input at a time (a placed or cancelled order, a reservation answer
+from a SKU's owner, an acceptance time-out, a store's fulfilment event, a return) and carries
+out the effects it returns: stock ops, load ops, published decisions and order events, refunds,
+dead letters. Nothing here touches Kafka, so every rule is unit-tested directly.
+
+Routing is a small saga, because stock is partitioned by SKU and another worker may be
+reserving the same units: decide on the recent availability view, ask each SKU's owner to
+reserve (atomic there), and when any answer is "no" release the others and decide again with
+the owner's figure for that SKU. Only when every reservation of a round holds is the decision
+published, so a published shipment always has its stock.
+
+Rejection, acceptance time-out and short pick release the shipment's stock and route its lines
+again (never back to a location that rejected the order), up to `max_attempts` decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from domain.routing import Decision, LoadView, RoutingPolicy, RoutingRequest, StockView, decide
+from streams.records import FulfilmentEvent, Location, Return, WebOrder
+
+MAX_ROUNDS = 8  # reservation rounds per decision before the contended lines are unroutable
+
+# shipment statuses that still hold stock or work at a location
+OPEN = {"routed", "accepted", "picked", "packed", "label_printed", "ready_for_pickup"}
+# home delivery / transfer path, and click & collect path
+NEXT_HOME = {
+    "routed": {"accepted"},
+    "accepted": {"picked"},
+    "picked": {"packed"},
+    "packed": {"label_printed"},
+    "label_printed": {"shipped"},
+}
+NEXT_COLLECT = {
+    "routed": {"accepted"},
+    "accepted": {"picked"},
+    "picked": {"packed"},
+    "packed": {"ready_for_pickup"},
+    "ready_for_pickup": {"collected"},
+}
+NEXT_IN_TRANSIT = {"in_transit": {"ready_for_pickup"}, "ready_for_pickup": {"collected"}}
+
+
+class LifecycleError(Exception):
+    """An input that breaks the order's rules: it goes to dead-letters with this reason."""
+
+
+# ---- effects ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StockEffect:
+    kind: str  # reserve | release | consume | short | adjust
+    sku: str
+    location_id: str
+    qty: int = 0
+    reservation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadEffect:
+    kind: str  # open | close | step
+    location_id: str
+    shipment_id: str
+    units: int = 0
+    step: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Publish:
+    handle: str  # topics.yaml handle: routed_orders | order_events | refunds
+    value: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Deadline:
+    shipment_id: str
+    at: float | None  # epoch seconds; None clears it
+
+
+Effect = StockEffect | LoadEffect | Publish | Deadline
+
+
+# ---- state -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Shipment:
+    shipment_id: str
+    location_id: str
+    mode: str
+    lines: dict[str, int]
+    status: str = "routed"
+    destination_location_id: str | None = None
+    history: dict[str, str] = field(default_factory=dict)  # step -> ISO time
+    attempt: int = 1
+
+    def rid(self, sku: str) -> str:
+        return f"{self.shipment_id}/{sku}"
+
+    @property
+    def units(self) -> int:
+        return sum(self.lines.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Shipment:
+        return cls(**d)
+
+
+@dataclass
+class Round:
+    """One reservation round of a routing decision."""
+
+    lines: dict[str, int]
+    plans: list[dict[str, Any]]  # shipment dicts planned, not yet confirmed
+    awaiting: list[str]
+    ok: list[str] = field(default_factory=list)
+    failed: dict[str, int] = field(default_factory=dict)  # "sku@loc" -> free units at the owner
+    overrides: dict[str, int] = field(default_factory=dict)
+    tries: int = 1
+    reasons: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OrderState:
+    order_id: str
+    order: dict[str, Any]  # the order_placed message, as JSON
+    status: str = "routed"
+    attempt: int = 0
+    shipments: dict[str, Shipment] = field(default_factory=dict)
+    excluded: list[str] = field(default_factory=list)
+    pending: Round | None = None
+    queued: dict[str, int] = field(default_factory=dict)
+    unroutable: dict[str, int] = field(default_factory=dict)
+    delivered: dict[str, int] = field(default_factory=dict)  # shipped or collected units
+    returned: dict[str, int] = field(default_factory=dict)
+    cancelled: bool = False
+    next_shipment: int = 1
+    event_ids: list[str] = field(default_factory=list)
+    positions: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["shipments"] = {k: s.to_dict() for k, s in self.shipments.items()}
+        d["pending"] = None if self.pending is None else dict(self.pending.__dict__)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> OrderState:
+        d = dict(d)
+        d["shipments"] = {k: Shipment.from_dict(s) for k, s in d["shipments"].items()}
+        d["pending"] = None if d["pending"] is None else Round(**d["pending"])
+        return cls(**d)
+
+    # -- derived --------------------------------------------------------------------------------
+    def active(self) -> list[Shipment]:
+        return [s for s in self.shipments.values() if s.status not in ("rejected", "cancelled")]
+
+    def derive_status(self) -> str:
+        if self.cancelled and not any(s.status in ("shipped", "collected", "in_transit")
+                                      for s in self.shipments.values()):
+            return "cancelled"
+        shipped_units = sum(self.delivered.values())
+        returned_units = sum(self.returned.values())
+        if returned_units:
+            return "returned" if returned_units >= shipped_units else "partially_returned"
+        active = self.active()
+        if not active:
+            if self.pending is not None or self.queued:
+                return "routed"
+            return "unroutable" if self.unroutable else "cancelled"
+        done = [s for s in active if s.status in ("shipped", "collected")]
+        if len(done) == len(active) and not self.pending and not self.queued:
+            if all(s.status == "collected" for s in active):
+                return "collected"
+            return "shipped"
+        if done:
+            return "partially_shipped"
+        if all(s.status == "ready_for_pickup" for s in active):
+            return "ready_for_pickup"
+        if any(s.status != "routed" for s in active):
+            return "in_preparation"
+        return "routed"
+
+
+# ---- the machine -----------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    """What the machine may consult besides the order itself: the world as the worker sees it."""
+
+    now: datetime
+    locations: Mapping[str, Location]
+    stock: StockView
+    loads: Mapping[str, LoadView]
+    policy: RoutingPolicy
+    acceptance_timeout_s: float
+    event_prefix: str  # deterministic prefix for the order-event ids this input produces
+
+
+class _Overlay:
+    """The availability view corrected by what owners told us in this decision's failed rounds."""
+
+    def __init__(self, base: StockView, overrides: Mapping[str, int]) -> None:
+        self.base, self.overrides = base, overrides
+
+    def stock_of(self, sku: str) -> Mapping[str, int]:
+        view = self.base.stock_of(sku)
+        fixes = {k.rsplit("@", 1)[1]: v for k, v in self.overrides.items() if k.startswith(sku + "@")}
+        if not fixes:
+            return view
+        merged = dict(view)
+        merged.update(fixes)
+        return merged
+
+
+class Machine:
+    """Applies one input to an OrderState, collecting effects. One instance per input."""
+
+    def __init__(self, state: OrderState | None, ctx: Context) -> None:
+        self.state = state
+        self.ctx = ctx
+        self.effects: list[Effect] = []
+        self._n_events = 0
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def place(self, order: WebOrder) -> None:
+        if self.state is not None:
+            raise LifecycleError(f"order {order.order_id} was already placed")
+        if order.delivery and order.delivery.mode == "click_collect":
+            pid = order.delivery.pickup_location_id
+            if pid not in self.ctx.locations:
+                raise LifecycleError(f"unknown pickup_location_id {pid!r}")
+        self.state = OrderState(order_id=order.order_id, order=order.model_dump(mode="json"))
+        self.state.event_ids.append(order.event_id)
+        lines: dict[str, int] = {}
+        for ln in order.lines:
+            lines[ln.sku] = lines.get(ln.sku, 0) + ln.qty
+        self._start_decision(lines)
+
+    def cancel(self, order: WebOrder) -> None:
+        st = self._require()
+        if order.event_id in st.event_ids:
+            return
+        if st.cancelled:
+            raise LifecycleError(f"order {st.order_id} is already cancelled")
+        if st.shipments and all(s.status in ("shipped", "collected", "in_transit", "rejected")
+                                for s in st.shipments.values()) and st.delivered:
+            raise LifecycleError(f"order {st.order_id} has shipped; it can only be returned")
+        st.event_ids.append(order.event_id)
+        st.cancelled = True
+        released = []
+        for s in st.shipments.values():
+            if s.status in OPEN:
+                self._release_shipment(s)
+                s.status = "cancelled"
+                released.append(s.shipment_id)
+        if st.pending is not None:
+            for rid in st.pending.ok:
+                self._release_rid(rid, st.pending)
+            st.pending = None
+        st.queued = {}
+        self._order_event("cancelled", detail={"released_shipments": released})
+
+    def reservation_result(self, msg: Mapping[str, Any]) -> None:
+        st = self._require()
+        rid, ok = msg["reservation_id"], bool(msg["ok"])
+        rnd = st.pending
+        if rnd is None or rid not in rnd.awaiting:
+            if ok and not self._rid_is_live(rid):
+                # an answer to an abandoned round (or a replayed ask): give the units back
+                self.effects.append(
+                    StockEffect("release", msg["sku"], msg["location_id"], reservation_id=rid)
+                )
+            return
+        rnd.awaiting.remove(rid)
+        if ok:
+            rnd.ok.append(rid)
+        else:
+            rnd.failed[f"{msg['sku']}@{msg['location_id']}"] = int(msg.get("free_after") or 0)
+        if not rnd.awaiting:
+            self._close_round()
+
+    def acceptance_timeout(self, shipment_id: str) -> None:
+        st = self._require()
+        s = st.shipments.get(shipment_id)
+        if s is None or s.status != "routed":
+            return  # accepted, rejected or cancelled meanwhile: nothing to do
+        self._reroute(s, "rejected", reason="acceptance timeout", short=None)
+
+    def fulfilment(self, ev: FulfilmentEvent) -> None:
+        st = self._require()
+        if ev.event_id in st.event_ids:
+            return
+        s = st.shipments.get(ev.shipment_id)
+        if s is None:
+            raise LifecycleError(f"unknown shipment {ev.shipment_id!r} for order {st.order_id}")
+        owner = s.destination_location_id if s.status == "in_transit" else s.location_id
+        if s.status in ("ready_for_pickup", "collected") and s.destination_location_id:
+            owner = s.destination_location_id
+        if ev.location_id != owner:
+            raise LifecycleError(
+                f"location {ev.location_id!r} does not own shipment {s.shipment_id} "
+                f"(held by {owner!r})"
+            )
+        if s.status == "cancelled" or (st.cancelled and s.status not in ("shipped", "in_transit")):
+            raise LifecycleError(f"{ev.type} after cancellation of shipment {s.shipment_id}")
+        if s.status == "rejected":
+            raise LifecycleError(f"{ev.type} on shipment {s.shipment_id}, already rejected")
+        if ev.type == "rejected":
+            if s.status not in ("routed", "accepted", "picked", "packed"):
+                raise LifecycleError(f"cannot reject shipment {s.shipment_id} once {s.status}")
+            st.event_ids.append(ev.event_id)
+            short = {ln.sku: ln.qty for ln in (ev.lines or []) if ln.qty > 0}
+            self._reroute(s, "rejected", reason=ev.reason or "rejected by location", short=short)
+            return
+        allowed = self._next_steps(s)
+        if ev.type not in allowed:
+            raise LifecycleError(
+                f"{ev.type} is not a valid step for shipment {s.shipment_id} in status "
+                f"{s.status} (mode {s.mode}; expected {' or '.join(sorted(allowed)) or 'nothing'})"
+            )
+        if ev.lines is not None and ev.type != "picked":
+            pass  # lines are informative on other steps
+        st.event_ids.append(ev.event_id)
+        self._step(s, ev)
+
+    def return_(self, ret: Return) -> None:
+        st = self._require()
+        if ret.event_id in st.event_ids:
+            return
+        if ret.location_id not in self.ctx.locations:
+            raise LifecycleError(f"unknown location_id {ret.location_id!r}")
+        asked: dict[str, int] = {}
+        for ln in ret.lines:
+            asked[ln.sku] = asked.get(ln.sku, 0) + ln.qty
+        for sku, qty in asked.items():
+            left = st.delivered.get(sku, 0) - st.returned.get(sku, 0)
+            if qty > left:
+                raise LifecycleError(
+                    f"over-return of {sku}: {qty} returned but only {left} shipped or collected "
+                    f"and not yet returned for order {st.order_id}"
+                )
+        st.event_ids.append(ret.event_id)
+        prices = {ln["sku"]: ln["unit_price"] for ln in st.order["lines"]}
+        refund_lines = []
+        for ln in ret.lines:
+            st.returned[ln.sku] = st.returned.get(ln.sku, 0) + ln.qty
+            if ln.resellable:
+                self.effects.append(StockEffect("adjust", ln.sku, ret.location_id, qty=ln.qty))
+            price = float(prices.get(ln.sku, 0.0))
+            refund_lines.append(
+                {"sku": ln.sku, "qty": ln.qty, "unit_price": price, "amount": round(price * ln.qty, 2)}
+            )
+        amount = round(sum(r["amount"] for r in refund_lines), 2)
+        self.effects.append(
+            Publish(
+                "refunds",
+                {
+                    "refund_id": f"RF-{ret.event_id}",
+                    "order_id": st.order_id,
+                    "return_event_id": ret.event_id,
+                    "amount": amount,
+                    "currency": st.order["currency"],
+                    "payment": dict(st.order["payment"]),
+                    "lines": refund_lines,
+                    "issued_at": self.ctx.now.isoformat(),
+                },
+            )
+        )
+        self._order_event(
+            "returned",
+            location_id=ret.location_id,
+            detail={
+                "return_event_id": ret.event_id,
+                "lines": [ln.model_dump() for ln in ret.lines],
+                "refund_amount": amount,
+            },
+        )
+
+    def resync(self) -> None:
+        """Re-emit what the current state implies, after an input turned out to be a replay.
+
+        A worker killed after its table write but before its outputs were flushed would
+        otherwise lose them; every effect re-emitted here is idempotent downstream.
+        """
+        st = self.state
+        if st is None:
+            return
+        if st.pending is not None:
+            for plan in st.pending.plans:
+                s = Shipment.from_dict(plan)
+                for sku, qty in s.lines.items():
+                    rid = s.rid(sku)
+                    if rid in st.pending.awaiting:
+                        self.effects.append(StockEffect("reserve", sku, s.location_id, qty, rid))
+
+    # -- routing ----------------------------------------------------------------------------------
+    def _start_decision(self, lines: dict[str, int]) -> None:
+        st = self._require()
+        if st.pending is not None:
+            for sku, qty in lines.items():
+                st.queued[sku] = st.queued.get(sku, 0) + qty
+            return
+        st.attempt += 1
+        if st.attempt > self.ctx.policy.max_attempts:
+            self._unroutable(lines, {"why": f"gave up after {self.ctx.policy.max_attempts} attempts"})
+            return
+        self._plan_round(Round(lines=lines, plans=[], awaiting=[]))
+
+    def _plan_round(self, rnd: Round) -> None:
+        st = self._require()
+        decision = decide(
+            self._request(rnd.lines),
+            _Overlay(self.ctx.stock, rnd.overrides),
+            self.ctx.locations,
+            self.ctx.loads,
+            self.ctx.policy,
+        )
+        if decision.status != "routed":
+            self._unroutable(rnd.lines, decision.reasons)
+            return
+        rnd.reasons = decision.reasons
+        rnd.plans, rnd.awaiting, rnd.ok, rnd.failed = [], [], [], {}
+        for planned in decision.shipments:
+            s = self._new_shipment(planned)
+            rnd.plans.append(s.to_dict())
+            for sku, qty in s.lines.items():
+                rnd.awaiting.append(s.rid(sku))
+                self.effects.append(StockEffect("reserve", sku, s.location_id, qty, s.rid(sku)))
+        st.pending = rnd
+
+    def _new_shipment(self, planned: Any) -> Shipment:
+        st = self._require()
+        sid = f"{st.order_id}-S{st.next_shipment}"
+        st.next_shipment += 1
+        dest = None
+        if planned.mode == "transfer_to_store":
+            dest = (st.order.get("delivery") or {}).get("pickup_location_id")
+        return Shipment(
+            shipment_id=sid,
+            location_id=planned.location_id,
+            mode=planned.mode,
+            lines=dict(planned.lines),
+            destination_location_id=dest,
+            attempt=st.attempt,
+        )
+
+    def _close_round(self) -> None:
+        st = self._require()
+        rnd = st.pending
+        assert rnd is not None
+        if not rnd.failed:
+            st.pending = None
+            self._confirm(rnd)
+        else:
+            for rid in rnd.ok:
+                self._release_rid(rid, rnd)
+            if rnd.tries >= MAX_ROUNDS:
+                st.pending = None
+                self._unroutable(rnd.lines, {"why": "stock taken by concurrent orders",
+                                             "contended": sorted(rnd.failed)})
+            else:
+                rnd.overrides.update(rnd.failed)
+                rnd.tries += 1
+                st.pending = None
+                self._plan_round(rnd)
+        if st.pending is None and st.queued:
+            queued, st.queued = st.queued, {}
+            self._start_decision(queued)
+
+    def _confirm(self, rnd: Round) -> None:
+        st = self._require()
+        deadline = self.ctx.now.timestamp() + self.ctx.acceptance_timeout_s
+        for plan in rnd.plans:
+            s = Shipment.from_dict(plan)
+            s.history["routed"] = self.ctx.now.isoformat()
+            st.shipments[s.shipment_id] = s
+            self.effects.append(LoadEffect("open", s.location_id, s.shipment_id, units=s.units))
+            self.effects.append(Deadline(s.shipment_id, deadline))
+        self._publish_decision("routed", rnd.reasons, new=[p["shipment_id"] for p in rnd.plans])
+        self._order_event("routed", detail={"attempt": st.attempt,
+                                            "shipments": [p["shipment_id"] for p in rnd.plans]})
+
+    def _unroutable(self, lines: dict[str, int], reasons: dict[str, Any]) -> None:
+        st = self._require()
+        for sku, qty in lines.items():
+            st.unroutable[sku] = st.unroutable.get(sku, 0) + qty
+        self._publish_decision("unroutable", reasons, new=[])
+        self._order_event("unroutable", detail={"lines": _lines(lines), "reasons": reasons})
+
+    def _publish_decision(self, status: str, reasons: dict[str, Any], new: list[str]) -> None:
+        st = self._require()
+        shipments = [
+            {
+                "shipment_id": s.shipment_id,
+                "location_id": s.location_id,
+                "mode": s.mode,
+                "lines": _lines(s.lines),
+            }
+            for s in st.shipments.values()
+            if s.status in OPEN or s.status in ("in_transit",)
+        ]
+        self.effects.append(
+            Publish(
+                "routed_orders",
+                {
+                    "order_id": st.order_id,
+                    "attempt": st.attempt,
+                    "status": status,
+                    "decided_at": self.ctx.now.isoformat(),
+                    "shipments": shipments,
+                    "reasons": {**reasons, "new_shipments": new, "excluded": list(st.excluded)},
+                    "unroutable_lines": _lines(st.unroutable),
+                },
+            )
+        )
+
+    def _request(self, lines: dict[str, int]) -> RoutingRequest:
+        st = self._require()
+        o = st.order
+        delivery = o.get("delivery") or {}
+        return RoutingRequest(
+            order_id=st.order_id,
+            customer_lat=o["customer"]["lat"],
+            customer_lon=o["customer"]["lon"],
+            delivery_mode=delivery.get("mode", "home"),
+            pickup_location_id=delivery.get("pickup_location_id"),
+            service=delivery.get("service", "standard"),
+            lines=tuple(sorted(lines.items())),
+            excluded=frozenset(st.excluded),
+        )
+
+    def _reroute(self, s: Shipment, status: str, *, reason: str, short: dict[str, int] | None) -> None:
+        st = self._require()
+        for sku, qty in (short or {}).items():
+            if sku in s.lines:
+                self.effects.append(
+                    StockEffect("short", sku, s.location_id, min(qty, s.lines[sku]), s.rid(sku))
+                )
+        self._release_shipment(s)
+        s.status = status
+        s.history[status] = self.ctx.now.isoformat()
+        if s.location_id not in st.excluded:
+            st.excluded.append(s.location_id)
+        self._order_event(
+            "shipment_rejected", shipment=s, detail={"reason": reason, "short": short or {}}
+        )
+        if not st.cancelled:
+            self._start_decision(dict(s.lines))
+
+    # -- workflow ---------------------------------------------------------------------------------
+    def _next_steps(self, s: Shipment) -> set[str]:
+        if s.status == "in_transit" or (s.destination_location_id and s.status in
+                                          ("ready_for_pickup",) and "in_transit" in s.history):
+            return NEXT_IN_TRANSIT.get(s.status, set())
+        table = NEXT_COLLECT if s.mode == "click_collect" else NEXT_HOME
+        return table.get(s.status, set())
+
+    def _step(self, s: Shipment, ev: FulfilmentEvent) -> None:
+        st = self._require()
+        prev = s.status
+        prev_at = s.history.get(prev)
+        seconds = 0.0
+        if prev_at:
+            seconds = max(0.0, (self.ctx.now - datetime.fromisoformat(prev_at)).total_seconds())
+        if ev.type == "picked" and ev.lines is not None:
+            picked = {ln.sku: ln.qty for ln in ev.lines}
+            missing = {sku: qty - picked.get(sku, 0) for sku, qty in s.lines.items()
+                       if picked.get(sku, 0) < qty}
+            if any(picked.get(sku, 0) > qty for sku, qty in s.lines.items()) or (
+                set(picked) - set(s.lines)
+            ):
+                raise LifecycleError(f"picked more than shipment {s.shipment_id} holds")
+            if missing:
+                for sku, qty in missing.items():
+                    self.effects.append(StockEffect("short", sku, s.location_id, qty, s.rid(sku)))
+                    s.lines[sku] -= qty
+                    if s.lines[sku] == 0:
+                        del s.lines[sku]
+                self._order_event("short_pick", shipment=s, detail={"missing": _lines(missing)})
+                if not s.lines:
+                    s.status = "rejected"
+                    self.effects.append(LoadEffect("close", s.location_id, s.shipment_id))
+                    self.effects.append(Deadline(s.shipment_id, None))
+                    self._start_decision(missing)
+                    return
+                self._start_decision(missing)
+        if ev.type == "accepted":
+            self.effects.append(Deadline(s.shipment_id, None))
+        s.status = ev.type
+        s.history[ev.type] = self.ctx.now.isoformat()
+        self.effects.append(
+            LoadEffect("step", s.location_id if prev != "in_transit" else
+                       (s.destination_location_id or s.location_id),
+                       s.shipment_id, step=f"{prev}->{ev.type}", seconds=seconds)
+        )
+        if ev.type == "shipped":
+            for sku in s.lines:
+                self.effects.append(StockEffect("consume", sku, s.location_id, reservation_id=s.rid(sku)))
+            self.effects.append(LoadEffect("close", s.location_id, s.shipment_id))
+            if s.mode == "transfer_to_store" and s.destination_location_id:
+                s.status = "in_transit"
+                s.history["in_transit"] = self.ctx.now.isoformat()
+                self.effects.append(
+                    LoadEffect("open", s.destination_location_id, s.shipment_id, units=s.units)
+                )
+            else:
+                for sku, qty in s.lines.items():
+                    st.delivered[sku] = st.delivered.get(sku, 0) + qty
+        elif ev.type == "collected":
+            if s.mode == "click_collect":
+                for sku in s.lines:
+                    self.effects.append(
+                        StockEffect("consume", sku, s.location_id, reservation_id=s.rid(sku))
+                    )
+            for sku, qty in s.lines.items():
+                st.delivered[sku] = st.delivered.get(sku, 0) + qty
+            self.effects.append(LoadEffect("close", ev.location_id, s.shipment_id))
+        self._order_event(ev.type, shipment=s, location_id=ev.location_id)
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _require(self) -> OrderState:
+        if self.state is None:
+            raise LifecycleError("unknown order: never placed")
+        return self.state
+
+    def _rid_is_live(self, rid: str) -> bool:
+        st = self._require()
+        sid, _, sku = rid.rpartition("/")
+        s = st.shipments.get(sid)
+        return s is not None and s.status in OPEN and sku in s.lines
+
+    def _release_rid(self, rid: str, rnd: Round) -> None:
+        sid, _, sku = rid.rpartition("/")
+        for plan in rnd.plans:
+            if plan["shipment_id"] == sid:
+                self.effects.append(
+                    StockEffect("release", sku, plan["location_id"], reservation_id=rid)
+                )
+
+    def _release_shipment(self, s: Shipment) -> None:
+        for sku in s.lines:
+            self.effects.append(StockEffect("release", sku, s.location_id, reservation_id=s.rid(sku)))
+        if s.status in OPEN:
+            self.effects.append(LoadEffect("close", s.location_id, s.shipment_id))
+            self.effects.append(Deadline(s.shipment_id, None))
+
+    def _order_event(
+        self,
+        change: str,
+        *,
+        shipment: Shipment | None = None,
+        location_id: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        st = self._require()
+        st.status = st.derive_status()
+        self._n_events += 1
+        self.effects.append(
+            Publish(
+                "order_events",
+                {
+                    "event_id": f"{self.ctx.event_prefix}/{self._n_events}",
+                    "order_id": st.order_id,
+                    "occurred_at": self.ctx.now.isoformat(),
+                    "change": change,
+                    "order_status": st.status,
+                    "shipment_id": shipment.shipment_id if shipment else None,
+                    "location_id": location_id or (shipment.location_id if shipment else None),
+                    "shipments": [
+                        {
+                            "shipment_id": s.shipment_id,
+                            "location_id": s.location_id,
+                            "mode": s.mode,
+                            "status": s.status,
+                            "lines": _lines(s.lines),
+                            "destination_location_id": s.destination_location_id,
+                        }
+                        for s in st.shipments.values()
+                    ],
+                    "detail": detail or {},
+                },
+            )
+        )
+
+
+def _lines(lines: Mapping[str, int]) -> list[dict[str, Any]]:
+    return [{"sku": sku, "qty": qty} for sku, qty in sorted(lines.items())]
+
+
+def decision_of(d: Decision) -> dict[str, Any]:
+    """For logs and tests: a Decision as plain data."""
+    return {"status": d.status, "shipments": [s.__dict__ for s in d.shipments], "reasons": d.reasons}

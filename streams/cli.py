@@ -1,0 +1,201 @@
+"""The `stockroute` command: local broker, topics, location data, worker, simulator, dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from streams.settings import KafkaSettings, WorkerSettings
+from streams.topics import TOPICS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class CliError(Exception):
+    """A one-line, user-facing failure."""
+
+
+async def _admin(kafka: KafkaSettings):  # type: ignore[no-untyped-def]
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    admin = AIOKafkaAdminClient(**kafka.aiokafka_kwargs(), request_timeout_ms=10000)
+    try:
+        await asyncio.wait_for(admin.start(), timeout=15)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        await admin.close()
+        raise CliError(
+            f"Kafka unreachable at {kafka.bootstrap} ({type(exc).__name__}: {exc}); "
+            "start it with `stockroute kafka up` or set KAFKA_BOOTSTRAP"
+        ) from None
+    return admin
+
+
+async def ensure_topics(kafka: KafkaSettings, *, verbose: bool = True) -> list[str]:
+    """Create every topic of topics.yaml that is missing; verify partitions of the others."""
+    from aiokafka.admin import NewTopic
+
+    admin = await _admin(kafka)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in TOPICS if s.name not in existing]
+        if missing:
+            await admin.create_topics(
+                [
+                    NewTopic(s.name, s.partitions, TOPICS.replication_factor, topic_configs=s.configs)
+                    for s in missing
+                ]
+            )
+        problems = []
+        described = await admin.describe_topics([s.name for s in TOPICS])
+        counts = {d["topic"]: len(d["partitions"]) for d in described}
+        for s in TOPICS:
+            if counts.get(s.name, s.partitions) != s.partitions:
+                problems.append(f"{s.name} has {counts[s.name]} partitions, topics.yaml says {s.partitions}")
+        if problems:
+            raise CliError("; ".join(problems))
+        if verbose:
+            for s in TOPICS:
+                state = "created" if s in missing else "ok"
+                print(f"{s.name:32} {s.partitions:>3} partitions  {s.cleanup:8} {state}")
+        return [s.name for s in missing]
+    finally:
+        await admin.close()
+
+
+async def load_locations(kafka: KafkaSettings, path: Path) -> int:
+    """Validate every location first, then publish them all (nothing half-loaded)."""
+    from aiokafka import AIOKafkaProducer
+    from pydantic import ValidationError
+
+    from streams.codecs import describe_validation_error, dumps
+    from streams.records import Location
+
+    text = path.read_text()
+    rows = json.loads(text) if text.lstrip().startswith("[") else [
+        json.loads(line) for line in text.splitlines() if line.strip()
+    ]
+    locations = []
+    for i, row in enumerate(rows):
+        try:
+            locations.append(Location.model_validate(row))
+        except ValidationError as exc:
+            raise CliError(f"{path}: location #{i}: {describe_validation_error(exc)}") from None
+    admin = await _admin(kafka)
+    await admin.close()
+    producer = AIOKafkaProducer(**kafka.aiokafka_kwargs(), acks="all")
+    await producer.start()
+    try:
+        for loc in locations:
+            await producer.send(TOPICS.locations.name, key=loc.location_id.encode(), value=dumps(loc))
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return len(locations)
+
+
+def write_schemas(out: Path) -> list[Path]:
+    """JSON Schemas of the wire contract, generated from streams/records.py."""
+    from streams.records import INPUT_MODELS, OUTPUT_MODELS
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, model in {**INPUT_MODELS, **OUTPUT_MODELS}.items():
+        p = out / f"{name}.json"
+        p.write_text(json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n")
+        written.append(p)
+    return written
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    import faust
+
+    from streams.app import create_runtime
+
+    settings = WorkerSettings.from_env(
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+        web_port=args.web_port,
+        web_host=args.web_host,
+    )
+    rt = create_runtime(settings)
+    worker = faust.Worker(rt.app, loglevel=args.loglevel, quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="stockroute", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    k = sub.add_parser("kafka", help="the local single-node KRaft broker")
+    k.add_argument("action", choices=["up", "down", "status"])
+    k.add_argument("--port", type=int, default=9092)
+    k.add_argument("--sasl", action="store_true", help="SASL_PLAINTEXT (PLAIN) listener")
+    k.add_argument("--fresh", action="store_true", help="wipe the broker's data first")
+
+    sub.add_parser("topics", help="create or verify every topic of topics.yaml")
+
+    lo = sub.add_parser("locations", help="location master data")
+    lo.add_argument("action", choices=["load"])
+    lo.add_argument("file", type=Path, help="JSON array or JSON lines of Location records")
+
+    w = sub.add_parser("worker", help="run a Faust worker")
+    w.add_argument("--web-port", type=int, default=None)
+    w.add_argument("--web-host", default=None)
+    w.add_argument("--data-dir", default=None)
+    w.add_argument("--loglevel", default="info")
+
+    sub.add_parser("schemas", help="regenerate schemas/*.json from streams/records.py")
+    sim = sub.add_parser("simulate", help="run the simulated retailer", add_help=False)
+    sim.add_argument("rest", nargs=argparse.REMAINDER)
+    dash = sub.add_parser("dashboard", help="run the planner dashboard", add_help=False)
+    dash.add_argument("rest", nargs=argparse.REMAINDER)
+
+    args = p.parse_args(argv)
+    kafka = KafkaSettings.from_env()
+    try:
+        if args.cmd == "kafka":
+            from streams import kafka_local
+
+            try:
+                if args.action == "up":
+                    kafka_local.up(port=args.port, sasl=args.sasl, fresh=args.fresh)
+                elif args.action == "down":
+                    kafka_local.down(port=args.port)
+                else:
+                    return 0 if kafka_local.status(port=args.port).running else 3
+            except kafka_local.KafkaLocalError as exc:
+                raise CliError(str(exc)) from None
+            return 0
+        if args.cmd == "topics":
+            asyncio.run(ensure_topics(kafka))
+            return 0
+        if args.cmd == "locations":
+            n = asyncio.run(load_locations(kafka, args.file))
+            print(f"published {n} locations to {TOPICS.locations.name}")
+            return 0
+        if args.cmd == "worker":
+            return run_worker(args)
+        if args.cmd == "schemas":
+            for path in write_schemas(ROOT / "schemas"):
+                print(path.relative_to(ROOT))
+            return 0
+        if args.cmd == "simulate":
+            from sim.runner import main as sim_main
+
+            return sim_main(args.rest)
+        if args.cmd == "dashboard":
+            from dashboard.serve import main as dash_main
+
+            return dash_main(args.rest)
+    except CliError as exc:
+        print(f"stockroute: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

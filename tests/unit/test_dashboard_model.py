@@ -1,0 +1,681 @@
+"""Unit tests of the dashboard's data shaping (dashboard.model), fixtures, and pure helpers.
+
+Messages are built with the output models of streams/records.py, so the tests fold exactly
+the JSON shapes the workers publish.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from dashboard import fixtures, model, serve, source
+from dashboard.model import DashboardState, fold
+from streams.records import (
+    Location,
+    OrderEvent,
+    RoutedOrder,
+    RoutedShipment,
+    ShipmentLine,
+    ShipmentState,
+    StockAvailability,
+    StoreLoad,
+)
+from streams.topics import TOPICS
+
+T0 = datetime(2025, 11, 28, 12, 0, tzinfo=UTC)
+LOAD = TOPICS.store_load.handle
+ROUTED = TOPICS.routed_orders.handle
+EVENTS = TOPICS.order_events.handle
+AVAIL = TOPICS.stock_availability.handle
+LOCS = TOPICS.locations.handle
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def location(loc: str, kind: str = "store", lat: float = 52.5, lon: float = 13.4) -> dict[str, Any]:
+    return Location(
+        location_id=loc, kind=kind, name=f"{loc} name", lat=lat, lon=lon, capacity_per_hour=10
+    ).model_dump(mode="json")
+
+
+def load(
+    loc: str,
+    open_orders: int,
+    capacity: int,
+    *,
+    kind: str = "store",
+    max_backlog: int = 100,
+    since: datetime | None = None,
+    updated: datetime = T0,
+    units: int | None = None,
+) -> dict[str, Any]:
+    return StoreLoad(
+        location_id=loc,
+        kind=kind,
+        open_orders=open_orders,
+        open_units=open_orders * 2 if units is None else units,
+        capacity_per_hour=capacity,
+        max_backlog=max_backlog,
+        saturation=open_orders / capacity if capacity else 0.0,
+        backlog_saturation=open_orders / max_backlog if max_backlog else 0.0,
+        oldest_open_age_s=(updated - since).total_seconds() if since else 0.0,
+        oldest_open_since=since,
+        prep_time_s={"accepted": 60.0, "picked": 120.0},
+        updated_at=updated,
+    ).model_dump(mode="json")
+
+
+Ship = tuple[str, str, str, list[tuple[str, int]]]
+
+
+def routed(
+    order_id: str,
+    decided: datetime,
+    shipments: list[Ship],
+    *,
+    attempt: int = 1,
+    status: str = "routed",
+    reasons: dict[str, object] | None = None,
+) -> dict[str, Any]:
+    return RoutedOrder(
+        order_id=order_id,
+        attempt=attempt,
+        status=status,  # type: ignore[arg-type]
+        decided_at=decided,
+        shipments=[
+            RoutedShipment(
+                shipment_id=sid,
+                location_id=loc,
+                mode=mode,  # type: ignore[arg-type]
+                lines=[ShipmentLine(sku=s, qty=q) for s, q in lines],
+            )
+            for sid, loc, mode, lines in shipments
+        ],
+        reasons=reasons or {"chosen": {"location_id": shipments[0][1] if shipments else None}},
+    ).model_dump(mode="json")
+
+
+def event(
+    event_id: str,
+    order_id: str,
+    occurred: datetime,
+    change: str,
+    order_status: str,
+    shipments: list[tuple[str, str, str]],
+    *,
+    shipment_id: str | None = None,
+) -> dict[str, Any]:
+    """shipments: (shipment_id, location_id, status)."""
+    return OrderEvent(
+        event_id=event_id,
+        order_id=order_id,
+        occurred_at=occurred,
+        change=change,
+        order_status=order_status,  # type: ignore[arg-type]
+        shipment_id=shipment_id,
+        location_id=next((loc for sid, loc, _ in shipments if sid == shipment_id), None),
+        shipments=[
+            ShipmentState(
+                shipment_id=sid,
+                location_id=loc,
+                mode="ship_from_store",
+                status=status,
+                lines=[ShipmentLine(sku="SKU-1", qty=1)],
+            )
+            for sid, loc, status in shipments
+        ],
+    ).model_dump(mode="json")
+
+
+def avail(sku: str, loc: str, on_hand: int, reserved: int, available: int) -> dict[str, Any]:
+    return StockAvailability(
+        sku=sku,
+        location_id=loc,
+        on_hand=on_hand,
+        reserved=reserved,
+        available=available,
+        updated_at=T0,
+    ).model_dump(mode="json")
+
+
+def walk_home_delivery(state: DashboardState, order_id: str, loc: str, start: float) -> None:
+    """Route an order to `loc` at minute `start` and take it through to shipped."""
+    sid = f"{order_id}-S1"
+    fold(state, ROUTED, routed(order_id, at(start), [(sid, loc, "ship_from_store", [("A", 1)])]))
+    steps = [
+        ("routed", "routed", "routed"),
+        ("shipment_accepted", "in_preparation", "accepted"),
+        ("shipment_picked", "in_preparation", "picked"),
+        ("shipment_packed", "in_preparation", "packed"),
+        ("shipment_label_printed", "in_preparation", "label_printed"),
+        ("shipment_shipped", "shipped", "shipped"),
+    ]
+    for i, (change, status, ship_status) in enumerate(steps):
+        fold(
+            state,
+            EVENTS,
+            event(
+                f"{order_id}-e{i}",
+                order_id,
+                at(start + i * 5),
+                change,
+                status,
+                [(sid, loc, ship_status)],
+                shipment_id=sid,
+            ),
+        )
+
+
+# ---- store load ------------------------------------------------------------------------------
+
+
+def test_store_load_table_puts_the_most_saturated_location_first() -> None:
+    state = DashboardState()
+    fold(state, LOAD, load("S-CALM", 2, 20))
+    fold(state, LOAD, load("S-DROWNING", 30, 15))
+    fold(state, LOAD, load("W-BIG", 300, 600, kind="warehouse"))
+    fold(state, LOAD, load("S-BUSY", 10, 10))
+
+    table = model.store_load_table(state)
+
+    assert table["location_id"].tolist() == ["S-DROWNING", "S-BUSY", "W-BIG", "S-CALM"]
+    assert table.loc[0, "saturation"] == pytest.approx(2.0)
+    assert table.loc[0, "open_orders"] == 30
+    assert table.loc[0, "open_units"] == 60
+    assert table.loc[0, "capacity_per_hour"] == 15
+    assert table.loc[0, "prep_time_s"] == pytest.approx(180.0)
+    assert list(table.columns[:3]) == ["location_id", "name", "kind"]
+    for column in ("backlog_saturation", "oldest_open_age_s"):
+        assert column in table.columns
+
+
+def test_store_load_table_ages_the_oldest_open_shipment_to_now() -> None:
+    state = DashboardState()
+    fold(state, LOAD, load("S-1", 3, 10, since=at(0), updated=at(10)))
+    fold(state, LOAD, load("S-IDLE", 0, 10, updated=at(10)))
+
+    published = model.store_load_table(state).set_index("location_id")
+    now = model.store_load_table(state, at(45)).set_index("location_id")
+
+    assert published.loc["S-1", "oldest_open_age_s"] == pytest.approx(600.0)
+    assert now.loc["S-1", "oldest_open_age_s"] == pytest.approx(45 * 60.0)
+    assert now.loc["S-IDLE", "oldest_open_age_s"] == 0.0
+
+
+def test_fold_keeps_the_latest_store_load_and_ignores_an_older_replay() -> None:
+    state = DashboardState()
+    assert fold(state, LOAD, load("S-1", 5, 10, updated=at(5)))
+    assert not fold(state, LOAD, load("S-1", 9, 10, updated=at(1)))
+
+    assert model.store_load_table(state).loc[0, "open_orders"] == 5
+
+
+def test_a_store_load_tombstone_removes_the_location() -> None:
+    state = DashboardState()
+    fold(state, LOAD, load("S-1", 5, 10))
+    fold(state, LOAD, load("S-2", 1, 10))
+
+    assert fold(state, LOAD, None, key="S-1")
+
+    assert model.store_load_table(state)["location_id"].tolist() == ["S-2"]
+
+
+def test_store_load_table_takes_names_and_coordinates_from_the_locations_topic() -> None:
+    state = DashboardState()
+    fold(state, LOCS, location("S-1", lat=48.1, lon=11.5))
+    fold(state, LOAD, load("S-1", 4, 8))
+    fold(state, LOAD, load("S-NOWHERE", 1, 8))
+
+    table = model.store_load_table(state).set_index("location_id")
+    points = model.map_points(table.reset_index())
+
+    assert table.loc["S-1", "name"] == "S-1 name"
+    assert (table.loc["S-1", "lat"], table.loc["S-1", "lon"]) == (48.1, 11.5)
+    assert [p["location_id"] for p in points] == ["S-1"]  # no coordinates, no dot on the map
+
+
+def test_saturated_locations_are_red_on_the_map_and_idle_ones_green() -> None:
+    idle, half, full = (model.saturation_colour(s) for s in (0.0, 0.5, 3.0))
+    assert idle[:3] == [0, 170, 60]
+    assert half[0] == 255 and half[1] == 170
+    assert full[:3] == [255, 0, 60]
+
+
+# ---- backlog ---------------------------------------------------------------------------------
+
+
+def test_backlog_series_by_kind_sums_to_the_total() -> None:
+    state = DashboardState(sample_every_s=5)
+    fold(state, LOAD, load("S-1", 4, 10, updated=at(0)))
+    fold(state, LOAD, load("W-1", 10, 500, kind="warehouse", updated=at(1)))
+    fold(state, LOAD, load("SUP-1", 3, 100, kind="supplier", updated=at(2)))
+    fold(state, LOAD, load("S-2", 6, 10, updated=at(3)))
+
+    series = model.backlog_series(state)
+
+    assert series["total"].tolist() == [4, 14, 17, 23]
+    assert series["store"].tolist() == [4, 4, 4, 10]
+    assert series["warehouse"].tolist() == [0, 10, 10, 10]
+    kinds = series[list(model.LOCATION_KINDS)]
+    assert (kinds.sum(axis=1) == series["total"]).all()
+    assert series["time"].iloc[-1] == pd.Timestamp(at(3))
+
+
+def test_the_fixture_backlog_by_kind_sums_to_its_total_and_builds_up_a_peak() -> None:
+    fx = fixtures.build_fixture(now=T0)
+    series = model.backlog_series(fx.state)
+
+    kinds = [c for c in series.columns if c not in ("time", "total", "units")]
+    assert (series[kinds].sum(axis=1) == series["total"]).all()
+    assert series["total"].iloc[0] == 0
+    assert series["total"].max() > 20
+    assert series["time"].is_monotonic_increasing
+
+
+def test_backlog_is_sampled_no_more_often_than_the_sampling_interval() -> None:
+    state = DashboardState(sample_every_s=60)
+    for second in range(0, 300, 10):
+        fold(state, LOAD, load("S-1", second, 1000, updated=T0 + timedelta(seconds=second)))
+
+    series = model.backlog_series(state)
+
+    assert series["total"].tolist() == [0, 60, 120, 180, 240]
+
+
+def test_tick_extends_a_quiet_backlog_by_the_time_elapsed_since_the_last_store_load() -> None:
+    state = DashboardState(sample_every_s=5)
+    fold(state, LOAD, load("S-1", 7, 10, updated=at(0)))
+    arrived = state.load_time_wall
+
+    model.tick(state, wall=arrived + 2)  # not yet due
+    model.tick(state, wall=arrived + 6)
+
+    series = model.backlog_series(state)
+    assert series["total"].tolist() == [7, 7]
+    assert series["time"].iloc[1] == pd.Timestamp(at(0) + timedelta(seconds=6))
+
+
+def test_backlog_long_has_the_total_and_only_kinds_that_ever_had_a_backlog() -> None:
+    state = DashboardState()
+    fold(state, LOAD, load("S-1", 4, 10))
+
+    long = model.backlog_long(model.backlog_series(state))
+
+    assert sorted(long["series"].unique()) == ["store", "total"]
+
+
+# ---- network overview ------------------------------------------------------------------------
+
+
+def test_network_overview_counts_a_rerouted_order_once_and_its_reroute_rate() -> None:
+    state = DashboardState()
+    fold(state, ROUTED, routed("O-1", at(0), [("S1", "S-1", "ship_from_store", [("A", 1)])]))
+    fold(
+        state,
+        ROUTED,
+        routed("O-1", at(5), [("S2", "S-2", "ship_from_store", [("A", 1)])], attempt=2),
+    )
+    fold(state, ROUTED, routed("O-2", at(6), [("S3", "W-1", "ship_from_warehouse", [("B", 2)])]))
+    fold(state, ROUTED, routed("O-3", at(7), [], status="unroutable"))
+
+    ov = model.network_overview(state, at(10))
+
+    assert ov.orders_routed == 2
+    assert ov.decisions == 4
+    assert ov.reroute_rate == pytest.approx(1 / 4)
+    assert ov.unroutable_rate == pytest.approx(1 / 4)
+    assert ov.routing_rate_per_min == pytest.approx(3 / 5)  # 3 decisions in the last 5 minutes
+
+
+def test_network_overview_ignores_decisions_older_than_the_window() -> None:
+    state = DashboardState()
+    fold(state, ROUTED, routed("O-OLD", at(0), [("S1", "S-1", "ship_from_store", [("A", 1)])]))
+    fold(state, ROUTED, routed("O-NEW", at(70), [("S2", "S-1", "ship_from_store", [("A", 1)])]))
+
+    ov = model.network_overview(state, at(90))
+
+    assert ov.orders_routed == 1
+    assert ov.decisions == 1
+
+
+def test_network_overview_counts_late_orders_still_open_and_shipped_late() -> None:
+    state = DashboardState()
+    walk_home_delivery(state, "O-FAST", "S-1", start=30)  # shipped 25 min after routing
+    walk_home_delivery(state, "O-SLOW", "S-1", start=0)  # shipped 25 min after routing too
+    # routed 80 minutes ago, only accepted since: late now
+    fold(state, ROUTED, routed("O-STUCK", at(0), [("X1", "S-2", "ship_from_store", [("A", 1)])]))
+    fold(
+        state,
+        EVENTS,
+        event(
+            "x-1",
+            "O-STUCK",
+            at(3),
+            "shipment_accepted",
+            "in_preparation",
+            [("X1", "S-2", "accepted")],
+        ),
+    )
+    # routed 10 minutes ago: open but not late
+    fold(state, ROUTED, routed("O-NEW", at(70), [("N1", "S-2", "ship_from_store", [("A", 1)])]))
+
+    ov = model.network_overview(state, at(80), late_after_s=20 * 60)
+
+    assert ov.shipped == 2
+    assert ov.late == 3  # both shipped after 25 min > 20 min, plus O-STUCK
+    assert ov.in_preparation == 1
+    assert ov.open_orders == 2
+    relaxed = model.network_overview(state, at(80), late_after_s=60 * 60)
+    assert relaxed.late == 1
+
+
+def test_an_order_event_arriving_after_a_newer_one_does_not_undo_its_status() -> None:
+    state = DashboardState()
+    ships = [("S1", "S-1", "shipped")]
+    fold(state, EVENTS, event("e2", "O-1", at(10), "shipment_shipped", "shipped", ships))
+    fold(state, EVENTS, event("e1", "O-1", at(5), "shipment_packed", "in_preparation", ships))
+
+    assert model.order_status(state, "O-1") == "shipped"
+    assert model.network_overview(state, at(20)).in_preparation == 0
+
+
+def test_replaying_every_message_changes_nothing() -> None:
+    fx = fixtures.build_fixture(now=T0, n_orders=120)
+    before = (
+        model.network_overview(fx.state, T0),
+        model.store_load_table(fx.state, T0),
+        model.order_lifecycle(fx.state, fixtures.FIXTURE_ORDER_ID),
+        len(fx.state.decisions),
+    )
+
+    applied = model.fold_many(fx.state, fx.messages)
+
+    assert applied < len(fx.messages) // 2  # only identical latest values re-apply
+    assert model.network_overview(fx.state, T0) == before[0]
+    pd.testing.assert_frame_equal(model.store_load_table(fx.state, T0), before[1])
+    pd.testing.assert_frame_equal(
+        model.order_lifecycle(fx.state, fixtures.FIXTURE_ORDER_ID), before[2]
+    )
+    assert len(fx.state.decisions) == before[3]
+
+
+# ---- order flow ------------------------------------------------------------------------------
+
+
+def test_latest_decisions_are_newest_first_with_reasons_as_text() -> None:
+    state = DashboardState()
+    reasons = {
+        "candidates": [
+            {"location_id": "S-1", "score": 1.23456},
+            {"location_id": "W-1", "score": 7},
+        ],
+        "chosen": {"location_id": "S-1", "breakdown": {"distance_km": 3.5, "load": 0.25}},
+    }
+    fold(
+        state,
+        ROUTED,
+        routed("O-1", at(0), [("S1", "S-1", "ship_from_store", [("A", 2)])], reasons=reasons),
+    )
+    fold(
+        state, ROUTED, routed("O-2", at(1), [], status="unroutable", reasons={"error": "no stock"})
+    )
+
+    df = model.latest_decisions(state, 10)
+
+    assert df["order_id"].tolist() == ["O-2", "O-1"]
+    first = df.iloc[1]
+    assert first["locations"] == "S-1"
+    assert first["lines"] == "A×2"
+    assert first["reasons"] == (
+        "candidates=[(location_id=S-1, score=1.235) | (location_id=W-1, score=7)]; "
+        "chosen.location_id=S-1; chosen.breakdown.distance_km=3.5; chosen.breakdown.load=0.25"
+    )
+    assert df.iloc[0]["reasons"] == "error=no stock"
+    assert len(model.latest_decisions(state, 1)) == 1
+
+
+def test_flatten_reasons_shortens_long_lists_and_long_text() -> None:
+    text = model.flatten_reasons({"c": list(range(9))}, max_items=3)
+    assert text == "c=[0 | 1 | 2 | +6 more]"
+    long = model.flatten_reasons({"x": "y" * 1000}, limit=50)
+    assert len(long) == 50 and long.endswith("…")
+
+
+def test_order_lifecycle_lists_routing_and_workflow_events_in_time_order() -> None:
+    state = DashboardState()
+    walk_home_delivery(state, "O-1", "S-1", start=0)
+
+    df = model.order_lifecycle(state, " O-1 ")
+
+    assert df["change"].tolist() == [
+        "routed",
+        "routed",
+        "shipment_accepted",
+        "shipment_picked",
+        "shipment_packed",
+        "shipment_label_printed",
+        "shipment_shipped",
+    ]
+    assert df["source"].tolist()[:2] == ["routing", "workflow"]
+    assert df["time"].is_monotonic_increasing
+    assert df["order_status"].iloc[-1] == "shipped"
+    assert df["attempt"].iloc[0] == 1
+    assert "O-1-S1 @ S-1 (ship_from_store): A×1" in df["detail"].iloc[0]
+
+
+def test_order_lifecycle_of_an_unknown_order_is_empty() -> None:
+    df = model.order_lifecycle(DashboardState(), "NOPE")
+    assert df.empty
+    assert list(df.columns) == list(model.LIFECYCLE_COLUMNS)
+
+
+def test_the_fixture_order_goes_through_its_whole_lifecycle() -> None:
+    fx = fixtures.build_fixture(now=T0)
+    df = model.order_lifecycle(fx.state, fixtures.FIXTURE_ORDER_ID)
+
+    assert df["change"].iloc[0] == "routed"
+    assert df["change"].iloc[-1] == "shipment_shipped"
+    assert model.order_status(fx.state, fixtures.FIXTURE_ORDER_ID) == "shipped"
+
+
+def test_the_order_cache_forgets_the_least_recently_seen_order() -> None:
+    state = DashboardState(max_orders=2)
+    for n in range(3):
+        fold(state, ROUTED, routed(f"O-{n}", at(n), [(f"S{n}", "S-1", "ship_from_store", [])]))
+
+    assert list(state.orders) == ["O-1", "O-2"]
+    assert model.order_lifecycle(state, "O-0").empty
+    assert "S0" not in state.open_shipments
+    assert sum(state.status_counts.values()) == 2
+
+
+# ---- stock -----------------------------------------------------------------------------------
+
+
+def test_sku_stock_lists_every_location_with_the_most_available_first() -> None:
+    state = DashboardState()
+    fold(state, LOCS, location("W-1", kind="warehouse"))
+    fold(state, AVAIL, avail("SKU-9", "S-1", 5, 1, 3))
+    fold(state, AVAIL, avail("SKU-9", "W-1", 120, 20, 100))
+    fold(state, AVAIL, avail("SKU-9", "S-2", -2, 0, 0))
+    fold(state, AVAIL, avail("OTHER", "S-1", 1, 0, 1))
+
+    df = model.sku_stock(state, "SKU-9")
+
+    assert df["location_id"].tolist() == ["W-1", "S-1", "S-2"]
+    assert df[["on_hand", "reserved", "available"]].values.tolist() == [
+        [120, 20, 100],
+        [5, 1, 3],
+        [-2, 0, 0],
+    ]
+    assert df.loc[0, "kind"] == "warehouse"
+    assert model.sku_stock(state, "MISSING").empty
+
+
+def test_a_stock_availability_tombstone_removes_that_location_row() -> None:
+    state = DashboardState()
+    fold(state, AVAIL, avail("SKU@ODD", "S-1", 5, 0, 5))
+    fold(state, AVAIL, avail("SKU@ODD", "S-2", 5, 0, 5))
+
+    fold(state, AVAIL, None, key="SKU@ODD@S-1")
+
+    assert model.sku_stock(state, "SKU@ODD")["location_id"].tolist() == ["S-2"]
+
+
+# ---- SLA -------------------------------------------------------------------------------------
+
+
+def test_sla_breaches_count_shipments_waiting_longer_than_the_threshold_per_store() -> None:
+    state = DashboardState()
+    fold(state, LOCS, location("S-1"))
+    for n, minute in enumerate((0, 10, 50)):
+        fold(
+            state,
+            ROUTED,
+            routed(f"O-{n}", at(minute), [(f"SH-{n}", "S-1", "ship_from_store", [("A", 2)])]),
+        )
+    fold(state, ROUTED, routed("O-9", at(0), [("SH-9", "S-2", "ship_from_store", [("A", 1)])]))
+    fold(
+        state,
+        EVENTS,
+        event("e9", "O-9", at(20), "shipment_shipped", "shipped", [("SH-9", "S-2", "shipped")]),
+    )
+
+    df = model.sla_breaches(state, at(60), threshold_s=30 * 60)
+
+    assert df["location_id"].tolist() == ["S-1"]
+    row = df.iloc[0]
+    assert row["waiting_shipments"] == 2
+    assert row["waiting_units"] == 4
+    assert row["oldest_wait_s"] == pytest.approx(3600.0)
+    assert row["oldest_shipment_id"] == "SH-0"
+    assert row["name"] == "S-1 name"
+
+
+def test_sla_breaches_fall_back_to_the_store_load_oldest_open_age() -> None:
+    state = DashboardState()
+    fold(state, LOAD, load("S-OLD", 4, 10, since=at(0), updated=at(5)))
+    fold(state, LOAD, load("S-FRESH", 4, 10, since=at(50), updated=at(55)))
+
+    df = model.sla_breaches(state, at(60), threshold_s=30 * 60)
+
+    assert df["location_id"].tolist() == ["S-OLD"]
+    assert df.iloc[0]["waiting_shipments"] == 0
+    assert df.iloc[0]["oldest_wait_s"] == pytest.approx(3600.0)
+    assert df.iloc[0]["open_orders"] == 4
+
+
+def test_a_cancelled_order_has_no_shipment_waiting() -> None:
+    state = DashboardState()
+    fold(state, ROUTED, routed("O-1", at(0), [("SH-1", "S-1", "ship_from_store", [("A", 1)])]))
+    fold(
+        state,
+        EVENTS,
+        event("c", "O-1", at(1), "order_cancelled", "cancelled", [("SH-1", "S-1", "cancelled")]),
+    )
+
+    assert model.sla_breaches(state, at(60), threshold_s=60).empty
+    assert model.network_overview(state, at(60), late_after_s=60).late == 0
+
+
+# ---- robustness ------------------------------------------------------------------------------
+
+
+def test_malformed_messages_are_counted_and_skipped_not_raised() -> None:
+    state = DashboardState()
+    assert not fold(state, LOAD, {"kind": "store"})
+    assert not fold(state, ROUTED, {"order_id": "O-1", "decided_at": "yesterday"})
+    assert not fold(state, EVENTS, {"order_id": "O-1", "occurred_at": T0.isoformat()})
+    assert not fold(state, AVAIL, {"sku": 5})
+    assert not fold(state, "not-a-handle", {"x": 1})
+
+    assert state.skipped == 5
+    assert state.last_problem is not None and "not-a-handle" in state.last_problem
+    assert model.store_load_table(state).empty
+    assert model.backlog_series(state).empty
+
+
+def test_every_fixture_message_validates_against_its_output_model() -> None:
+    models = {
+        LOAD: StoreLoad,
+        ROUTED: RoutedOrder,
+        EVENTS: OrderEvent,
+        AVAIL: StockAvailability,
+        LOCS: Location,
+    }
+    messages = fixtures.build_messages(now=T0, n_orders=150)
+
+    for handle, value, _ in messages:
+        models[handle].model_validate(value)
+    assert {h for h, _, _ in messages} == set(models)
+
+
+def test_the_fixture_is_deterministic_for_a_seed_and_an_instant() -> None:
+    a = fixtures.build_messages(seed=3, now=T0, n_orders=100)
+    b = fixtures.build_messages(seed=3, now=T0, n_orders=100)
+    c = fixtures.build_messages(seed=4, now=T0, n_orders=100)
+    assert a == b
+    assert a != c
+
+
+def test_the_fixture_has_a_drowning_store_on_top_and_sla_breaches() -> None:
+    fx = fixtures.build_fixture(now=T0)
+    table = model.store_load_table(fx.state, T0)
+
+    assert 10 <= len(table) <= 20
+    assert table.loc[0, "kind"] == "store"
+    assert table.loc[0, "saturation"] > 0.5
+    assert not model.sla_breaches(fx.state, T0, 30 * 60).empty
+    assert fixtures.FIXTURE_SKU in model.known_skus(fx.state, 100)
+    assert len(model.sku_stock(fx.state, fixtures.FIXTURE_SKU)) == len(table)
+
+
+# ---- the Kafka reader's and launcher's pure parts --------------------------------------------
+
+
+def test_compacted_topics_are_read_from_the_beginning() -> None:
+    offset = source.start_offset(compacted=True, beginning=3, end=900, by_time=800, max_messages=10)
+    assert offset == 3
+
+
+def test_order_topics_start_at_the_history_window_bounded_by_a_message_count() -> None:
+    def start(by_time: int | None, max_messages: int) -> int:
+        return source.start_offset(
+            compacted=False, beginning=100, end=1000, by_time=by_time, max_messages=max_messages
+        )
+
+    assert start(by_time=400, max_messages=10_000) == 400
+    assert start(by_time=400, max_messages=50) == 950
+    assert start(by_time=None, max_messages=10_000) == 1000  # everything older than the window
+    assert start(by_time=0, max_messages=10_000) == 100
+
+
+def test_decode_accepts_objects_and_tombstones_and_rejects_the_rest() -> None:
+    assert source.decode(b'{"a": 1}') == ({"a": 1}, None)
+    assert source.decode(None) == (None, None)
+    assert source.decode(b"[1]")[1] == "not a JSON object: list"
+    value, problem = source.decode(b"{nope")
+    assert value is None and problem is not None and problem.startswith("not JSON")
+
+
+def test_a_feed_without_a_broker_says_so_instead_of_raising() -> None:
+    status = source.FeedStatus(bootstrap="127.0.0.1:1", error="KafkaConnectionError: refused")
+    assert status.describe().startswith("Kafka not reachable at 127.0.0.1:1")
+
+
+def test_the_dashboard_binds_loopback_headless_by_default() -> None:
+    cmd = serve.build_command(python="python")
+    assert cmd[:4] == ["python", "-m", "streamlit", "run"]
+    assert cmd[4].endswith("dashboard/app.py")
+    assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
+    assert cmd[cmd.index("--server.port") + 1] == "8501"
+    assert cmd[cmd.index("--server.headless") + 1] == "true"
+    custom = serve.build_command("0.0.0.0", 9000, python="python")
+    assert custom[custom.index("--server.address") + 1] == "0.0.0.0"
+    assert custom[custom.index("--server.port") + 1] == "9000"

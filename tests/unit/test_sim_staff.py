@@ -1,0 +1,263 @@
+"""The store-staff model: event sequences, pace, push-back, returns."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from sim.network import generate_network
+from sim.staff import Staff, StaffConfig
+from sim.workload import Catalogue, Emission, Workload
+from streams.records import FulfilmentEvent, Location, Return
+from streams.topics import TOPICS
+
+T0 = datetime(2025, 11, 28, 9, 0, tzinfo=UTC)
+CALM = StaffConfig(
+    reject_rate_store=0.0,
+    reject_rate_hub=0.0,
+    short_pick_rate=0.0,
+    timeout_rate=0.0,
+    return_rate=0.0,
+)
+
+
+def _store(loc_id: str = "ST-T", cap: int = 10, backlog: int = 1000, **kw: Any) -> Location:
+    return Location(
+        location_id=loc_id,
+        kind="store",
+        name=loc_id,
+        lat=48.85,
+        lon=2.35,
+        ship_from_store=True,
+        click_collect=True,
+        capacity_per_hour=cap,
+        max_backlog=backlog,
+        safety_stock=1,
+        **kw,
+    )
+
+
+WAREHOUSE = Location(
+    location_id="WH-T", kind="warehouse", name="WH", lat=47.9, lon=1.9, capacity_per_hour=400,
+    max_backlog=5000,
+)  # fmt: skip
+
+
+def _routed(order_id: str, *shipments: tuple[str, str, str], attempt: int = 1) -> dict[str, Any]:
+    return {
+        "order_id": order_id,
+        "attempt": attempt,
+        "status": "routed",
+        "decided_at": T0.isoformat(),
+        "shipments": [
+            {"shipment_id": sid, "location_id": loc, "mode": mode,
+             "lines": [{"sku": "SKU-1", "qty": 2}, {"sku": "SKU-2", "qty": 1}]}
+            for sid, loc, mode in shipments
+        ],
+        "reasons": {},
+    }  # fmt: skip
+
+
+def _order(order_id: str, pickup: str | None = None) -> dict[str, Any]:
+    mode = "click_collect" if pickup else "home"
+    return {
+        "type": "order_placed",
+        "order_id": order_id,
+        "customer": {"lat": 48.86, "lon": 2.34},
+        "delivery": {"mode": mode, "pickup_location_id": pickup},
+    }
+
+
+def _run(staff: Staff, until: datetime) -> list[Emission]:
+    return staff.due(until)
+
+
+def _fe(events: list[Emission]) -> list[FulfilmentEvent]:
+    out = []
+    for topic, key, value in events:
+        assert topic is TOPICS.fulfilment_events
+        ev = FulfilmentEvent.model_validate_json(orjson.dumps(value))
+        assert key == ev.order_id
+        out.append(ev)
+    return out
+
+
+def test_home_delivery_goes_accepted_picked_packed_labelled_shipped_in_time_order() -> None:
+    staff = Staff([_store()], 1, config=CALM)
+    staff.on_order(_order("O-1"))
+    assert staff.on_routed(_routed("O-1", ("S-1", "ST-T", "ship_from_store")), T0) == 1
+    events = _fe(_run(staff, T0 + timedelta(days=1)))
+    assert [e.type for e in events] == ["accepted", "picked", "packed", "label_printed", "shipped"]
+    times = [e.occurred_at for e in events]
+    assert times == sorted(times) and times[0] > T0
+    assert {(e.location_id, e.shipment_id) for e in events} == {("ST-T", "S-1")}
+    assert staff.open_shipments == 0
+    assert sorted(staff.drain_consumption()) == [("ST-T", "SKU-1", 2), ("ST-T", "SKU-2", 1)]
+
+
+def test_click_and_collect_goes_to_ready_for_pickup_then_collected_hours_later() -> None:
+    staff = Staff([_store()], 1, config=CALM)
+    staff.on_order(_order("O-1", pickup="ST-T"))
+    staff.on_routed(_routed("O-1", ("S-1", "ST-T", "click_collect")), T0)
+    events = _fe(_run(staff, T0 + timedelta(days=3)))
+    steps = ["accepted", "picked", "packed", "ready_for_pickup", "collected"]
+    assert [e.type for e in events] == steps
+    ready, collected = events[3].occurred_at, events[4].occurred_at
+    assert collected - ready >= timedelta(minutes=15)
+    assert events[0].occurred_at - T0 < timedelta(minutes=10)  # claimed within minutes
+
+
+def test_a_transfer_ships_from_the_origin_and_is_collected_at_the_pickup_store() -> None:
+    staff = Staff([_store(), WAREHOUSE], 1, config=CALM)
+    staff.on_order(_order("O-1", pickup="ST-T"))
+    staff.on_routed(_routed("O-1", ("S-1", "WH-T", "transfer_to_store")), T0)
+    events = _fe(_run(staff, T0 + timedelta(days=3)))
+    assert [(e.type, e.location_id) for e in events] == [
+        ("accepted", "WH-T"), ("picked", "WH-T"), ("packed", "WH-T"), ("label_printed", "WH-T"),
+        ("shipped", "WH-T"), ("ready_for_pickup", "ST-T"), ("collected", "ST-T"),
+    ]  # fmt: skip
+
+
+def test_a_store_starts_at_most_its_capacity_per_hour_so_a_backlog_builds_then_drains() -> None:
+    staff = Staff([_store(cap=10)], 1, config=CALM)
+    for i in range(30):
+        staff.on_routed(_routed(f"O-{i}", (f"S-{i}", "ST-T", "ship_from_store")), T0)
+    early = _fe(_run(staff, T0 + timedelta(hours=1)))
+    assert sum(e.type == "accepted" for e in early) == 30  # claimed quickly...
+    assert staff.backlog("ST-T") >= 19  # ...but prepared at the store's pace
+    late = _fe(_run(staff, T0 + timedelta(hours=6)))
+    assert staff.backlog("ST-T") == 0 and staff.open_shipments == 0
+    picked = sorted(e.occurred_at for e in early + late if e.type == "picked")
+    assert len(picked) == 30
+    for i, t in enumerate(picked):
+        within_hour = [p for p in picked[i:] if p < t + timedelta(hours=1)]
+        assert len(within_hour) <= 10
+    assert picked[-1] - picked[0] >= timedelta(hours=2, minutes=50)
+
+
+def test_each_shipment_is_scheduled_once_even_when_routed_orders_repeats_it() -> None:
+    staff = Staff([_store(), _store("ST-U")], 1, config=CALM)
+    first = _routed("O-1", ("S-1", "ST-T", "ship_from_store"))
+    assert staff.on_routed(first, T0) == 1
+    assert staff.on_routed(first, T0 + timedelta(seconds=5)) == 0  # redelivered
+    again = _routed(
+        "O-1", ("S-1", "ST-T", "ship_from_store"), ("S-2", "ST-U", "ship_from_store"), attempt=2
+    )
+    assert staff.on_routed(again, T0 + timedelta(minutes=1)) == 1
+    events = _fe(_run(staff, T0 + timedelta(days=1)))
+    per = Counter((e.shipment_id, e.type) for e in events)
+    assert set(per.values()) == {1}
+    assert per[("S-1", "shipped")] == per[("S-2", "shipped")] == 1
+    ids = [e.event_id for e in events]
+    assert len(ids) == len(set(ids))
+
+
+def test_rejections_name_the_missing_lines_when_the_shelf_was_empty() -> None:
+    cfg = StaffConfig(reject_rate_store=1.0, short_reject_share=1.0, timeout_rate=0.0)
+    staff = Staff([_store()], 1, config=cfg)
+    staff.on_routed(_routed("O-1", ("S-1", "ST-T", "ship_from_store")), T0)
+    (ev,) = _fe(_run(staff, T0 + timedelta(days=1)))
+    assert ev.type == "rejected" and ev.reason == "out_of_stock"
+    assert ev.lines and {(ln.sku, ln.qty) for ln in ev.lines} <= {("SKU-1", 2), ("SKU-2", 1)}
+    assert staff.open_shipments == 0
+
+
+def test_a_short_pick_lists_the_units_actually_picked_and_ships_only_those() -> None:
+    cfg = StaffConfig(reject_rate_store=0.0, short_pick_rate=1.0, timeout_rate=0.0, return_rate=0.0)
+    staff = Staff([_store()], 3, config=cfg)
+    staff.on_routed(_routed("O-1", ("S-1", "ST-T", "ship_from_store")), T0)
+    events = _fe(_run(staff, T0 + timedelta(days=1)))
+    assert [e.type for e in events][-1] == "shipped"
+    picked = next(e for e in events if e.type == "picked")
+    assert picked.lines is not None
+    units = sum(ln.qty for ln in picked.lines)
+    assert 1 <= units < 3
+    assert sum(q for _, _, q in staff.drain_consumption()) == units
+
+
+def test_a_location_that_times_out_never_says_anything() -> None:
+    staff = Staff([_store()], 1, config=StaffConfig(timeout_rate=1.0))
+    assert staff.on_routed(_routed("O-1", ("S-1", "ST-T", "ship_from_store")), T0) == 1
+    assert _run(staff, T0 + timedelta(days=2)) == []
+    assert staff.stats["timed_out"] == 1
+
+
+def test_a_full_backlog_rejects_new_shipments() -> None:
+    staff = Staff([_store(cap=8, backlog=3)], 1, config=CALM)
+    for i in range(6):
+        staff.on_routed(_routed(f"O-{i}", (f"S-{i}", "ST-T", "ship_from_store")), T0)
+    events = _fe(_run(staff, T0 + timedelta(minutes=10)))
+    assert sum(e.type == "accepted" for e in events) == 3
+    assert [e.reason for e in events if e.type == "rejected"] == ["backlog_full"] * 3
+
+
+def test_a_cancelled_order_stops_being_prepared() -> None:
+    staff = Staff([_store(cap=1)], 1, config=CALM)
+    staff.on_routed(_routed("O-0", ("S-0", "ST-T", "ship_from_store")), T0)
+    staff.on_routed(_routed("O-1", ("S-1", "ST-T", "ship_from_store")), T0)
+    _run(staff, T0 + timedelta(minutes=20))
+    staff.on_order({"type": "order_cancelled", "order_id": "O-1"})
+    events = _fe(_run(staff, T0 + timedelta(days=1)))
+    assert not [e for e in events if e.order_id == "O-1"]
+    assert staff.open_shipments == 0 and staff.backlog("ST-T") == 0
+
+
+def test_returns_follow_deliveries_with_lines_from_what_was_picked() -> None:
+    net = generate_network(1, stores=10)
+    cfg = StaffConfig(reject_rate_store=0.0, short_pick_rate=0.0, timeout_rate=0.0, return_rate=1.0)
+    staff = Staff(net, 1, config=cfg)
+    stores = [loc.location_id for loc in net if loc.kind == "store"]
+    for i in range(20):
+        staff.on_order(_order(f"O-{i}"))
+        staff.on_routed(_routed(f"O-{i}", (f"S-{i}", stores[i % 10], "ship_from_store")), T0)
+    events = _run(staff, T0 + timedelta(days=5))
+    returns = [(k, v) for t, k, v in events if t is TOPICS.returns]
+    assert len(returns) == 20
+    kinds = set()
+    for key, value in returns:
+        ret = Return.model_validate_json(orjson.dumps(value))
+        assert key == ret.order_id
+        assert {(ln.sku, ln.qty) for ln in ret.lines} <= {("SKU-1", 1), ("SKU-1", 2), ("SKU-2", 1)}
+        kinds.add(ret.location_id[:2])
+    assert kinds == {"ST", "WH"}  # some in a store near the customer, some by post
+
+
+def test_the_workload_and_the_staff_together_emit_only_valid_events() -> None:
+    """A crude router (nearest warehouse, or the pickup store) closes the loop without Kafka."""
+    net, cat = generate_network(5), Catalogue(5, 1000)
+    start = datetime(2025, 11, 28, 8, 0, tzinfo=UTC)
+    w = Workload(net, cat, 5, start, True, 240.0, replenish="consumption")
+    staff = Staff(net, 5)
+    t, n = start, 0
+    counts: Counter[str] = Counter()
+    while t < start + timedelta(hours=4):
+        nxt = t + timedelta(minutes=5)
+        for topic, _, v in w.events_between(t, nxt):
+            if topic is TOPICS.web_orders:
+                staff.on_order(v)
+                if v["type"] == "order_placed":
+                    n += 1
+                    d = v["delivery"]
+                    loc, mode = (
+                        (d["pickup_location_id"], "click_collect")
+                        if d["mode"] == "click_collect"
+                        else ("WH-01", "ship_from_warehouse")
+                    )
+                    msg = {"order_id": v["order_id"], "attempt": 1, "shipments": [
+                        {"shipment_id": f"{v['order_id']}-1", "location_id": loc, "mode": mode,
+                         "lines": [{"sku": ln["sku"], "qty": ln["qty"]} for ln in v["lines"]]}
+                    ]}  # fmt: skip
+                    staff.on_routed(msg, nxt)
+        for topic, _, v in staff.due(nxt):
+            model = FulfilmentEvent if topic is TOPICS.fulfilment_events else Return
+            model.model_validate_json(orjson.dumps(v))
+            counts[v.get("type", "return")] += 1
+        for loc_id, sku, q in staff.drain_consumption():
+            w.record_consumption(loc_id, sku, q)
+        t = nxt
+    assert n > 1000
+    for kind in ("accepted", "rejected", "shipped", "ready_for_pickup", "collected", "return"):
+        assert counts[kind] > 0, kind
