@@ -7,8 +7,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from sim.network import read_network_file
-from sim.runner import SimOptions, TokenBucket, build_parser, main, parse_start
+from sim.network import generate_network, read_network_file
+from sim.runner import RunStats, SimOptions, TokenBucket, _progress, build_parser, main, parse_start
+from sim.staff import Staff
 
 
 def test_the_cli_defaults_match_the_documented_ones() -> None:
@@ -26,8 +27,10 @@ def test_the_cli_accepts_every_option_of_the_issue() -> None:
             *("--stores", "10", "--warehouses", "2", "--suppliers", "1", "--skus", "500"),
             *("--web-orders-per-hour", "100", "--duration", "0.5", "--max-rate", "300"),
             *("--start", "07:30", "--no-publish-locations", "--no-initial-stock"),
+            *("--stock-wait", "0", "--no-staff", "--run-id", "r1"),
         ]
     )
+    assert args.stock_wait == 0 and not args.staff and args.run_id == "r1"
     assert args.peak and args.peak_factor == 9 and args.duration == 0.5 and args.max_rate == 300
     assert not args.publish_locations and not args.initial_stock
     assert parse_start(args.start).hour == 7 and parse_start(args.start).minute == 30
@@ -59,3 +62,14 @@ def test_write_network_writes_a_loadable_file_without_kafka(tmp_path: Path) -> N
     assert main(["--seed", "3", "--stores", "12", "--write-network", str(path)]) == 0
     locs = read_network_file(path)
     assert sum(loc.kind == "store" for loc in locs) == 12
+
+
+def test_the_progress_line_shows_counts_by_type_rate_clock_and_open_shipments() -> None:
+    stats = RunStats()
+    stats.sent.update({"pos": 40, "order": 12, "cancel": 1, "accepted": 5, "picked": 3})
+    stats.routed_in = 9
+    clock = datetime(2025, 11, 28, 18, 30).astimezone()
+    line = _progress(stats, clock, 123.4, 60.0, Staff(generate_network(1, stores=2), 1))
+    assert "18:30:00" in line and "x60" in line and "123/s" in line
+    assert "sent 61" in line and "pos 40" in line and "order 12" in line and "cancel 1" in line
+    assert "fulfilment 8 [accepted 5]" in line and "open shipments 0" in line

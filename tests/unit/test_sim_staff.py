@@ -261,3 +261,20 @@ def test_the_workload_and_the_staff_together_emit_only_valid_events() -> None:
     assert n > 1000
     for kind in ("accepted", "rejected", "shipped", "ready_for_pickup", "collected", "return"):
         assert counts[kind] > 0, kind
+
+
+def test_malformed_routed_messages_are_ignored_not_fatal() -> None:
+    staff = Staff([_store()], 1, config=CALM)
+    bad: list[dict[str, Any]] = [
+        {},
+        {"order_id": 5},
+        {"order_id": "O-1", "shipments": "nope"},
+        {"order_id": "O-1", "shipments": [None, {"shipment_id": "S-1"}]},
+        {"order_id": "O-1", "shipments": [
+            {"shipment_id": "S-2", "location_id": "ST-T", "lines": [{"sku": "A", "qty": "2"}]},
+            {"shipment_id": "S-3", "location_id": "NOWHERE", "lines": [{"sku": "A", "qty": 1}]},
+        ]},
+    ]  # fmt: skip
+    for msg in bad:
+        assert staff.on_routed(msg, T0) == 0
+    assert staff.due(T0 + timedelta(days=1)) == []
