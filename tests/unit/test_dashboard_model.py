@@ -6,11 +6,13 @@ the JSON shapes the workers publish.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 import pytest
+from pydantic import BaseModel
 
 from dashboard import fixtures, model, serve, source
 from dashboard.model import DashboardState, fold
@@ -40,7 +42,12 @@ def at(minutes: float) -> datetime:
 
 def location(loc: str, kind: str = "store", lat: float = 52.5, lon: float = 13.4) -> dict[str, Any]:
     return Location(
-        location_id=loc, kind=kind, name=f"{loc} name", lat=lat, lon=lon, capacity_per_hour=10
+        location_id=loc,
+        kind=kind,  # type: ignore[arg-type]
+        name=f"{loc} name",
+        lat=lat,
+        lon=lon,
+        capacity_per_hour=10,
     ).model_dump(mode="json")
 
 
@@ -81,7 +88,7 @@ def routed(
     *,
     attempt: int = 1,
     status: str = "routed",
-    reasons: dict[str, object] | None = None,
+    reasons: Mapping[str, object] | None = None,
 ) -> dict[str, Any]:
     return RoutedOrder(
         order_id=order_id,
@@ -97,7 +104,9 @@ def routed(
             )
             for sid, loc, mode, lines in shipments
         ],
-        reasons=reasons or {"chosen": {"location_id": shipments[0][1] if shipments else None}},
+        reasons=dict(reasons)
+        if reasons
+        else {"chosen": {"location_id": shipments[0][1] if shipments else None}},
     ).model_dump(mode="json")
 
 
@@ -150,11 +159,11 @@ def walk_home_delivery(state: DashboardState, order_id: str, loc: str, start: fl
     fold(state, ROUTED, routed(order_id, at(start), [(sid, loc, "ship_from_store", [("A", 1)])]))
     steps = [
         ("routed", "routed", "routed"),
-        ("shipment_accepted", "in_preparation", "accepted"),
-        ("shipment_picked", "in_preparation", "picked"),
-        ("shipment_packed", "in_preparation", "packed"),
-        ("shipment_label_printed", "in_preparation", "label_printed"),
-        ("shipment_shipped", "shipped", "shipped"),
+        ("accepted", "in_preparation", "accepted"),
+        ("picked", "in_preparation", "picked"),
+        ("packed", "in_preparation", "packed"),
+        ("label_printed", "in_preparation", "label_printed"),
+        ("shipped", "shipped", "shipped"),
     ]
     for i, (change, status, ship_status) in enumerate(steps):
         fold(
@@ -357,7 +366,7 @@ def test_network_overview_counts_late_orders_still_open_and_shipped_late() -> No
             "x-1",
             "O-STUCK",
             at(3),
-            "shipment_accepted",
+            "accepted",
             "in_preparation",
             [("X1", "S-2", "accepted")],
         ),
@@ -378,7 +387,7 @@ def test_network_overview_counts_late_orders_still_open_and_shipped_late() -> No
 def test_an_order_event_arriving_after_a_newer_one_does_not_undo_its_status() -> None:
     state = DashboardState()
     ships = [("S1", "S-1", "shipped")]
-    fold(state, EVENTS, event("e2", "O-1", at(10), "shipment_shipped", "shipped", ships))
+    fold(state, EVENTS, event("e2", "O-1", at(10), "shipped", "shipped", ships))
     fold(state, EVENTS, event("e1", "O-1", at(5), "shipment_packed", "in_preparation", ships))
 
     assert model.order_status(state, "O-1") == "shipped"
@@ -432,9 +441,9 @@ def test_latest_decisions_are_newest_first_with_reasons_as_text() -> None:
     first = df.iloc[1]
     assert first["locations"] == "S-1"
     assert first["lines"] == "A×2"
-    assert first["reasons"] == (
-        "candidates=[(location_id=S-1, score=1.235) | (location_id=W-1, score=7)]; "
-        "chosen.location_id=S-1; chosen.breakdown.distance_km=3.5; chosen.breakdown.load=0.25"
+    assert first["reasons"] == (  # the choice first, then the candidates
+        "chosen.location_id=S-1; chosen.breakdown.distance_km=3.5; chosen.breakdown.load=0.25; "
+        "candidates=[(location_id=S-1, score=1.235) | (location_id=W-1, score=7)]"
     )
     assert df.iloc[0]["reasons"] == "error=no stock"
     assert len(model.latest_decisions(state, 1)) == 1
@@ -456,11 +465,11 @@ def test_order_lifecycle_lists_routing_and_workflow_events_in_time_order() -> No
     assert df["change"].tolist() == [
         "routed",
         "routed",
-        "shipment_accepted",
-        "shipment_picked",
-        "shipment_packed",
-        "shipment_label_printed",
-        "shipment_shipped",
+        "accepted",
+        "picked",
+        "packed",
+        "label_printed",
+        "shipped",
     ]
     assert df["source"].tolist()[:2] == ["routing", "workflow"]
     assert df["time"].is_monotonic_increasing
@@ -480,7 +489,8 @@ def test_the_fixture_order_goes_through_its_whole_lifecycle() -> None:
     df = model.order_lifecycle(fx.state, fixtures.FIXTURE_ORDER_ID)
 
     assert df["change"].iloc[0] == "routed"
-    assert df["change"].iloc[-1] == "shipment_shipped"
+    assert df["change"].iloc[-1] == "shipped"
+    assert df["change"].tolist()[2:] == ["accepted", "picked", "packed", "label_printed", "shipped"]
     assert model.order_status(fx.state, fixtures.FIXTURE_ORDER_ID) == "shipped"
 
 
@@ -544,7 +554,7 @@ def test_sla_breaches_count_shipments_waiting_longer_than_the_threshold_per_stor
     fold(
         state,
         EVENTS,
-        event("e9", "O-9", at(20), "shipment_shipped", "shipped", [("SH-9", "S-2", "shipped")]),
+        event("e9", "O-9", at(20), "shipped", "shipped", [("SH-9", "S-2", "shipped")]),
     )
 
     df = model.sla_breaches(state, at(60), threshold_s=30 * 60)
@@ -569,6 +579,69 @@ def test_sla_breaches_fall_back_to_the_store_load_oldest_open_age() -> None:
     assert df.iloc[0]["waiting_shipments"] == 0
     assert df.iloc[0]["oldest_wait_s"] == pytest.approx(3600.0)
     assert df.iloc[0]["open_orders"] == 4
+
+
+def test_sla_ignores_store_load_age_inside_the_followed_history() -> None:
+    # store-load also counts a parcel waiting on the pickup shelf; the followed shipments know
+    # it is ready, so inside the history the store is not breaching
+    state = DashboardState()
+    fold(state, ROUTED, routed("O-1", at(0), [("SH-1", "S-1", "click_collect", [("A", 1)])]))
+    fold(
+        state,
+        EVENTS,
+        event(
+            "r",
+            "O-1",
+            at(20),
+            "ready_for_pickup",
+            "ready_for_pickup",
+            [("SH-1", "S-1", "ready_for_pickup")],
+        ),
+    )
+    fold(state, LOAD, load("S-1", 1, 10, since=at(0), updated=at(20)))
+    # a shipment opened before the dashboard's history began: only store-load knows it
+    fold(state, LOAD, load("S-2", 1, 10, since=at(-30), updated=at(20)))
+
+    df = model.sla_breaches(state, at(60), threshold_s=30 * 60)
+
+    assert df["location_id"].tolist() == ["S-2"]
+    assert df.iloc[0]["source"] == "store-load"
+    assert df.iloc[0]["oldest_wait_s"] == pytest.approx(90 * 60.0)
+
+
+def test_a_reroute_listing_older_shipments_does_not_reset_their_status() -> None:
+    state = DashboardState()
+    fold(state, ROUTED, routed("O-1", at(0), [("A1", "S-1", "ship_from_store", [("A", 1)])]))
+    fold(
+        state,
+        EVENTS,
+        event("s", "O-1", at(5), "shipped", "partially_shipped", [("A1", "S-1", "shipped")]),
+    )
+    both = [
+        ("A1", "S-1", "ship_from_store", [("A", 1)]),
+        ("B1", "S-2", "ship_from_store", [("B", 1)]),
+    ]
+    reroute = routed("O-1", at(10), both, attempt=2)
+    reroute["reasons"]["new_shipments"] = ["B1"]
+    fold(state, ROUTED, reroute)
+
+    assert set(state.open_shipments) == {"B1"}
+    assert model.order_status(state, "O-1") == "partially_shipped"
+    last = model.order_lifecycle(state, "O-1").iloc[-1]
+    assert last["location_id"] == "S-2"
+    assert last["detail"] == "B1 @ S-2 (ship_from_store): B×1"
+
+
+def test_preparation_time_leaves_out_waiting_for_the_customer_and_transit() -> None:
+    prep = {
+        "routed->accepted": 60.0,
+        "accepted->picked": 120.0,
+        "packed->ready_for_pickup": 30.0,
+        "ready_for_pickup->collected": 5000.0,
+        "in_transit->ready_for_pickup": 7000.0,
+    }
+    assert model.prep_total(prep) == 210.0
+    assert model.prep_total(None) == 0.0
 
 
 def test_a_cancelled_order_has_no_shipment_waiting() -> None:
@@ -602,7 +675,7 @@ def test_malformed_messages_are_counted_and_skipped_not_raised() -> None:
 
 
 def test_every_fixture_message_validates_against_its_output_model() -> None:
-    models = {
+    models: dict[str, type[BaseModel]] = {
         LOAD: StoreLoad,
         ROUTED: RoutedOrder,
         EVENTS: OrderEvent,
@@ -679,3 +752,27 @@ def test_the_dashboard_binds_loopback_headless_by_default() -> None:
     custom = serve.build_command("0.0.0.0", 9000, python="python")
     assert custom[custom.index("--server.address") + 1] == "0.0.0.0"
     assert custom[custom.index("--server.port") + 1] == "9000"
+
+
+def test_store_load_replay_is_released_in_time_order_across_partitions() -> None:
+    replay = source.TimeOrderedReplay()
+    a, b = ("store-load", 0), ("store-load", 1)
+    replay.track(a)
+    replay.track(b)
+    done: set[tuple[str, int]] = set()
+    for ts in (1.0, 3.0, 5.0):
+        replay.push(a, ts, (LOAD, {"t": ts}, "A"))
+
+    assert replay.release(lambda k: k in done) == []  # b's next time is still unknown
+
+    for ts in (2.0, 4.0):
+        replay.push(b, ts, (LOAD, {"t": ts}, "B"))
+    first = replay.release(lambda k: k in done)
+    done.add(b)
+    rest = replay.release(lambda k: k in done)
+
+    assert [item[1]["t"] for item in first] == [1.0, 2.0, 3.0, 4.0]  # type: ignore[index]
+    assert [item[1]["t"] for item in rest] == [5.0]  # type: ignore[index]
+    assert b not in replay and a in replay  # a is not finished yet
+    done.add(a)
+    assert replay.release(lambda k: k in done) == [] and a not in replay
