@@ -34,6 +34,7 @@ def register(rt: Runtime) -> None:
 
     @app.agent(source, name="ingest-stock-events", concurrency=1)
     async def ingest(stream):  # type: ignore[no-untyped-def]
+        await rt.wait_views()
         async for event in stream.events():
             msg = event.message
             spec = TOPICS.by_name[msg.topic]
@@ -53,7 +54,9 @@ def register(rt: Runtime) -> None:
             here = f"{spec.code}:{msg.partition}:{msg.offset}"
             first = seen.get(event_id)
             if first is not None and first != here:
-                log.info("duplicate event_id %s at %s (first at %s): ignored", event_id, here, first)
+                log.info(
+                    "duplicate event_id %s at %s (first at %s): ignored", event_id, here, first
+                )
                 continue
             origin = rt.origin(event)
             if spec.handle == "pos_sales":

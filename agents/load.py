@@ -22,6 +22,7 @@ def register(rt: Runtime) -> None:
 
     @app.agent(rt.topic("load_ops"), name="store-load", concurrency=1)
     async def fold_load(stream):  # type: ignore[no-untyped-def]
+        await rt.wait_views()
         async for event in stream.events():
             try:
                 op = loads(event.message.value)

@@ -133,6 +133,7 @@ def register(rt: Runtime) -> None:
 
     @app.agent(source, name="orders", concurrency=1)
     async def run_orders(stream):  # type: ignore[no-untyped-def]
+        await rt.wait_views()
         async for event in stream.events():
             msg = event.message
             handle = TOPICS.by_name[msg.topic].handle

@@ -24,6 +24,7 @@ def register(rt: Runtime) -> None:
 
     @app.agent(rt.topic("stock_ops"), name="stock", concurrency=1)
     async def fold_stock(stream):  # type: ignore[no-untyped-def]
+        await rt.wait_views()
         async for event in stream.events():
             try:
                 op = StockOp.from_dict(loads(event.message.value))
@@ -31,11 +32,13 @@ def register(rt: Runtime) -> None:
                 await rt.dead_letter(event, f"unreadable stock op: {exc!r}")
                 continue
             safety = rt.locations.safety_stock(op.location_id)
-            state = StockState.from_dict(stock.get(op.key))
+            previous = stock.get(op.key)
+            state = StockState.from_dict(previous)
             outcome = apply(state, op, safety)
             if not outcome.replay:
                 stock[op.key] = state.to_dict()
-            if outcome.changed or outcome.replay:
+            # a first count of 0 is news too: the article now exists at that location
+            if outcome.changed or outcome.replay or previous is None:
                 available = state.available(safety)
                 rt.availability.set(op.sku, op.location_id, available)
                 await rt.send(

@@ -167,8 +167,9 @@ class OrderState:
         return [s for s in self.shipments.values() if s.status not in ("rejected", "cancelled")]
 
     def derive_status(self) -> str:
-        if self.cancelled and not any(s.status in ("shipped", "collected", "in_transit")
-                                      for s in self.shipments.values()):
+        if self.cancelled and not any(
+            s.status in ("shipped", "collected", "in_transit") for s in self.shipments.values()
+        ):
             return "cancelled"
         shipped_units = sum(self.delivered.values())
         returned_units = sum(self.returned.values())
@@ -217,7 +218,9 @@ class _Overlay:
 
     def stock_of(self, sku: str) -> Mapping[str, int]:
         view = self.base.stock_of(sku)
-        fixes = {k.rsplit("@", 1)[1]: v for k, v in self.overrides.items() if k.startswith(sku + "@")}
+        fixes = {
+            k.rsplit("@", 1)[1]: v for k, v in self.overrides.items() if k.startswith(sku + "@")
+        }
         if not fixes:
             return view
         merged = dict(view)
@@ -255,8 +258,14 @@ class Machine:
             return
         if st.cancelled:
             raise LifecycleError(f"order {st.order_id} is already cancelled")
-        if st.shipments and all(s.status in ("shipped", "collected", "in_transit", "rejected")
-                                for s in st.shipments.values()) and st.delivered:
+        if (
+            st.shipments
+            and all(
+                s.status in ("shipped", "collected", "in_transit", "rejected")
+                for s in st.shipments.values()
+            )
+            and st.delivered
+        ):
             raise LifecycleError(f"order {st.order_id} has shipped; it can only be returned")
         st.event_ids.append(order.event_id)
         st.cancelled = True
@@ -361,7 +370,12 @@ class Machine:
                 self.effects.append(StockEffect("adjust", ln.sku, ret.location_id, qty=ln.qty))
             price = float(prices.get(ln.sku, 0.0))
             refund_lines.append(
-                {"sku": ln.sku, "qty": ln.qty, "unit_price": price, "amount": round(price * ln.qty, 2)}
+                {
+                    "sku": ln.sku,
+                    "qty": ln.qty,
+                    "unit_price": price,
+                    "amount": round(price * ln.qty, 2),
+                }
             )
         amount = round(sum(r["amount"] for r in refund_lines), 2)
         self.effects.append(
@@ -415,7 +429,9 @@ class Machine:
             return
         st.attempt += 1
         if st.attempt > self.ctx.policy.max_attempts:
-            self._unroutable(lines, {"why": f"gave up after {self.ctx.policy.max_attempts} attempts"})
+            self._unroutable(
+                lines, {"why": f"gave up after {self.ctx.policy.max_attempts} attempts"}
+            )
             return
         self._plan_round(Round(lines=lines, plans=[], awaiting=[]))
 
@@ -469,8 +485,10 @@ class Machine:
                 self._release_rid(rid, rnd)
             if rnd.tries >= MAX_ROUNDS:
                 st.pending = None
-                self._unroutable(rnd.lines, {"why": "stock taken by concurrent orders",
-                                             "contended": sorted(rnd.failed)})
+                self._unroutable(
+                    rnd.lines,
+                    {"why": "stock taken by concurrent orders", "contended": sorted(rnd.failed)},
+                )
             else:
                 rnd.overrides.update(rnd.failed)
                 rnd.tries += 1
@@ -490,8 +508,10 @@ class Machine:
             self.effects.append(LoadEffect("open", s.location_id, s.shipment_id, units=s.units))
             self.effects.append(Deadline(s.shipment_id, deadline))
         self._publish_decision("routed", rnd.reasons, new=[p["shipment_id"] for p in rnd.plans])
-        self._order_event("routed", detail={"attempt": st.attempt,
-                                            "shipments": [p["shipment_id"] for p in rnd.plans]})
+        self._order_event(
+            "routed",
+            detail={"attempt": st.attempt, "shipments": [p["shipment_id"] for p in rnd.plans]},
+        )
 
     def _unroutable(self, lines: dict[str, int], reasons: dict[str, Any]) -> None:
         st = self._require()
@@ -542,7 +562,9 @@ class Machine:
             excluded=frozenset(st.excluded),
         )
 
-    def _reroute(self, s: Shipment, status: str, *, reason: str, short: dict[str, int] | None) -> None:
+    def _reroute(
+        self, s: Shipment, status: str, *, reason: str, short: dict[str, int] | None
+    ) -> None:
         st = self._require()
         for sku, qty in (short or {}).items():
             if sku in s.lines:
@@ -562,8 +584,11 @@ class Machine:
 
     # -- workflow ---------------------------------------------------------------------------------
     def _next_steps(self, s: Shipment) -> set[str]:
-        if s.status == "in_transit" or (s.destination_location_id and s.status in
-                                          ("ready_for_pickup",) and "in_transit" in s.history):
+        if s.status == "in_transit" or (
+            s.destination_location_id
+            and s.status in ("ready_for_pickup",)
+            and "in_transit" in s.history
+        ):
             return NEXT_IN_TRANSIT.get(s.status, set())
         table = NEXT_COLLECT if s.mode == "click_collect" else NEXT_HOME
         return table.get(s.status, set())
@@ -577,8 +602,11 @@ class Machine:
             seconds = max(0.0, (self.ctx.now - datetime.fromisoformat(prev_at)).total_seconds())
         if ev.type == "picked" and ev.lines is not None:
             picked = {ln.sku: ln.qty for ln in ev.lines}
-            missing = {sku: qty - picked.get(sku, 0) for sku, qty in s.lines.items()
-                       if picked.get(sku, 0) < qty}
+            missing = {
+                sku: qty - picked.get(sku, 0)
+                for sku, qty in s.lines.items()
+                if picked.get(sku, 0) < qty
+            }
             if any(picked.get(sku, 0) > qty for sku, qty in s.lines.items()) or (
                 set(picked) - set(s.lines)
             ):
@@ -602,13 +630,21 @@ class Machine:
         s.status = ev.type
         s.history[ev.type] = self.ctx.now.isoformat()
         self.effects.append(
-            LoadEffect("step", s.location_id if prev != "in_transit" else
-                       (s.destination_location_id or s.location_id),
-                       s.shipment_id, step=f"{prev}->{ev.type}", seconds=seconds)
+            LoadEffect(
+                "step",
+                s.location_id
+                if prev != "in_transit"
+                else (s.destination_location_id or s.location_id),
+                s.shipment_id,
+                step=f"{prev}->{ev.type}",
+                seconds=seconds,
+            )
         )
         if ev.type == "shipped":
             for sku in s.lines:
-                self.effects.append(StockEffect("consume", sku, s.location_id, reservation_id=s.rid(sku)))
+                self.effects.append(
+                    StockEffect("consume", sku, s.location_id, reservation_id=s.rid(sku))
+                )
             self.effects.append(LoadEffect("close", s.location_id, s.shipment_id))
             if s.mode == "transfer_to_store" and s.destination_location_id:
                 s.status = "in_transit"
@@ -652,7 +688,9 @@ class Machine:
 
     def _release_shipment(self, s: Shipment) -> None:
         for sku in s.lines:
-            self.effects.append(StockEffect("release", sku, s.location_id, reservation_id=s.rid(sku)))
+            self.effects.append(
+                StockEffect("release", sku, s.location_id, reservation_id=s.rid(sku))
+            )
         if s.status in OPEN:
             self.effects.append(LoadEffect("close", s.location_id, s.shipment_id))
             self.effects.append(Deadline(s.shipment_id, None))
@@ -702,4 +740,8 @@ def _lines(lines: Mapping[str, int]) -> list[dict[str, Any]]:
 
 def decision_of(d: Decision) -> dict[str, Any]:
     """For logs and tests: a Decision as plain data."""
-    return {"status": d.status, "shipments": [s.__dict__ for s in d.shipments], "reasons": d.reasons}
+    return {
+        "status": d.status,
+        "shipments": [s.__dict__ for s in d.shipments],
+        "reasons": d.reasons,
+    }

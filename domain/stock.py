@@ -102,7 +102,11 @@ class StockState:
         return self.on_hand - self.reserved - safety_stock
 
     def to_dict(self) -> dict[str, Any]:
-        return {"on_hand": self.on_hand, "reservations": self.reservations, "positions": self.positions}
+        return {
+            "on_hand": self.on_hand,
+            "reservations": self.reservations,
+            "positions": self.positions,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> StockState:
@@ -164,7 +168,9 @@ def apply(state: StockState, op: StockOp, safety_stock: int) -> Outcome:
         if op.qty <= state.free(safety_stock):
             state.reservations[rid] = op.qty
             return Outcome(changed=True, reserved_ok=True, free_after=state.free(safety_stock))
-        return Outcome(changed=False, reserved_ok=False, free_after=max(0, state.free(safety_stock)))
+        return Outcome(
+            changed=False, reserved_ok=False, free_after=max(0, state.free(safety_stock))
+        )
     if op.kind == "release":
         return Outcome(changed=state.reservations.pop(rid, None) is not None)
     if op.kind == "consume":
@@ -180,7 +186,9 @@ def ops_for_pos_sale(
     *, lines: list[tuple[str, int]], location_id: str, origin: str, offset: int, event_id: str
 ) -> list[StockOp]:
     return [
-        StockOp("adjust", sku, location_id, origin, sequence(offset, i), qty=-qty, event_id=event_id)
+        StockOp(
+            "adjust", sku, location_id, origin, sequence(offset, i), qty=-qty, event_id=event_id
+        )
         for i, (sku, qty) in enumerate(lines)
     ]
 

@@ -81,6 +81,13 @@ class Runtime:
         msg = event.message
         return f"{TOPICS.by_name[msg.topic].code}:{msg.partition}"
 
+    async def wait_views(self) -> None:
+        """Agents call this before their first event: validation and routing read the views,
+        so an event processed before they caught up would be judged against a partial world
+        (a known location taken for unknown)."""
+        for v in self.views:
+            await v.ready.wait()
+
     @property
     def views_ready(self) -> bool:
         return all(v.ready.is_set() for v in self.views)

@@ -45,7 +45,9 @@ async def ensure_topics(kafka: KafkaSettings, *, verbose: bool = True) -> list[s
         if missing:
             await admin.create_topics(
                 [
-                    NewTopic(s.name, s.partitions, TOPICS.replication_factor, topic_configs=s.configs)
+                    NewTopic(
+                        s.name, s.partitions, TOPICS.replication_factor, topic_configs=s.configs
+                    )
                     for s in missing
                 ]
             )
@@ -54,7 +56,9 @@ async def ensure_topics(kafka: KafkaSettings, *, verbose: bool = True) -> list[s
         counts = {d["topic"]: len(d["partitions"]) for d in described}
         for s in TOPICS:
             if counts.get(s.name, s.partitions) != s.partitions:
-                problems.append(f"{s.name} has {counts[s.name]} partitions, topics.yaml says {s.partitions}")
+                problems.append(
+                    f"{s.name} has {counts[s.name]} partitions, topics.yaml says {s.partitions}"
+                )
         if problems:
             raise CliError("; ".join(problems))
         if verbose:
@@ -75,9 +79,11 @@ async def load_locations(kafka: KafkaSettings, path: Path) -> int:
     from streams.records import Location
 
     text = path.read_text()
-    rows = json.loads(text) if text.lstrip().startswith("[") else [
-        json.loads(line) for line in text.splitlines() if line.strip()
-    ]
+    rows = (
+        json.loads(text)
+        if text.lstrip().startswith("[")
+        else [json.loads(line) for line in text.splitlines() if line.strip()]
+    )
     locations = []
     for i, row in enumerate(rows):
         try:
@@ -90,7 +96,9 @@ async def load_locations(kafka: KafkaSettings, path: Path) -> int:
     await producer.start()
     try:
         for loc in locations:
-            await producer.send(TOPICS.locations.name, key=loc.location_id.encode(), value=dumps(loc))
+            await producer.send(
+                TOPICS.locations.name, key=loc.location_id.encode(), value=dumps(loc)
+            )
         await producer.flush()
     finally:
         await producer.stop()
@@ -127,6 +135,16 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # simulate and dashboard own their options: hand them everything after the sub-command
+    if argv[:1] == ["simulate"]:
+        from sim.runner import main as sim_main
+
+        return sim_main(argv[1:])
+    if argv[:1] == ["dashboard"]:
+        from dashboard.serve import main as dash_main
+
+        return dash_main(argv[1:])
     p = argparse.ArgumentParser(prog="stockroute", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
 
@@ -149,10 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--loglevel", default="info")
 
     sub.add_parser("schemas", help="regenerate schemas/*.json from streams/records.py")
-    sim = sub.add_parser("simulate", help="run the simulated retailer", add_help=False)
-    sim.add_argument("rest", nargs=argparse.REMAINDER)
-    dash = sub.add_parser("dashboard", help="run the planner dashboard", add_help=False)
-    dash.add_argument("rest", nargs=argparse.REMAINDER)
+    sub.add_parser("simulate", help="run the simulated retailer (see `simulate --help`)")
+    sub.add_parser("dashboard", help="run the planner dashboard (see `dashboard --help`)")
 
     args = p.parse_args(argv)
     kafka = KafkaSettings.from_env()
@@ -183,14 +199,6 @@ def main(argv: list[str] | None = None) -> int:
             for path in write_schemas(ROOT / "schemas"):
                 print(path.relative_to(ROOT))
             return 0
-        if args.cmd == "simulate":
-            from sim.runner import main as sim_main
-
-            return sim_main(args.rest)
-        if args.cmd == "dashboard":
-            from dashboard.serve import main as dash_main
-
-            return dash_main(args.rest)
     except CliError as exc:
         print(f"stockroute: {exc}", file=sys.stderr)
         return 2

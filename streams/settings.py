@@ -91,9 +91,7 @@ class WorkerSettings:
             web_port=int(e.get("STOCKROUTE_WEB_PORT", "6066")),
             store=e.get("STOCKROUTE_STORE", "rocksdb://"),
             table_browsing=e.get("STOCKROUTE_TABLE_BROWSING", "0") == "1",
-            routing_policy=Path(
-                e.get("STOCKROUTE_ROUTING_POLICY", str(cls.routing_policy))
-            ),
+            routing_policy=Path(e.get("STOCKROUTE_ROUTING_POLICY", str(cls.routing_policy))),
             kafka=KafkaSettings.from_env(),
         )
         values = {**base.__dict__, **{k: v for k, v in overrides.items() if v is not None}}

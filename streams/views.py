@@ -62,7 +62,9 @@ class CompactedView:
                         try:
                             self.on_message(rec.key, rec.value)
                         except Exception as exc:  # noqa: BLE001 - a bad record must not stop the view
-                            log.warning("view %s: skipped record at %s: %s", self.topic, rec.offset, exc)
+                            log.warning(
+                                "view %s: skipped record at %s: %s", self.topic, rec.offset, exc
+                            )
                 if self.ready.is_set():
                     continue
                 tps = consumer.assignment()

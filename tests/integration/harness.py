@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.settings import KafkaSettings
 from streams.topics import Topics, load_topics
@@ -49,7 +49,9 @@ def iso(ts: float | None = None) -> str:
 class Cluster:
     """One isolated Stockroute deployment on the shared broker: its topics and its workers."""
 
-    def __init__(self, tmp: Path, *, policy: Path | None = None, extra_env: dict[str, str] | None = None):
+    def __init__(
+        self, tmp: Path, *, policy: Path | None = None, extra_env: dict[str, str] | None = None
+    ):
         self.id = uuid.uuid4().hex[:10]
         self.prefix = f"t{self.id}-"
         self.app_id = f"stockroute-{self.id}"
@@ -109,8 +111,16 @@ class WorkerProcess:
         logf = open(self.log, "ab")  # noqa: SIM115 - handed to the child process
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "streams.cli", "worker",
-                "--data-dir", str(self.data_dir), "--web-port", str(self.port), "--loglevel", "warning",
+                sys.executable,
+                "-m",
+                "streams.cli",
+                "worker",
+                "--data-dir",
+                str(self.data_dir),
+                "--web-port",
+                str(self.port),
+                "--loglevel",
+                "warning",
             ],
             env=self.cluster.env,
             cwd=ROOT,
@@ -184,7 +194,10 @@ async def read_all(cluster: Cluster, handle: str) -> list[dict[str, Any]]:
     """Every message currently in a topic, decoded, with its key as `_key`."""
     topic = cluster.name(handle)
     consumer = AIOKafkaConsumer(
-        topic, **cluster.kafka.aiokafka_kwargs(), group_id=None, auto_offset_reset="earliest",
+        topic,
+        **cluster.kafka.aiokafka_kwargs(),
+        group_id=None,
+        auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
     await consumer.start()
