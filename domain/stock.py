@@ -129,11 +129,11 @@ def apply(state: StockState, op: StockOp, safety_stock: int) -> Outcome:
     """Apply one op in place. Deterministic: the same state and op always give the same result."""
     last = state.positions.get(op.origin)
     if last is not None and op.seq <= last:
-        held = op.reservation_id in state.reservations if op.kind == "reserve" else None
+        was_held = op.reservation_id in state.reservations if op.kind == "reserve" else None
         return Outcome(
             changed=False,
             replay=True,
-            reserved_ok=held,
+            reserved_ok=was_held,
             free_after=max(0, state.free(safety_stock)) if op.kind == "reserve" else None,
         )
     state.positions[op.origin] = op.seq
@@ -146,14 +146,14 @@ def apply(state: StockState, op: StockOp, safety_stock: int) -> Outcome:
         state.on_hand = op.qty
         return Outcome(changed=changed)
     if op.kind == "short":
-        rid = op.reservation_id or ""
-        held = state.reservations.get(rid, 0)
+        short_rid = op.reservation_id or ""
+        held = state.reservations.get(short_rid, 0)
         take = min(held, op.qty)
         if take:
             if held - take:
-                state.reservations[rid] = held - take
+                state.reservations[short_rid] = held - take
             else:
-                del state.reservations[rid]
+                del state.reservations[short_rid]
         state.on_hand -= op.qty
         return Outcome(changed=op.qty != 0)
 

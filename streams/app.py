@@ -148,7 +148,7 @@ def create_runtime(settings: WorkerSettings, *, agents: bool = True) -> Runtime:
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
-        recovered = app.tables.recovery.completed.is_set()
+        recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
         state = {
             "tables_recovered": recovered,
             "views_ready": rt.views_ready,

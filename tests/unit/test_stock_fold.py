@@ -1,0 +1,141 @@
+"""The stock fold (domain/stock.py): arithmetic, idempotency, the oversell guard."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domain.stock import (
+    StockOp,
+    StockState,
+    apply,
+    ops_for_pos_sale,
+    ops_for_supplier_feed,
+    sequence,
+)
+
+
+def op(
+    kind: str, qty: int = 0, seq: int = 1, origin: str = "ps:0", rid: str | None = None
+) -> StockOp:
+    return StockOp(kind, "SKU", "ST-1", origin, seq, qty=qty, reservation_id=rid)  # type: ignore[arg-type]
+
+
+def test_a_receipt_adds_and_a_sale_removes_units() -> None:
+    s = StockState()
+    apply(s, op("adjust", 10, seq=1), 0)
+    apply(s, op("adjust", -3, seq=2), 0)
+    assert s.on_hand == 7 and s.available(0) == 7
+
+
+def test_a_sale_of_missing_units_drives_on_hand_negative_but_available_stays_at_zero() -> None:
+    s = StockState()
+    apply(s, op("adjust", -4), safety_stock=2)
+    assert s.on_hand == -4
+    assert s.available(2) == 0
+
+
+def test_a_stock_count_sets_on_hand_even_to_zero() -> None:
+    s = StockState(on_hand=12)
+    out = apply(s, op("set", 0), 0)
+    assert s.on_hand == 0 and out.changed
+
+
+def test_an_op_replayed_from_the_same_origin_changes_nothing() -> None:
+    s = StockState()
+    apply(s, op("adjust", 5, seq=sequence(10, 0)), 0)
+    apply(s, op("adjust", 5, seq=sequence(10, 1)), 0)
+    out = apply(s, op("adjust", 5, seq=sequence(10, 0)), 0)
+    assert out.replay and not out.changed
+    assert s.on_hand == 10
+
+
+def test_origins_are_independent() -> None:
+    s = StockState()
+    apply(s, op("adjust", 5, seq=100, origin="ps:0"), 0)
+    out = apply(s, op("adjust", 5, seq=50, origin="sf:0"), 0)
+    assert not out.replay and s.on_hand == 10
+
+
+def test_a_reservation_never_takes_units_below_safety_stock() -> None:
+    s = StockState(on_hand=5)
+    ok = apply(s, op("reserve", 3, seq=1, rid="r1"), safety_stock=1)
+    refused = apply(s, op("reserve", 2, seq=2, rid="r2"), safety_stock=1)
+    assert ok.reserved_ok and not refused.reserved_ok
+    assert refused.free_after == 1
+    assert s.reserved == 3 and s.available(1) == 1
+
+
+def test_reserving_the_same_id_twice_reserves_once() -> None:
+    s = StockState(on_hand=5)
+    apply(s, op("reserve", 3, seq=1, rid="r1"), 0)
+    again = apply(s, op("reserve", 3, seq=2, rid="r1"), 0)
+    assert again.reserved_ok and s.reserved == 3
+
+
+def test_a_replayed_reserve_answers_as_the_reservation_stands() -> None:
+    s = StockState(on_hand=5)
+    apply(s, op("reserve", 3, seq=1, rid="r1"), 0)
+    apply(s, op("release", seq=2, rid="r1"), 0)
+    replay = apply(s, op("reserve", 3, seq=1, rid="r1"), 0)
+    assert replay.replay and replay.reserved_ok is False and s.reserved == 0
+
+
+def test_consuming_a_reservation_drops_on_hand_and_reserved_once() -> None:
+    s = StockState(on_hand=5)
+    apply(s, op("reserve", 2, seq=1, rid="r1"), 0)
+    apply(s, op("consume", seq=2, rid="r1"), 0)
+    apply(s, op("consume", seq=3, rid="r1"), 0)
+    assert s.on_hand == 3 and s.reserved == 0
+
+
+def test_a_short_pick_corrects_on_hand_and_shrinks_the_reservation() -> None:
+    s = StockState(on_hand=5)
+    apply(s, op("reserve", 3, seq=1, rid="r1"), 0)
+    apply(s, op("short", 2, seq=2, rid="r1"), 0)
+    assert s.on_hand == 3 and s.reservations == {"r1": 1}
+
+
+def test_state_survives_a_round_trip_through_its_dict() -> None:
+    s = StockState(on_hand=4, reservations={"r": 1}, positions={"ps:1": 9})
+    assert StockState.from_dict(s.to_dict()) == s
+
+
+def test_ops_for_events_number_lines_in_order() -> None:
+    ops = ops_for_pos_sale(
+        lines=[("A", 1), ("B", 2)], location_id="ST-1", origin="ps:2", offset=7, event_id="e"
+    )
+    assert [(o.sku, o.qty, o.seq) for o in ops] == [("A", -1, 7000), ("B", -2, 7001)]
+    counts = ops_for_supplier_feed(
+        feed_type="stock_count",
+        lines=[("A", 0)],
+        location_id="SUP",
+        origin="sf:0",
+        offset=1,
+        event_id="e",
+    )
+    assert counts[0].kind == "set"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["reserve", "release", "consume", "adjust"]),
+            st.integers(1, 5),
+            st.integers(0, 4),
+        ),
+        max_size=60,
+    ),
+    st.integers(0, 3),
+)
+def test_reserved_units_never_exceed_what_was_free_when_reserving(
+    steps: list[tuple[str, int, int]], safety: int
+) -> None:
+    s = StockState(on_hand=10)
+    for i, (kind, qty, r) in enumerate(steps):
+        before_free = s.free(safety)
+        out = apply(s, op(kind, qty if kind != "adjust" else qty, seq=i + 1, rid=f"r{r}"), safety)
+        if kind == "reserve" and out.changed:
+            assert qty <= before_free
+        assert s.reserved == sum(s.reservations.values()) >= 0
