@@ -51,14 +51,18 @@ async def ensure_topics(kafka: KafkaSettings, *, verbose: bool = True) -> list[s
                     for s in missing
                 ]
             )
-        problems = []
-        described = await admin.describe_topics([s.name for s in TOPICS])
-        counts = {d["topic"]: len(d["partitions"]) for d in described}
-        for s in TOPICS:
-            if counts.get(s.name, s.partitions) != s.partitions:
-                problems.append(
-                    f"{s.name} has {counts[s.name]} partitions, topics.yaml says {s.partitions}"
-                )
+        problems: list[str] = []
+        for _ in range(40):  # a topic just created may not show all its partitions at once
+            described = await admin.describe_topics([s.name for s in TOPICS])
+            counts = {d["topic"]: len(d["partitions"]) for d in described}
+            problems = [
+                f"{s.name} has {counts.get(s.name, 0)} partitions, topics.yaml says {s.partitions}"
+                for s in TOPICS
+                if counts.get(s.name, 0) != s.partitions
+            ]
+            if not problems:
+                break
+            await asyncio.sleep(0.25)
         if problems:
             raise CliError("; ".join(problems))
         if verbose:

@@ -73,15 +73,18 @@ class Cluster:
         return getattr(self.topics, handle).name
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        done = subprocess.run(
             [sys.executable, "-m", "streams.cli", *args],
             env=self.env,
             cwd=ROOT,
             capture_output=True,
             text=True,
-            check=check,
+            check=False,
             timeout=120,
         )
+        if check and done.returncode != 0:
+            raise RuntimeError(f"stockroute {' '.join(args)} failed: {done.stderr.strip()[-2000:]}")
+        return done
 
     def create_topics(self) -> None:
         self.cli("topics")
