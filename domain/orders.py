@@ -110,10 +110,16 @@ class Shipment:
         return sum(self.lines.values())
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        d = dict(self.__dict__)
+        d["lines"] = dict(self.lines)
+        d["history"] = dict(self.history)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Shipment:
+        d = dict(d)
+        d["lines"] = dict(d["lines"])
+        d["history"] = dict(d.get("history") or {})
         return cls(**d)
 
 
@@ -129,6 +135,22 @@ class Round:
     overrides: dict[str, int] = field(default_factory=dict)
     tries: int = 1
     reasons: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lines": dict(self.lines),
+            "plans": [Shipment.from_dict(p).to_dict() for p in self.plans],
+            "awaiting": list(self.awaiting),
+            "ok": list(self.ok),
+            "failed": dict(self.failed),
+            "overrides": dict(self.overrides),
+            "tries": self.tries,
+            "reasons": self.reasons,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Round:
+        return cls(**Round(**d).to_dict())
 
 
 @dataclass
@@ -152,14 +174,22 @@ class OrderState:
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["shipments"] = {k: s.to_dict() for k, s in self.shipments.items()}
-        d["pending"] = None if self.pending is None else dict(self.pending.__dict__)
+        d["pending"] = None if self.pending is None else self.pending.to_dict()
+        for name in ("queued", "unroutable", "delivered", "returned", "positions"):
+            d[name] = dict(d[name])
+        d["excluded"] = list(self.excluded)
+        d["event_ids"] = list(self.event_ids)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> OrderState:
         d = dict(d)
         d["shipments"] = {k: Shipment.from_dict(s) for k, s in d["shipments"].items()}
-        d["pending"] = None if d["pending"] is None else Round(**d["pending"])
+        d["pending"] = None if d["pending"] is None else Round.from_dict(d["pending"])
+        for name in ("queued", "unroutable", "delivered", "returned", "positions"):
+            d[name] = dict(d[name])
+        d["excluded"] = list(d["excluded"])
+        d["event_ids"] = list(d["event_ids"])
         return cls(**d)
 
     # -- derived --------------------------------------------------------------------------------
@@ -240,6 +270,8 @@ class Machine:
     # -- inputs ---------------------------------------------------------------------------------
     def place(self, order: WebOrder) -> None:
         if self.state is not None:
+            if order.event_id in self.state.event_ids:
+                return  # the same order_placed again: ignored
             raise LifecycleError(f"order {order.order_id} was already placed")
         if order.delivery and order.delivery.mode == "click_collect":
             pid = order.delivery.pickup_location_id
@@ -363,7 +395,7 @@ class Machine:
                 )
         st.event_ids.append(ret.event_id)
         prices = {ln["sku"]: ln["unit_price"] for ln in st.order["lines"]}
-        refund_lines = []
+        refund_lines: list[dict[str, Any]] = []
         for ln in ret.lines:
             st.returned[ln.sku] = st.returned.get(ln.sku, 0) + ln.qty
             if ln.resellable:
@@ -617,14 +649,15 @@ class Machine:
                     s.lines[sku] -= qty
                     if s.lines[sku] == 0:
                         del s.lines[sku]
-                self._order_event("short_pick", shipment=s, detail={"missing": _lines(missing)})
                 if not s.lines:
                     s.status = "rejected"
+                    s.history["rejected"] = self.ctx.now.isoformat()
                     self.effects.append(LoadEffect("close", s.location_id, s.shipment_id))
                     self.effects.append(Deadline(s.shipment_id, None))
-                    self._start_decision(missing)
-                    return
+                self._order_event("short_pick", shipment=s, detail={"missing": _lines(missing)})
                 self._start_decision(missing)
+                if not s.lines:
+                    return
         if ev.type == "accepted":
             self.effects.append(Deadline(s.shipment_id, None))
         s.status = ev.type
@@ -632,9 +665,7 @@ class Machine:
         self.effects.append(
             LoadEffect(
                 "step",
-                s.location_id
-                if prev != "in_transit"
-                else (s.destination_location_id or s.location_id),
+                ev.location_id,
                 s.shipment_id,
                 step=f"{prev}->{ev.type}",
                 seconds=seconds,
@@ -674,6 +705,8 @@ class Machine:
 
     def _rid_is_live(self, rid: str) -> bool:
         st = self._require()
+        if st.pending is not None and (rid in st.pending.ok or rid in st.pending.awaiting):
+            return True  # a repeated answer for the round in progress
         sid, _, sku = rid.rpartition("/")
         s = st.shipments.get(sid)
         return s is not None and s.status in OPEN and sku in s.lines
