@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -23,15 +24,47 @@ async def _admin(kafka: KafkaSettings):  # type: ignore[no-untyped-def]
     from aiokafka.errors import KafkaError
 
     admin = AIOKafkaAdminClient(**kafka.aiokafka_kwargs(), request_timeout_ms=10000)
+    # aiokafka logs the real cause (e.g. SaslAuthenticationFailed) and raises only "Unable to
+    # bootstrap": capture its log while connecting, so the user gets one line with the cause.
+    aio_log, seen = logging.getLogger("aiokafka"), _Captured()
+    aio_log.addHandler(seen)
+    propagate, aio_log.propagate = aio_log.propagate, False
     try:
         await asyncio.wait_for(admin.start(), timeout=15)
     except (KafkaError, OSError, TimeoutError) as exc:
         await admin.close()
+        auth = seen.find("AuthenticationFailed")
+        if auth is not None:
+            raise CliError(
+                f"Kafka at {kafka.bootstrap} refused the credentials ({auth}); "
+                "check KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME "
+                "and KAFKA_SASL_PASSWORD"
+            ) from None
         raise CliError(
             f"Kafka unreachable at {kafka.bootstrap} ({type(exc).__name__}: {exc}); "
             "start it with `stockroute kafka up` or set KAFKA_BOOTSTRAP"
         ) from None
+    finally:
+        aio_log.removeHandler(seen)
+        aio_log.propagate = propagate
     return admin
+
+
+class _Captured(logging.Handler):
+    """Keeps the messages of a logger for a while (one line each), instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(" ".join(record.getMessage().split()))
+
+    def find(self, needle: str) -> str | None:
+        for line in self.lines:
+            if needle in line:
+                return line.split(": ", 1)[-1] if "]" not in line else line.split("] ", 1)[-1]
+        return None
 
 
 async def ensure_topics(kafka: KafkaSettings, *, verbose: bool = True) -> list[str]:
