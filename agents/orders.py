@@ -16,6 +16,7 @@ import logging
 import time
 from typing import Any
 
+from agents.load import table_write
 from domain.orders import (
     Context,
     Deadline,
@@ -127,9 +128,11 @@ def register(rt: Runtime) -> None:
                 await rt.send(eff.handle, order_id, eff.value)
             elif isinstance(eff, Deadline):
                 if eff.at is None:
-                    deadlines.pop(eff.shipment_id, None)
+                    if eff.shipment_id in deadlines:
+                        await table_write(deadlines, eff.shipment_id, None)
                 else:
-                    deadlines[eff.shipment_id] = {"order_id": order_id, "at": eff.at}
+                    value = {"order_id": order_id, "at": eff.at}
+                    await table_write(deadlines, eff.shipment_id, value)
 
     @app.agent(source, name="orders", concurrency=1)
     async def run_orders(stream):  # type: ignore[no-untyped-def]
@@ -164,7 +167,7 @@ def register(rt: Runtime) -> None:
                 continue
             if m.state is not None:
                 m.state.positions[origin] = msg.offset
-                orders[order_id] = m.state.to_dict()
+                await table_write(orders, order_id, m.state.to_dict())
             await execute(m.effects, order_id, origin, msg.offset)
 
     sent: dict[str, float] = {}

@@ -136,13 +136,13 @@ def test_a_thousand_competing_orders_on_two_workers_never_oversell(
     for w in cluster.workers:
         w.wait_healthy()
 
-    # scarce stock: each SKU at 3 of the locations, the ineligible ones best stocked
+    # scarce stock: each SKU at 4 of the locations, the ineligible ones best stocked
     receipts: dict[str, int] = defaultdict(int)
     feed = []
     for i, sku in enumerate(SKUS):
-        holders = rnd.sample([loc["location_id"] for loc in LOCATIONS], 3)
+        holders = rnd.sample([loc["location_id"] for loc in LOCATIONS], 4)
         for loc_id in holders:
-            qty = rnd.randint(20, 40) if loc_id in INELIGIBLE else rnd.randint(2, 8)
+            qty = rnd.randint(20, 40) if loc_id in INELIGIBLE else rnd.randint(5, 20)
             receipts[f"{sku}@{loc_id}"] += qty
             feed.append(receipt(f"rc-{i}-{loc_id}", loc_id, {sku: qty}))
     for sku in SKUS[:2]:  # the click & collect stores hold a little of everything early on
