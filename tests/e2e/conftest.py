@@ -134,7 +134,9 @@ class Demo:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
-                raise AssertionError(f"demo.sh did not stop in {timeout}s:\n{self.logs()}") from None
+                raise AssertionError(
+                    f"demo.sh did not stop in {timeout}s:\n{self.logs()}"
+                ) from None
         self._outf.close()
         return int(self.proc.returncode)
 

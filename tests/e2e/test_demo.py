@@ -38,7 +38,7 @@ def test_make_demo_flows_and_stops_by_itself(demo_factory) -> None:  # type: ign
 
     rc = demo.proc.wait(timeout=RUN_S + 90)
     total_s = time.monotonic() - began
-    print(f"demo up in {up_s:.0f}s, flow after {flow_s:.0f}s, total {total_s:.0f}s, messages {counts}")
+    print(f"demo up {up_s:.0f}s, flow after {flow_s:.0f}s, total {total_s:.0f}s, counts {counts}")
     assert all(counts.values()), f"no flow on some topics: {counts}\n{demo.logs()}"
     assert dash_ok, demo.logs()
     assert rc == 0, f"demo.sh exit {rc}\n{demo.logs()}"
