@@ -308,7 +308,9 @@ def BAD_INPUTS_ORDER(letter: dict[str, Any]) -> int:  # noqa: N802 - reads like 
     return raws.index(raw)
 
 
-KNOWN_REBALANCE_LOSS = "Faust 0.15.3 can ack messages skipped across a consumer-group rebalance (a restarted worker rejoins while its dead predecessor still holds partitions), so their offsets get committed unprocessed; under investigation, see docs/reliability.md"
+# Faust 0.15.3 can ack messages skipped across a consumer-group rebalance (a restarted worker
+# rejoins while its dead predecessor still holds partitions), so their offsets get committed
+# unprocessed; under investigation (docs/reliability.md). Run by `make test-all`.
 
 
 @pytest.mark.slow
