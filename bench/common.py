@@ -1,0 +1,159 @@
+"""Shared helpers of the benchmarks: machine facts, percentiles, Kafka clients, lag, RSS."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from streams.settings import KafkaSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        return out.stdout.strip()
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def dirty() -> bool:
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return bool(out.stdout.strip())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def machine() -> dict[str, Any]:
+    mem_kb = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    except OSError:
+        pass
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def pct(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, int(round(p / 100.0 * (len(s) - 1)))))
+    return s[k]
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+def kafka() -> KafkaSettings:
+    return KafkaSettings.from_env()
+
+
+async def produce_raw(
+    topic_msgs: list[tuple[str, bytes | None, bytes]], *, linger_ms: int = 20
+) -> float:
+    """Send (topic, key, value) as fast as possible; returns seconds taken."""
+    producer = AIOKafkaProducer(
+        **kafka().aiokafka_kwargs(), acks="all", linger_ms=linger_ms, max_batch_size=262144
+    )
+    await producer.start()
+    t0 = time.perf_counter()
+    try:
+        futs = []
+        for topic, key, value in topic_msgs:
+            futs.append(await producer.send(topic, key=key, value=value))
+            if len(futs) >= 5000:
+                await asyncio.gather(*futs)
+                futs = []
+        await asyncio.gather(*futs)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return time.perf_counter() - t0
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+async def new_consumer(*topics: str, earliest: bool = True) -> AIOKafkaConsumer:
+    c = AIOKafkaConsumer(
+        *topics,
+        **kafka().aiokafka_kwargs(),
+        group_id=None,
+        auto_offset_reset="earliest" if earliest else "latest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1048576,
+        fetch_max_bytes=64 * 1048576,
+    )
+    await c.start()
+    return c
+
+
+async def group_lag(group: str, topics: list[str]) -> tuple[int, dict[str, int]]:
+    """Sum over `topics` of end offset - committed offset of `group` (0 committed = from 0)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**kafka().aiokafka_kwargs())
+    await admin.start()
+    consumer = AIOKafkaConsumer(**kafka().aiokafka_kwargs(), group_id=None)
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        tps = []
+        for t in topics:
+            parts = consumer.partitions_for_topic(t)
+            if parts is None:
+                await consumer._client.force_metadata_update()  # noqa: SLF001
+                parts = consumer.partitions_for_topic(t) or set()
+            tps.extend(TopicPartition(t, p) for p in parts)
+        ends = await consumer.end_offsets(tps) if tps else {}
+        per: dict[str, int] = {}
+        for tp in tps:
+            meta = committed.get(tp)
+            pos = meta.offset if meta is not None and meta.offset >= 0 else 0
+            per[tp.topic] = per.get(tp.topic, 0) + max(0, ends[tp] - pos)
+        return sum(per.values()), per
+    finally:
+        await consumer.stop()
+        await admin.close()

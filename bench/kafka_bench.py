@@ -1,0 +1,613 @@
+"""Benchmarks against the real broker: fold, routing, scale, peak soak.
+
+Every figure comes with a reference measured in the same run on the same broker: raw aiokafka
+loops for the fold, Kafka's own produce->consume latency for routing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from bench.common import ROOT, dumps, group_lag, kafka, new_consumer, pct, produce_raw, rss_mb
+from tests.integration.harness import Cluster, WorkerProcess, iso, location
+
+# ---- helpers -----------------------------------------------------------------------------------
+
+
+def _tmp() -> Path:
+    return Path(tempfile.mkdtemp(prefix="stockroute-bench-"))
+
+
+async def _wait_healthy(workers: list[WorkerProcess], timeout: float = 180.0) -> float:
+    deadline = time.time() + timeout
+    pending = list(workers)
+    while pending:
+        if time.time() > deadline:
+            raise TimeoutError("worker(s) not healthy")
+        for w in list(pending):
+            if w.proc is not None and w.proc.poll() is not None:
+                raise RuntimeError(f"worker exited: {w.log.read_text()[-2000:]}")
+            if await asyncio.to_thread(w.healthy):
+                pending.remove(w)
+        if pending:
+            await asyncio.sleep(0.1)
+    return time.perf_counter()
+
+
+def _start(workers: list[WorkerProcess]) -> None:
+    for w in workers:
+        w.start(wait=False)
+
+
+async def _create_topic(name: str, partitions: int = 4) -> None:
+    admin = AIOKafkaAdminClient(**kafka().aiokafka_kwargs())
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+    except Exception:  # noqa: BLE001 - exists
+        pass
+    finally:
+        await admin.close()
+
+
+STORES = [f"ST-{i:03d}" for i in range(1, 9)]
+
+
+def _locations_msgs(cluster: Cluster) -> list[tuple[str, bytes | None, bytes]]:
+    topic = cluster.name("locations")
+    out = []
+    for i, sid in enumerate(STORES):
+        loc = location(sid, "store", lat=45.0 + i * 0.5, lon=2.0 + i * 0.3)
+        out.append((topic, sid.encode(), dumps(loc)))
+    return out
+
+
+def fold_events(n: int, keys: int, seed: int = 7) -> tuple[list[tuple[str, str, dict[str, Any]]], dict[str, int]]:
+    """n one-line stock events over `keys` (sku, store) pairs: a receipt of 1000 first, then
+    till sales of 1 (and a receipt every 10th event). Returns (handle, key, value) and the
+    expected final on_hand per '<sku>@<location>'."""
+    rng = random.Random(seed)
+    pairs = [(f"SKU-{i // len(STORES):05d}", STORES[i % len(STORES)]) for i in range(keys)]
+    expected: dict[str, int] = {}
+    out: list[tuple[str, str, dict[str, Any]]] = []
+    now = iso()
+    for i in range(n):
+        sku, loc = pairs[rng.randrange(keys)] if i >= keys else pairs[i]
+        k = f"{sku}@{loc}"
+        eid = str(uuid.uuid4())
+        if k not in expected or i % 10 == 0:
+            expected[k] = expected.get(k, 0) + 1000
+            out.append(
+                (
+                    "supplier_feeds",
+                    loc,
+                    {"event_id": eid, "occurred_at": now, "type": "receipt", "location_id": loc,
+                     "lines": [{"sku": sku, "qty": 1000}]},
+                )
+            )
+        else:
+            expected[k] -= 1
+            out.append(
+                ("pos_sales", loc,
+                 {"event_id": eid, "occurred_at": now, "location_id": loc,
+                  "lines": [{"sku": sku, "qty": 1}]})
+            )
+    return out, expected
+
+
+def _encode(cluster: Cluster, events: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[str, bytes | None, bytes]]:
+    return [(cluster.name(h), k.encode(), dumps(v)) for h, k, v in events]
+
+
+async def _watch_availability(
+    topic: str, expected: dict[str, int], timeout: float, started: asyncio.Event
+) -> tuple[float | None, int, int]:
+    """Consume stock-availability until every key shows its expected on_hand.
+    Returns (perf_counter when done or None, messages seen, keys matching)."""
+    c = await new_consumer(topic)
+    started.set()
+    latest: dict[str, int] = {}
+    missing = set(expected)
+    seen = 0
+    deadline = time.perf_counter() + timeout
+    try:
+        while time.perf_counter() < deadline:
+            batch = await c.getmany(timeout_ms=200, max_records=20000)
+            for recs in batch.values():
+                for r in recs:
+                    seen += 1
+                    key = r.key.decode()
+                    v = orjson.loads(r.value)
+                    latest[key] = v["on_hand"]
+                    if key in expected:
+                        if v["on_hand"] == expected[key]:
+                            missing.discard(key)
+                        else:
+                            missing.add(key)
+            if not missing:
+                return time.perf_counter(), seen, len(expected)
+        return None, seen, len(expected) - len(missing)
+    finally:
+        await c.stop()
+
+
+async def _fold_once(
+    events: list[tuple[str, str, dict[str, Any]]],
+    expected: dict[str, int],
+    *,
+    workers: int = 1,
+    store: str | None = None,
+    timeout: float = 300.0,
+) -> dict[str, Any]:
+    tmp = _tmp()
+    env = {"STOCKROUTE_STORE": store} if store else None
+    cluster = Cluster(tmp, extra_env=env)
+    await asyncio.to_thread(cluster.create_topics)
+    await produce_raw(_locations_msgs(cluster))
+    msgs = _encode(cluster, events)
+    produce_s = await produce_raw(msgs)
+    ws = [cluster.worker() for _ in range(workers)]
+    started = asyncio.Event()
+    watch = asyncio.create_task(
+        _watch_availability(cluster.name("stock_availability"), expected, timeout, started)
+    )
+    await started.wait()
+    try:
+        t_spawn = time.perf_counter()
+        await asyncio.to_thread(_start, ws)
+        t_ready = await _wait_healthy(ws)
+        t_done, seen, matched = await watch
+        rss = [rss_mb(w.proc.pid) for w in ws if w.proc]
+    finally:
+        cluster.stop()
+    n = len(events)
+    out: dict[str, Any] = {
+        "events": n,
+        "keys": len(expected),
+        "workers": workers,
+        "store": store or "rocksdb://",
+        "produce_s": round(produce_s, 3),
+        "startup_s": round(t_ready - t_spawn, 3),
+        "availability_messages": seen,
+        "keys_matching": matched,
+        "complete": t_done is not None,
+        "worker_rss_mb": rss,
+    }
+    if t_done is not None:
+        from_ready = max(1e-6, t_done - t_ready)
+        out["seconds_from_ready"] = round(t_done - t_ready, 3)
+        out["seconds_from_spawn"] = round(t_done - t_spawn, 3)
+        out["events_per_s"] = round(n / from_ready, 1) if t_done > t_ready else None
+        out["events_per_s_from_spawn"] = round(n / (t_done - t_spawn), 1)
+    return out
+
+
+async def _raw_consume(topics: list[str], n: int) -> float:
+    c = await new_consumer(*topics)
+    try:
+        got = 0
+        t0 = time.perf_counter()
+        while got < n:
+            batch = await c.getmany(timeout_ms=500, max_records=20000)
+            for recs in batch.values():
+                for r in recs:
+                    orjson.loads(r.value)
+                    got += 1
+        return n / (time.perf_counter() - t0)
+    finally:
+        await c.stop()
+
+
+async def _raw_cup(topics: list[str], out_topic: str, n: int) -> float:
+    """Consume, decode, update a dict per (sku, location), produce the new value: per message."""
+    from aiokafka import AIOKafkaProducer
+
+    await _create_topic(out_topic)
+    c = await new_consumer(*topics)
+    p = AIOKafkaProducer(**kafka().aiokafka_kwargs(), acks="all", linger_ms=1)
+    await p.start()
+    state: dict[str, int] = {}
+    try:
+        got = 0
+        futs = []
+        t0 = time.perf_counter()
+        while got < n:
+            batch = await c.getmany(timeout_ms=500, max_records=20000)
+            for recs in batch.values():
+                for r in recs:
+                    v = orjson.loads(r.value)
+                    loc = v["location_id"]
+                    for ln in v["lines"]:
+                        k = f"{ln['sku']}@{loc}"
+                        d = ln["qty"] if v.get("type") == "receipt" else -ln["qty"]
+                        state[k] = state.get(k, 0) + d
+                        futs.append(
+                            await p.send(out_topic, key=k.encode(), value=orjson.dumps(
+                                {"sku": ln["sku"], "location_id": loc, "on_hand": state[k]}))
+                        )
+                    got += 1
+            if len(futs) > 10000:
+                await asyncio.gather(*futs)
+                futs = []
+        await asyncio.gather(*futs)
+        await p.flush()
+        return n / (time.perf_counter() - t0)
+    finally:
+        await p.stop()
+        await c.stop()
+
+
+async def bench_fold(quick: bool) -> dict[str, Any]:
+    n = 8000 if quick else 20000
+    keys = 2000 if quick else 5000
+    events, expected = fold_events(n, keys)
+    rocks = await _fold_once(events, expected)
+    # references on the same broker and the very same messages (rocks' cluster topics)
+    tmp = _tmp()
+    ref = Cluster(tmp)
+    await asyncio.to_thread(ref.create_topics)
+    await produce_raw(_encode(ref, events))
+    topics = [ref.name("pos_sales"), ref.name("supplier_feeds")]
+    raw = await _raw_consume(topics, n)
+    cup = await _raw_cup(topics, f"{ref.prefix}bench-raw-out", n)
+    mem = await _fold_once(events, expected, store="memory://")
+    rate = rocks.get("events_per_s")
+    return {
+        "parameters": {"events": n, "keys": keys, "partitions": 4, "workers": 1,
+                       "event_mix": "1-line receipts (first per key, every 10th) + 1-unit till sales"},
+        "rocksdb": rocks,
+        "memory": mem,
+        "reference": {"raw_consume_per_s": round(raw, 1), "raw_consume_update_produce_per_s": round(cup, 1)},
+        "events_per_s": rate,
+        "memory_events_per_s": mem.get("events_per_s"),
+        "ratio_to_raw_consume": round(rate / raw, 4) if rate else None,
+        "ratio_to_raw_cup": round(rate / cup, 4) if rate else None,
+        "target": {"ratio_to_raw_consume": 0.5, "events_per_s": 20000},
+    }
+
+
+# ---- routing -----------------------------------------------------------------------------------
+
+ROUTING_SKUS = [f"RSKU-{i:04d}" for i in range(200)]
+
+
+def _routing_locations() -> list[dict[str, Any]]:
+    locs = [
+        location("WH-01", "warehouse", lat=48.85, lon=2.35, capacity_per_hour=100000, max_backlog=1000000),
+        location("WH-02", "warehouse", lat=45.76, lon=4.84, capacity_per_hour=100000, max_backlog=1000000),
+    ]
+    for i, sid in enumerate(STORES):
+        locs.append(location(sid, "store", lat=44.0 + i * 0.6, lon=0.5 + i * 0.7,
+                             capacity_per_hour=100000, max_backlog=1000000))
+    return locs
+
+
+def _order(order_id: str, rng: random.Random) -> dict[str, Any]:
+    nlines = 1 if rng.random() < 0.7 else 2
+    skus = rng.sample(ROUTING_SKUS, nlines)
+    return {
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": iso(),
+        "type": "order_placed",
+        "order_id": order_id,
+        "channel": "web",
+        "customer": {"lat": 43.5 + rng.random() * 5.5, "lon": -1.0 + rng.random() * 7.0},
+        "delivery": {"mode": "home", "service": "standard"},
+        "lines": [{"sku": s, "qty": 1, "unit_price": 9.99} for s in skus],
+        "currency": "EUR",
+        "payment": {"method": "card", "reference": f"pay-{order_id}"},
+    }
+
+
+class _Decisions:
+    """Follows routed-orders: first decision time per order id."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.first: dict[str, float] = {}
+        self.status: dict[str, str] = {}
+        self.ready = asyncio.Event()
+        self.stop = False
+
+    async def run(self) -> None:
+        c = await new_consumer(self.topic)
+        self.ready.set()
+        try:
+            while not self.stop:
+                batch = await c.getmany(timeout_ms=100, max_records=20000)
+                t = time.perf_counter()
+                for recs in batch.values():
+                    for r in recs:
+                        oid = r.key.decode()
+                        if oid not in self.first:
+                            self.first[oid] = t
+                            self.status[oid] = orjson.loads(r.value).get("status", "?")
+        finally:
+            await c.stop()
+
+    async def wait_count(self, ids: set[str], timeout: float) -> float | None:
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if all(i in self.first for i in ids):
+                return max(self.first[i] for i in ids)
+            await asyncio.sleep(0.05)
+        return None
+
+
+async def _paced(topic: str, msgs: list[tuple[str, bytes]], rate: float,
+                 sent: dict[str, float]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    p = AIOKafkaProducer(**kafka().aiokafka_kwargs(), acks="all", linger_ms=0)
+    await p.start()
+    try:
+        t0 = time.perf_counter()
+        for i, (key, value) in enumerate(msgs):
+            due = t0 + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent[key] = time.perf_counter()
+            await p.send(topic, key=key.encode(), value=value)
+        await p.flush()
+    finally:
+        await p.stop()
+
+
+async def _kafka_latency(rate: float, seconds: float) -> dict[str, Any]:
+    """Kafka's own produce->consume latency at `rate` msgs/s, same client settings."""
+    topic = f"bench-echo-{uuid.uuid4().hex[:8]}"
+    await _create_topic(topic)
+    n = int(rate * seconds)
+    sent: dict[str, float] = {}
+    got: dict[str, float] = {}
+    c = await new_consumer(topic)
+    await asyncio.sleep(1.0)
+    msgs = [(f"k{i}", orjson.dumps({"i": i, "pad": "x" * 300})) for i in range(n)]
+    prod = asyncio.create_task(_paced(topic, msgs, rate, sent))
+    deadline = time.perf_counter() + seconds + 30
+    try:
+        while len(got) < n and time.perf_counter() < deadline:
+            batch = await c.getmany(timeout_ms=100, max_records=10000)
+            t = time.perf_counter()
+            for recs in batch.values():
+                for r in recs:
+                    got.setdefault(r.key.decode(), t)
+        await prod
+    finally:
+        await c.stop()
+    lat = [1000 * (got[k] - sent[k]) for k in got if k in sent]
+    return {"rate": rate, "messages": n, "received": len(got),
+            "p50_ms": _r(pct(lat, 50)), "p95_ms": _r(pct(lat, 95)), "p99_ms": _r(pct(lat, 99))}
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
+async def _routing_cluster(workers: int) -> tuple[Cluster, list[WorkerProcess]]:
+    cluster = Cluster(_tmp())
+    await asyncio.to_thread(cluster.create_topics)
+    await produce_raw([(cluster.name("locations"), loc["location_id"].encode(), dumps(loc))
+                       for loc in _routing_locations()])
+    stock = []
+    for loc in _routing_locations():
+        lid = loc["location_id"]
+        stock.append((cluster.name("supplier_feeds"), lid.encode(), dumps(
+            {"event_id": str(uuid.uuid4()), "occurred_at": iso(), "type": "receipt",
+             "location_id": lid, "lines": [{"sku": s, "qty": 100000} for s in ROUTING_SKUS]})))
+    await produce_raw(stock)
+    expected = {f"{s}@{loc['location_id']}": 100000 for loc in _routing_locations() for s in ROUTING_SKUS}
+    ws = [cluster.worker() for _ in range(workers)]
+    started = asyncio.Event()
+    watch = asyncio.create_task(
+        _watch_availability(cluster.name("stock_availability"), expected, 180, started))
+    await started.wait()
+    await asyncio.to_thread(_start, ws)
+    await _wait_healthy(ws)
+    done, _, _ = await watch
+    if done is None:
+        raise RuntimeError("routing bench: opening stock never folded")
+    await asyncio.sleep(2.0)  # the worker's availability view follows the compacted topic
+    return cluster, ws
+
+
+async def _saturation(cluster: Cluster, n: int, prefix: str, timeout: float) -> dict[str, Any]:
+    dec = _Decisions(cluster.name("routed_orders"))
+    task = asyncio.create_task(dec.run())
+    await dec.ready.wait()
+    rng = random.Random(11)
+    ids = [f"{prefix}{i:07d}" for i in range(n)]
+    msgs = [(cluster.name("web_orders"), oid.encode(), dumps(_order(oid, rng))) for oid in ids]
+    t0 = time.perf_counter()
+    produce_s = await produce_raw(msgs)
+    t_done = await dec.wait_count(set(ids), timeout)
+    dec.stop = True
+    await task
+    got = [i for i in ids if i in dec.first]
+    statuses: dict[str, int] = {}
+    for i in got:
+        statuses[dec.status[i]] = statuses.get(dec.status[i], 0) + 1
+    end = t_done if t_done is not None else (max(dec.first[i] for i in got) if got else None)
+    rate = len(got) / (end - t0) if end else 0.0
+    return {"orders": n, "decided": len(got), "statuses": statuses, "produce_s": round(produce_s, 3),
+            "seconds": round(end - t0, 3) if end else None, "orders_per_s": round(rate, 1),
+            "complete": t_done is not None}
+
+
+async def _latency(cluster: Cluster, rate: float, seconds: float, prefix: str) -> dict[str, Any]:
+    dec = _Decisions(cluster.name("routed_orders"))
+    task = asyncio.create_task(dec.run())
+    await dec.ready.wait()
+    await asyncio.sleep(1.0)
+    rng = random.Random(13)
+    n = int(rate * seconds)
+    ids = [f"{prefix}{i:07d}" for i in range(n)]
+    msgs = [(oid, dumps(_order(oid, rng))) for oid in ids]
+    sent: dict[str, float] = {}
+    await _paced(cluster.name("web_orders"), msgs, rate, sent)
+    await dec.wait_count(set(ids), 60)
+    dec.stop = True
+    await task
+    lat = [1000 * (dec.first[i] - sent[i]) for i in ids if i in dec.first and i in sent]
+    return {"rate": rate, "seconds": seconds, "orders": n, "decided": len(lat),
+            "p50_ms": _r(pct(lat, 50)), "p95_ms": _r(pct(lat, 95)), "p99_ms": _r(pct(lat, 99)),
+            "max_ms": _r(max(lat) if lat else None)}
+
+
+async def bench_routing(quick: bool) -> dict[str, Any]:
+    n = 2000 if quick else 5000
+    cluster, ws = await _routing_cluster(1)
+    try:
+        sat = await _saturation(cluster, n, "SAT-", timeout=240)
+        sat_rate = sat["orders_per_s"] or 1.0
+        load = 500.0 if sat_rate >= 1000 else max(20.0, float(int(sat_rate * 0.5 / 10) * 10))
+        secs = 15.0 if quick else 30.0
+        lat = await _latency(cluster, load, secs, "LAT-")
+        rss = rss_mb(ws[0].proc.pid) if ws[0].proc else None
+    finally:
+        cluster.stop()
+    ref = await _kafka_latency(load, secs)
+    p99 = lat.get("p99_ms")
+    return {
+        "parameters": {"orders": n, "locations": 10, "skus": len(ROUTING_SKUS),
+                       "lines_per_order": "70% 1, 30% 2", "offered_load_per_s": load,
+                       "latency_seconds": secs, "workers": 1, "partitions": 4,
+                       "method": "saturation: orders produced in one burst to a running worker "
+                                 "(stock loaded), rate = decided / (first send -> last decision)"},
+        "saturation": sat,
+        "latency": lat,
+        "reference": {"kafka_produce_consume": ref},
+        "orders_per_s": sat["orders_per_s"],
+        "p99_minus_kafka_p99_ms": round(p99 - ref["p99_ms"], 2) if p99 is not None and ref["p99_ms"] is not None else None,
+        "worker_rss_mb": rss,
+        "target": {"orders_per_s": 2000, "p99_minus_kafka_p99_ms": 50, "at_load_per_s": 500},
+    }
+
+
+# ---- scale ---------------------------------------------------------------------------------------
+
+
+async def bench_scale(quick: bool) -> dict[str, Any]:
+    n = 6000 if quick else 12000
+    keys = 2000 if quick else 4000
+    events, expected = fold_events(n, keys, seed=21)
+    one = await _fold_once(events, expected, workers=1)
+    two = await _fold_once(events, expected, workers=2)
+
+    def eff(key: str) -> float | None:
+        a, b = one.get(key), two.get(key)
+        return round(b / (2 * a), 3) if a and b else None
+
+    return {
+        "parameters": {"pipeline": "fold (stock events -> stock-availability)", "events": n,
+                       "keys": keys, "partitions": 4, "cores": os.cpu_count(),
+                       "note": "broker and both workers share the host's cores"},
+        "one_worker": one,
+        "two_workers": two,
+        "reference": {"one_worker_events_per_s": one.get("events_per_s")},
+        "efficiency_from_ready": eff("events_per_s"),
+        "efficiency_from_spawn": eff("events_per_s_from_spawn"),
+        "target": {"efficiency": 0.8},
+    }
+
+
+# ---- soak ----------------------------------------------------------------------------------------
+
+
+async def bench_soak(quick: bool) -> dict[str, Any]:
+    seconds = float(os.environ.get("BENCH_SOAK_S", 150.0 if quick else 240.0))
+    max_rate = 300.0
+    cluster = Cluster(_tmp())
+    await asyncio.to_thread(cluster.create_topics)
+    w = cluster.worker()
+    await asyncio.to_thread(_start, [w])
+    await _wait_healthy([w])
+    sim_args = ["--peak", "--max-rate", str(max_rate), "--speed", "600", "--seed", "42",
+                "--stores", "20", "--skus", "1000", "--stock-wait", "300",
+                "--start", "2026-11-27T08:00"]
+    stock_phase_s = None
+    log = cluster.tmp / "sim.log"
+    logf = open(log, "ab")  # noqa: SIM115
+    sim = subprocess.Popen([sys.executable, "-m", "sim", *sim_args], env=cluster.env, cwd=ROOT,
+                           stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+    group = cluster.app_id
+    topics = [cluster.name(h) for h in ("pos_sales", "supplier_feeds", "web_orders",
+                                        "fulfilment_events", "returns", "stock_ops",
+                                        "order_commands", "load_ops")]
+    samples: list[dict[str, Any]] = []
+    t_spawn = time.perf_counter()
+    t0 = None  # the load phase starts once the simulator's opening stock is folded (or waited for)
+    try:
+        while sim.poll() is None:
+            await asyncio.sleep(5.0)
+            if t0 is None:
+                text = log.read_text(errors="replace")
+                if "waiting at most" in text and text.count("stockroute simulate:") >= 3:
+                    t0 = time.perf_counter()
+                    stock_phase_s = round(t0 - t_spawn, 1)
+            elif time.perf_counter() - t0 >= seconds:
+                break
+            if time.perf_counter() - t_spawn > seconds + 400:
+                break
+            try:
+                lag, per = await group_lag(group, topics)
+            except Exception as exc:  # noqa: BLE001
+                lag, per = -1, {"error": repr(exc)}
+            samples.append({"t": round(time.perf_counter() - t_spawn, 1),
+                            "phase": "opening_stock" if t0 is None else "peak_load", "lag": lag,
+                            "rss_mb": rss_mb(w.proc.pid) if w.proc else None})
+        sim_alive = sim.poll() is None
+        if sim_alive:
+            os.killpg(sim.pid, signal.SIGINT)
+            try:
+                sim.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(sim.pid, signal.SIGKILL)
+                sim.wait()
+        # drain: the final lag some seconds after the load stops
+        await asyncio.sleep(10.0)
+        final, per_final = await group_lag(group, topics)
+        rss_final = rss_mb(w.proc.pid) if w.proc else None
+        produced = _sim_events(log)
+    finally:
+        cluster.stop()
+    load = [s for s in samples if s["phase"] == "peak_load"]
+    lags = [s["lag"] for s in load if s["lag"] >= 0]
+    rss = [s["rss_mb"] for s in samples if s["rss_mb"]]
+    return {
+        "parameters": {"sim_args": sim_args, "seconds": seconds, "max_rate_events_per_s": max_rate,
+                       "lag_topics": "all worker input topics (committed offsets of the app's group)"},
+        "opening_stock_phase_s": stock_phase_s,
+        "load_phase_s": round(samples[-1]["t"] - stock_phase_s, 1) if stock_phase_s and samples else None,
+        "max_lag": max(lags) if lags else None,
+        "final_lag_during_load": lags[-1] if lags else None,
+        "final_lag_10s_after_stop": final,
+        "final_lag_per_topic": per_final,
+        "rss_mb_max": round(max(rss), 1) if rss else None,
+        "rss_mb_final": round(rss_final, 1) if rss_final else None,
+        "sim_stopped_early": not sim_alive,
+        "sim_tail": produced,
+        "samples": samples,
+        "reference": {"offered_events_per_s_cap": max_rate},
+    }
+
+
+def _sim_events(log: Path) -> str:
+    try:
+        return log.read_text(errors="replace")[-600:]
+    except OSError:
+        return ""
