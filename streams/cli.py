@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from streams.settings import KafkaSettings, WorkerSettings
-from streams.topics import TOPICS
+from streams.topics import TOPICS, TopicSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,14 +67,40 @@ class _Captured(logging.Handler):
         return None
 
 
+def changelog_specs(app_id: str) -> list[TopicSpec]:
+    """The table changelogs of topics.yaml for this app id, as Faust names them.
+
+    Created up front rather than left to Faust: a worker that creates them itself races its own
+    metadata refresh and can find a changelog "with 0 partitions" and crash the agent.
+    """
+    specs = []
+    for name, table in TOPICS.tables.items():
+        source = getattr(TOPICS, table.source)
+        specs.append(
+            TopicSpec(
+                handle=f"{name}_changelog",
+                name=f"{app_id}-{name}-changelog",
+                key=table.key,
+                partitions=source.partitions,
+                cleanup="compact",
+                schema="",
+                visibility="internal",
+                code="",
+            )
+        )
+    return specs
+
+
 async def ensure_topics(kafka: KafkaSettings, *, verbose: bool = True) -> list[str]:
-    """Create every topic of topics.yaml that is missing; verify partitions of the others."""
+    """Create every topic of topics.yaml (and the table changelogs) that is missing; verify
+    the partition counts of those that exist."""
     from aiokafka.admin import NewTopic
 
+    all_specs = [*TOPICS, *changelog_specs(WorkerSettings.from_env().app_id)]
     admin = await _admin(kafka)
     try:
         existing = set(await admin.list_topics())
-        missing = [s for s in TOPICS if s.name not in existing]
+        missing = [s for s in all_specs if s.name not in existing]
         if missing:
             await admin.create_topics(
                 [
@@ -86,11 +112,11 @@ async def ensure_topics(kafka: KafkaSettings, *, verbose: bool = True) -> list[s
             )
         problems: list[str] = []
         for _ in range(40):  # a topic just created may not show all its partitions at once
-            described = await admin.describe_topics([s.name for s in TOPICS])
+            described = await admin.describe_topics([s.name for s in all_specs])
             counts = {d["topic"]: len(d["partitions"]) for d in described}
             problems = [
                 f"{s.name} has {counts.get(s.name, 0)} partitions, topics.yaml says {s.partitions}"
-                for s in TOPICS
+                for s in all_specs
                 if counts.get(s.name, 0) != s.partitions
             ]
             if not problems:
@@ -99,7 +125,7 @@ async def ensure_topics(kafka: KafkaSettings, *, verbose: bool = True) -> list[s
         if problems:
             raise CliError("; ".join(problems))
         if verbose:
-            for s in TOPICS:
+            for s in all_specs:
                 state = "created" if s in missing else "ok"
                 print(f"{s.name:32} {s.partitions:>3} partitions  {s.cleanup:8} {state}")
         return [s.name for s in missing]
