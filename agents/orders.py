@@ -12,6 +12,7 @@ the idempotent effects implied by the current state are re-emitted (Machine.resy
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from typing import Any
@@ -35,12 +36,14 @@ from streams.records import FulfilmentEvent, Return, WebOrder
 from streams.topics import TOPICS
 
 log = logging.getLogger(__name__)
-TIMEOUT_RESEND_S = 10.0
+TIMEOUT_RESEND_S = 10.0  # a time-out command not acted upon is sent again after this long
+RESCAN_S = 60.0  # full scan of the deadlines table (besides every assignment change)
 
 
 def register(rt: Runtime) -> None:
     app = rt.app
     parts = TOPICS.web_orders.partitions
+    due: list[tuple[float, str, str]] = []  # (at, shipment_id, order_id): see expire_acceptance
     orders = app.Table("orders", default=None, partitions=parts)
     deadlines = app.Table("acceptance_deadlines", default=None, partitions=parts)
     source = app.topic(
@@ -133,6 +136,7 @@ def register(rt: Runtime) -> None:
                 else:
                     value = {"order_id": order_id, "at": eff.at}
                     await table_write(deadlines, eff.shipment_id, value)
+                    heapq.heappush(due, (eff.at, eff.shipment_id, order_id))
 
     @app.agent(source, name="orders", concurrency=1)
     async def run_orders(stream):  # type: ignore[no-untyped-def]
@@ -170,22 +174,37 @@ def register(rt: Runtime) -> None:
                 await table_write(orders, order_id, m.state.to_dict())
             await execute(m.effects, order_id, origin, msg.offset)
 
-    sent: dict[str, float] = {}
+    # Deadlines due soonest first. Scanning the whole table every second costs one RocksDB read
+    # and JSON decode per open shipment per second (tens of thousands at peak), so the timer
+    # pops this heap instead: the agent pushes every deadline it sets, and the table is scanned
+    # only when this worker's assignment or recovery state changes (deadlines it did not set
+    # itself) and every RESCAN_S as a safety net. A popped entry is checked against the table,
+    # so a cleared or replaced deadline is skipped.
+    scanned: dict[str, Any] = {"at": 0.0, "key": None}
+
+    def assignment_key() -> Any:
+        try:
+            assigned = frozenset(app.consumer.assignment())
+        except Exception:  # noqa: BLE001 - consumer not started yet
+            assigned = frozenset()
+        return assigned, app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
 
     @app.timer(interval=1.0)
     async def expire_acceptance() -> None:
         t = time.time()
-        for shipment_id, d in list(deadlines.items()):
-            if d["at"] <= t and sent.get(shipment_id, 0.0) < t - TIMEOUT_RESEND_S:
-                sent[shipment_id] = t
-                await rt.send(
-                    "order_commands",
-                    d["order_id"],
-                    {
-                        "type": "acceptance_timeout",
-                        "order_id": d["order_id"],
-                        "shipment_id": shipment_id,
-                    },
-                )
-        for shipment_id in [s for s, at in sent.items() if at < t - 600]:
-            del sent[shipment_id]
+        key = assignment_key()
+        if key != scanned["key"] or t - scanned["at"] >= RESCAN_S:
+            scanned["key"], scanned["at"] = key, t
+            due[:] = [(d["at"], sid, d["order_id"]) for sid, d in list(deadlines.items()) if d]
+            heapq.heapify(due)
+        while due and due[0][0] <= t:
+            _, shipment_id, order_id = heapq.heappop(due)
+            d = deadlines.get(shipment_id)
+            if d is None or d["at"] > t:
+                continue  # cleared (accepted, re-routed, cancelled) or moved later
+            await rt.send(
+                "order_commands",
+                order_id,
+                {"type": "acceptance_timeout", "order_id": order_id, "shipment_id": shipment_id},
+            )
+            heapq.heappush(due, (t + TIMEOUT_RESEND_S, shipment_id, order_id))
