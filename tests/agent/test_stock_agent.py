@@ -1,0 +1,107 @@
+"""Agent tier: the real Faust agents in Faust's test context (memory store, no broker).
+
+`Runtime.send` is the one place agents produce through, so capturing it shows exactly what an
+agent would publish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.app import Runtime, create_runtime
+from streams.records import Location
+from streams.settings import WorkerSettings
+from streams.topics import TOPICS
+
+
+@pytest.fixture
+def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Runtime:
+    runtime = create_runtime(
+        WorkerSettings(app_id="agent-test", data_dir=tmp_path, store="memory://")
+    )
+    runtime.locations.by_id["ST-1"] = Location(
+        location_id="ST-1",
+        kind="store",
+        name="s",
+        lat=48.0,
+        lon=2.0,
+        safety_stock=2,
+        capacity_per_hour=10,
+        max_backlog=20,
+    )
+    for view in runtime.views:
+        view.ready.set()
+    runtime.sent = []  # type: ignore[attr-defined]
+
+    async def capture(handle: str, key: str | None, value: Any) -> None:
+        data = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+        runtime.sent.append((handle, key, data))  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(runtime, "send", capture)
+    return runtime
+
+
+def op(kind: str, qty: int, seq: int, **kw: Any) -> bytes:
+    return orjson.dumps(
+        {
+            "kind": kind,
+            "sku": "A",
+            "location_id": "ST-1",
+            "origin": "ps:0",
+            "seq": seq,
+            "qty": qty,
+            **kw,
+        }
+    )
+
+
+def test_every_table_the_agents_use_is_declared_in_topics_yaml(rt: Runtime) -> None:
+    assert set(rt.app.tables.keys()) == set(TOPICS.tables)
+
+
+def test_the_stock_agent_publishes_availability_net_of_safety_stock(rt: Runtime) -> None:
+    asyncio.run(_publishes_availability(rt))
+
+
+async def _publishes_availability(rt: Runtime) -> None:
+    agent = rt.app.agents["stock"]
+    async with agent.test_context() as ctx:
+        await ctx.put(key=b"A", value=op("adjust", 10, 1))
+        await ctx.put(key=b"A", value=op("adjust", -3, 2))
+        await ctx.put(key=b"A", value=op("adjust", -3, 2))  # a replay
+    avail = [v for h, _, v in rt.sent if h == "stock_availability"]  # type: ignore[attr-defined]
+    assert avail[-1]["on_hand"] == 7 and avail[-1]["available"] == 5
+    assert avail[-1]["sku"] == "A" and avail[-1]["location_id"] == "ST-1"
+
+
+def test_the_stock_agent_answers_reservations_to_the_order_that_asked(rt: Runtime) -> None:
+    asyncio.run(_answers_reservations(rt))
+
+
+async def _answers_reservations(rt: Runtime) -> None:
+    agent = rt.app.agents["stock"]
+    async with agent.test_context() as ctx:
+        await ctx.put(key=b"A", value=op("adjust", 5, 1))
+        await ctx.put(key=b"A", value=op("reserve", 3, 2, reservation_id="O1-S1/A", order_id="O1"))
+        await ctx.put(key=b"A", value=op("reserve", 1, 3, reservation_id="O2-S1/A", order_id="O2"))
+    answers = {k: v for h, k, v in rt.sent if h == "order_commands"}  # type: ignore[attr-defined]
+    assert answers["O1"]["ok"] is True
+    assert answers["O2"]["ok"] is False and answers["O2"]["free_after"] == 0
+
+
+def test_an_unreadable_stock_op_goes_to_dead_letters(rt: Runtime) -> None:
+    asyncio.run(_unreadable_op(rt))
+
+
+async def _unreadable_op(rt: Runtime) -> None:
+    agent = rt.app.agents["stock"]
+    async with agent.test_context() as ctx:
+        await ctx.put(key=b"A", value=b"{broken")
+    letters = [v for h, _, v in rt.sent if h == "dead_letters"]  # type: ignore[attr-defined]
+    assert len(letters) == 1 and "unreadable stock op" in letters[0]["error"]
+    assert letters[0]["raw"] == "{broken"
