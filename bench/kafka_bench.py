@@ -47,6 +47,25 @@ async def _wait_healthy(workers: list[WorkerProcess], timeout: float = 180.0) ->
     return time.perf_counter()
 
 
+class TunedWorker(WorkerProcess):
+    """A worker started through bench.tuned_worker (Faust settings from BENCH_FAUST_OVERRIDES)."""
+
+    def start(self, wait: bool = True, timeout: float = 90.0) -> WorkerProcess:
+        from tests.integration.harness import free_port
+
+        self.port = free_port()
+        logf = open(self.log, "ab")  # noqa: SIM115 - handed to the child process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.tuned_worker", "worker", "--data-dir", str(self.data_dir),
+             "--web-port", str(self.port), "--loglevel", "warning"],
+            env=self.cluster.env, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        if wait:
+            self.wait_healthy(timeout)
+        return self
+
+
 def _start(workers: list[WorkerProcess]) -> None:
     for w in workers:
         w.start(wait=False)
@@ -151,15 +170,22 @@ async def _fold_once(
     workers: int = 1,
     store: str | None = None,
     timeout: float = 300.0,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     tmp = _tmp()
-    env = {"STOCKROUTE_STORE": store} if store else None
+    env = {"STOCKROUTE_STORE": store} if store else {}
+    if overrides:
+        env["BENCH_FAUST_OVERRIDES"] = orjson.dumps(overrides).decode()
     cluster = Cluster(tmp, extra_env=env)
     await asyncio.to_thread(cluster.create_topics)
     await produce_raw(_locations_msgs(cluster))
     msgs = _encode(cluster, events)
     produce_s = await produce_raw(msgs)
-    ws = [cluster.worker() for _ in range(workers)]
+    if overrides:
+        ws: list[WorkerProcess] = [TunedWorker(cluster, i) for i in range(workers)]
+        cluster.workers.extend(ws)
+    else:
+        ws = [cluster.worker() for _ in range(workers)]
     started = asyncio.Event()
     watch = asyncio.create_task(
         _watch_availability(cluster.name("stock_availability"), expected, timeout, started)
@@ -185,6 +211,7 @@ async def _fold_once(
         "keys_matching": matched,
         "complete": t_done is not None,
         "worker_rss_mb": rss,
+        "faust_overrides": overrides or {},
     }
     if t_done is not None:
         from_ready = max(1e-6, t_done - t_ready)
@@ -611,3 +638,32 @@ def _sim_events(log: Path) -> str:
         return log.read_text(errors="replace")[-600:]
     except OSError:
         return ""
+
+
+# ---- tuning --------------------------------------------------------------------------------------
+
+TUNING_VARIANTS: list[dict[str, Any]] = [
+    {},  # as shipped in streams/app.py (producer linger 1 ms)
+    {"producer_linger": 0.01},
+    {"producer_linger": 0.05},
+    {"producer_linger": 0.05, "producer_max_batch_size": 1048576, "stream_buffer_maxsize": 16384},
+]
+
+
+async def bench_tuning(quick: bool) -> dict[str, Any]:
+    """Fold throughput with Faust settings overridden (bench.tuned_worker), same messages."""
+    n = 6000 if quick else 12000
+    keys = 2000 if quick else 4000
+    events, expected = fold_events(n, keys, seed=33)
+    runs = []
+    for ov in TUNING_VARIANTS:
+        r = await _fold_once(events, expected, overrides=ov or {"producer_linger": 0.001})
+        runs.append({"overrides": ov or "as shipped (producer_linger 0.001 s)",
+                     "events_per_s": r.get("events_per_s"),
+                     "events_per_s_from_spawn": r.get("events_per_s_from_spawn"),
+                     "complete": r["complete"], "run": r})
+    base = runs[0]["events_per_s"]
+    for r in runs:
+        r["speedup_vs_shipped"] = round(r["events_per_s"] / base, 3) if base and r["events_per_s"] else None
+    return {"parameters": {"pipeline": "fold", "events": n, "keys": keys, "workers": 1},
+            "variants": runs, "reference": {"shipped_events_per_s": base}}

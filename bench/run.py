@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.common import commit, dirty, machine
 
-SECTIONS = ("quality", "fold", "routing", "scale", "soak")
+SECTIONS = ("quality", "fold", "routing", "scale", "soak", "tuning")
 OUT = Path(__file__).parent / "results" / "latest.json"
 
 
@@ -80,6 +80,9 @@ def table(results: dict[str, Any]) -> str:
             ("soak max / final lag (msgs)", f"{_fmt(so['max_lag'])} / {_fmt(so['final_lag_10s_after_stop'])}", "", ""),
             ("  worker RSS max / final MB", f"{_fmt(so['rss_mb_max'])} / {_fmt(so['rss_mb_final'])}", "", ""),
         ]
+    tu = s.get("tuning", {})
+    for v in tu.get("variants", []):
+        rows.append((f"tuning fold {v['overrides']}"[:60], f"{_fmt(v['events_per_s'])} ev/s x{_fmt(v['speedup_vs_shipped'])}", "", ""))
     q = s.get("quality", {})
     for day in ("normal", "peak"):
         d = q.get(day)
