@@ -19,10 +19,12 @@ venv: $(STAMP)
 # Unit + agent + integration tests against a real local broker (started and stopped here
 # unless KAFKA_BOOTSTRAP points at another cluster). The broker is stopped even on failure.
 test: $(STAMP)
+	@bash scripts/install-browser.sh
 	@bash scripts/with-kafka.sh $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # Everything, including the slow chaos / fuzz / end-to-end tests.
 test-all: $(STAMP)
+	@bash scripts/install-browser.sh
 	@bash scripts/with-kafka.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
