@@ -425,8 +425,11 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 2)
 
 
-async def _routing_cluster(workers: int) -> tuple[Cluster, list[WorkerProcess]]:
-    cluster = Cluster(_tmp())
+async def _routing_cluster(
+    workers: int, overrides: dict[str, Any] | None = None
+) -> tuple[Cluster, list[WorkerProcess]]:
+    env = {"BENCH_FAUST_OVERRIDES": orjson.dumps(overrides).decode()} if overrides else None
+    cluster = Cluster(_tmp(), extra_env=env)
     await asyncio.to_thread(cluster.create_topics)
     await produce_raw([(cluster.name("locations"), loc["location_id"].encode(), dumps(loc))
                        for loc in _routing_locations()])
@@ -438,7 +441,11 @@ async def _routing_cluster(workers: int) -> tuple[Cluster, list[WorkerProcess]]:
              "location_id": lid, "lines": [{"sku": s, "qty": 100000} for s in ROUTING_SKUS]})))
     await produce_raw(stock)
     expected = {f"{s}@{loc['location_id']}": 100000 for loc in _routing_locations() for s in ROUTING_SKUS}
-    ws = [cluster.worker() for _ in range(workers)]
+    if overrides:
+        ws: list[WorkerProcess] = [TunedWorker(cluster, i) for i in range(workers)]
+        cluster.workers.extend(ws)
+    else:
+        ws = [cluster.worker() for _ in range(workers)]
     started = asyncio.Event()
     watch = asyncio.create_task(
         _watch_availability(cluster.name("stock_availability"), expected, 180, started))
@@ -501,7 +508,7 @@ async def bench_routing(quick: bool) -> dict[str, Any]:
     try:
         sat = await _saturation(cluster, n, "SAT-", timeout=240)
         sat_rate = sat["orders_per_s"] or 1.0
-        load = 500.0 if sat_rate >= 1000 else max(20.0, float(int(sat_rate * 0.5 / 10) * 10))
+        load = 500.0 if sat_rate >= 1000 else max(20.0, float(int(sat_rate * 0.25 / 10) * 10))
         secs = 15.0 if quick else 30.0
         lat = await _latency(cluster, load, secs, "LAT-")
         rss = rss_mb(ws[0].proc.pid) if ws[0].proc else None
@@ -662,8 +669,22 @@ async def bench_tuning(quick: bool) -> dict[str, Any]:
                      "events_per_s": r.get("events_per_s"),
                      "events_per_s_from_spawn": r.get("events_per_s_from_spawn"),
                      "complete": r["complete"], "run": r})
+    # routing: saturation and latency at one fixed load, shipped vs the best fold variant
+    routing = []
+    n_orders = 1500 if quick else 3000
+    for ov in ({"producer_linger": 0.001}, TUNING_VARIANTS[-1]):
+        cluster, ws = await _routing_cluster(1, ov)
+        try:
+            sat = await _saturation(cluster, n_orders, "SAT-", timeout=240)
+            lat = await _latency(cluster, 30.0, 15.0, "LAT-")
+        finally:
+            cluster.stop()
+        routing.append({"overrides": ov, "orders_per_s": sat["orders_per_s"], "saturation": sat,
+                        "latency_at_30_per_s": lat})
     base = runs[0]["events_per_s"]
     for r in runs:
         r["speedup_vs_shipped"] = round(r["events_per_s"] / base, 3) if base and r["events_per_s"] else None
     return {"parameters": {"pipeline": "fold", "events": n, "keys": keys, "workers": 1},
-            "variants": runs, "reference": {"shipped_events_per_s": base}}
+            "variants": runs, "routing": routing,
+            "reference": {"shipped_events_per_s": base,
+                          "shipped_orders_per_s": routing[0]["orders_per_s"]}}

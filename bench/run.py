@@ -83,6 +83,10 @@ def table(results: dict[str, Any]) -> str:
     tu = s.get("tuning", {})
     for v in tu.get("variants", []):
         rows.append((f"tuning fold {v['overrides']}"[:60], f"{_fmt(v['events_per_s'])} ev/s x{_fmt(v['speedup_vs_shipped'])}", "", ""))
+    for v in tu.get("routing", []):
+        la = v["latency_at_30_per_s"]
+        rows.append((f"tuning routing {v['overrides']}"[:60],
+                     f"{_fmt(v['orders_per_s'])} ord/s, p50/p99 {_fmt(la['p50_ms'])}/{_fmt(la['p99_ms'])} ms @30/s", "", ""))
     q = s.get("quality", {})
     for day in ("normal", "peak"):
         d = q.get(day)
