@@ -36,6 +36,7 @@ def register(rt: Runtime) -> None:
     async def ingest(stream):  # type: ignore[no-untyped-def]
         await rt.wait_views()
         async for event in stream.events():
+            rt.check_contiguous(event)
             msg = event.message
             spec = TOPICS.by_name[msg.topic]
             try:
