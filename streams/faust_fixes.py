@@ -1,4 +1,4 @@
-"""A guard against a faust-streaming 0.15.3 rebalance bug that loses input messages.
+"""Guards against two faust-streaming 0.15.3 consumer bugs that lose input messages.
 
 Measured here (an `input gap` warning from Runtime.check_contiguous, and inputs committed but
 never folded): when a rebalance starts, the stream skips the message it is about to hand to the
@@ -12,6 +12,13 @@ rebalances do not wait for it) but its offset is not committed; the post-rebalan
 committed offset delivers it again. A message that *was* processed and is acked while flow is
 suspended is then re-read too: the folds are idempotent (domain/stock.py), so that costs only
 a replay. At-least-once is kept; nothing is skipped.
+
+The second bug is in the commit offset itself (`Consumer._new_offset`, upstream issue #312):
+it refuses to commit across a gap at the head of the acked offsets only when the gap is wider
+than one message (`min(acked) - committed > 1`, where `committed` is already the *next* offset
+to read), and not at all while the committed offset is 0. A single message that was never
+acked (the one skipped above, for instance) is then committed over. The replacement commits
+only a run of acked offsets that starts exactly at the committed offset.
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ from __future__ import annotations
 from typing import Any
 
 from faust.transport.consumer import Consumer
+from faust.types import TP
 from faust.types.tuples import ack_lock
+from faust.utils.functional import consecutive_numbers
 
 _original_ack = Consumer.ack
 
@@ -37,7 +46,36 @@ def _ack_unless_stale(self: Consumer, message: Any) -> bool:
     return False
 
 
+def _new_offset_without_gaps(self: Consumer, tp: TP) -> int | None:
+    """Faust's own computation (including its gap intervals for compacted topics), except
+    that the committed run must start at the committed offset."""
+    acked = self._acked[tp]
+    if not acked:
+        return None
+    max_offset = max(acked)
+    gap_for_tp = self._gap[tp]
+    if gap_for_tp:
+        candidates = sorted(gap_for_tp.overlap(0, max_offset), key=lambda x: x.begin)
+        if candidates:
+            stuff_to_add: list[int] = []
+            for entry in candidates:
+                stuff_to_add.extend(range(entry.begin, entry.end))
+            new_max_offset = max(stuff_to_add[-1], max_offset + 1)
+            acked.extend(stuff_to_add)
+            gap_for_tp.chop(0, new_max_offset)
+    acked.sort()
+    committed = self._committed_offset[tp]
+    if committed is not None and acked[0] > committed:
+        return None  # the message at `committed` has not been acked yet
+    batch = next(consecutive_numbers(acked))
+    acked[: len(batch)] = []
+    self._acked_index[tp].difference_update(batch)
+    return int(batch[-1]) + 1
+
+
 def install() -> None:
-    """Idempotent: patch Consumer.ack once per process."""
+    """Idempotent: patch the consumer once per process."""
     if Consumer.ack is not _ack_unless_stale:
         Consumer.ack = _ack_unless_stale  # type: ignore[method-assign]
+    if Consumer._new_offset is not _new_offset_without_gaps:
+        Consumer._new_offset = _new_offset_without_gaps  # type: ignore[method-assign]
