@@ -54,6 +54,8 @@ def register(rt: Runtime) -> None:
     async def fold_load(stream):  # type: ignore[no-untyped-def]
         await rt.wait_views()
         async for event in stream.events():
+            if not rt.in_order(event):
+                continue
             try:
                 op = loads(event.message.value)
                 location_id = op["location_id"]

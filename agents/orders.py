@@ -142,6 +142,8 @@ def register(rt: Runtime) -> None:
     async def run_orders(stream):  # type: ignore[no-untyped-def]
         await rt.wait_views()
         async for event in stream.events():
+            if not rt.in_order(event):
+                continue
             msg = event.message
             handle = TOPICS.by_name[msg.topic].handle
             origin = rt.origin(event)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,8 @@ from streams.topics import TOPICS, TopicSpec
 from streams.views import AvailabilityView, CompactedView, LoadsView, LocationsView
 
 log = logging.getLogger(__name__)
+GAP_RESTART_S = 10.0
+RESTART_EXIT_CODE = 75  # `stockroute worker` restarts a worker process that exits with this
 
 
 def broker_credentials(kafka: KafkaSettings) -> Any:
@@ -50,7 +54,8 @@ class Runtime:
     availability: AvailabilityView = field(default_factory=AvailabilityView)
     loads: LoadsView = field(default_factory=LoadsView)
     views: list[CompactedView] = field(default_factory=list)
-    _last_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    _expected: dict[TP, int] = field(default_factory=dict)
+    _gaps: dict[TP, float] = field(default_factory=dict)
 
     def topic(self, handle: str) -> faust.TopicT:
         return self.topics[handle]
@@ -77,18 +82,60 @@ class Runtime:
             ),
         )
 
-    def check_contiguous(self, event: faust.EventT) -> None:
-        """Log when an input partition skips offsets: input topics are never compacted, so a
-        jump forward means messages were not delivered to the agent (a Faust rebalance gap)."""
+    def in_order(self, event: faust.EventT) -> bool:
+        """False for an event that skips offsets of its partition: the agent must not apply it.
+
+        Input and internal topics are never compacted and carry no transaction markers, so
+        offsets are contiguous; a jump means Faust dropped messages around a rebalance
+        (docs/reliability.md). Applying the later event first would break per-key order (and the
+        positional idempotency would then drop the earlier ones), so it is skipped; its offset
+        cannot be committed past the missing ones (streams/faust_fixes.py). If the missing
+        offset has not arrived within GAP_RESTART_S, the process exits with RESTART_EXIT_CODE
+        and `stockroute worker` restarts it: a new process re-reads from the committed offset,
+        in order. After a rebalance the expected offset is the committed one, where Faust seeks.
+        """
         msg = event.message
-        key = (msg.topic, msg.partition)
-        last = self._last_offsets.get(key)
-        if last is not None and msg.offset > last + 1:
+        tp = msg.tp
+        expected = self._expected.get(tp)
+        if expected is None:
+            committed = self.app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
+            expected = committed if committed is not None else msg.offset
+            self._expected[tp] = expected
+        if msg.offset > expected:
+            self._gaps.setdefault(tp, time.monotonic())
             log.warning(
-                "input gap on %s:%s: offset %s follows %s (%s messages not seen)",
-                msg.topic, msg.partition, msg.offset, last, msg.offset - last - 1,
+                "input gap on %s:%s: got offset %s, expected %s; not applied",
+                msg.topic,
+                msg.partition,
+                msg.offset,
+                expected,
             )
-        self._last_offsets[key] = msg.offset
+            self.restart_if_stuck()
+            return False
+        self._gaps.pop(tp, None)
+        self._expected[tp] = max(expected, msg.offset + 1)
+        return True
+
+    def restart_if_stuck(self) -> None:
+        """Exit for a restart when a gap stayed open GAP_RESTART_S (checked per event and by a
+        timer, since the stream may be idle after the gap)."""
+        now_s = time.monotonic()
+        stuck = {
+            tp: self._expected.get(tp) for tp, t in self._gaps.items() if now_s - t > GAP_RESTART_S
+        }
+        if stuck:
+            log.error(
+                "input gaps not refilled in %ss, restarting to re-read: %s",
+                GAP_RESTART_S,
+                {f"{tp.topic}:{tp.partition}": off for tp, off in stuck.items()},
+            )
+            logging.shutdown()
+            os._exit(RESTART_EXIT_CODE)
+
+    def forget_positions(self) -> None:
+        """After a rebalance partitions restart from their committed offsets."""
+        self._expected.clear()
+        self._gaps.clear()
 
     def origin(self, event: faust.EventT) -> str:
         """Idempotency origin of an input: '<topic code>:<partition>' (see domain/stock.py)."""
@@ -167,6 +214,14 @@ def create_runtime(settings: WorkerSettings, *, agents: bool = True) -> Runtime:
     @app.task
     async def follow_views() -> None:
         await asyncio.gather(*(v.run() for v in rt.views))
+
+    @app.timer(interval=2.0)
+    async def restart_if_stuck() -> None:
+        rt.restart_if_stuck()
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def _forget_positions(sender: Any, *args: Any, signal: Any = None, **kw: Any) -> None:
+        rt.forget_positions()
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:

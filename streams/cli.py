@@ -181,6 +181,34 @@ def write_schemas(out: Path) -> list[Path]:
     return written
 
 
+def supervise_worker(argv: list[str]) -> int:
+    """Run the worker in a child process and restart it when it asks to (exit code 75).
+
+    A worker that finds input offsets it cannot re-read in place exits on purpose
+    (streams/app.py, Runtime.in_order); starting again from the committed offsets is the
+    reliable way to get them. Signals are passed to the child, so Ctrl-C and SIGTERM stop it.
+    """
+    import signal
+    import subprocess
+
+    from streams.app import RESTART_EXIT_CODE
+
+    child: subprocess.Popen[bytes] | None = None
+
+    def forward(signum: int, _frame: object) -> None:
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    while True:
+        child = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker-process", *argv])
+        rc = child.wait()
+        if rc != RESTART_EXIT_CODE:
+            return rc
+        print("stockroute worker: restarting the worker process", file=sys.stderr, flush=True)
+
+
 def run_worker(args: argparse.Namespace) -> int:
     import faust
 
@@ -223,11 +251,15 @@ def main(argv: list[str] | None = None) -> int:
     lo.add_argument("action", choices=["load"])
     lo.add_argument("file", type=Path, help="JSON array or JSON lines of Location records")
 
-    w = sub.add_parser("worker", help="run a Faust worker")
-    w.add_argument("--web-port", type=int, default=None)
-    w.add_argument("--web-host", default=None)
-    w.add_argument("--data-dir", default=None)
-    w.add_argument("--loglevel", default="info")
+    for name, text in (
+        ("worker", "run a Faust worker (restarted in place when it asks to)"),
+        ("worker-process", "one worker process, unsupervised (used by `worker`)"),
+    ):
+        w = sub.add_parser(name, help=text)
+        w.add_argument("--web-port", type=int, default=None)
+        w.add_argument("--web-host", default=None)
+        w.add_argument("--data-dir", default=None)
+        w.add_argument("--loglevel", default="info")
 
     sub.add_parser("schemas", help="regenerate schemas/*.json from streams/records.py")
     sub.add_parser("simulate", help="run the simulated retailer (see `simulate --help`)")
@@ -257,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"published {n} locations to {TOPICS.locations.name}")
             return 0
         if args.cmd == "worker":
+            return supervise_worker(argv[1:])
+        if args.cmd == "worker-process":
             return run_worker(args)
         if args.cmd == "schemas":
             for path in write_schemas(ROOT / "schemas"):
