@@ -14,15 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.integration.harness import Cluster, send, wait_for
 from tests.integration.test_stock_table import diff, load_locations, matches, oracle, stock_events
-
-# Faust 0.15.3 can ack messages skipped across a consumer-group rebalance (a restarted
-# worker rejoins while its dead predecessor still holds partitions), so their offsets get
-# committed unprocessed; under investigation (docs/reliability.md). Run by `make test-all`.
-pytestmark = pytest.mark.slow
 
 
 class Streamer:

@@ -10,16 +10,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.integration.harness import Cluster, wait_for
 from tests.integration.test_chaos import Streamer, assert_matches
 from tests.integration.test_stock_table import load_locations, oracle, stock_events
-
-# Faust 0.15.3 can ack messages skipped across a consumer-group rebalance (a restarted
-# worker rejoins while its dead predecessor still holds partitions), so their offsets get
-# committed unprocessed; under investigation (docs/reliability.md). Run by `make test-all`.
-pytestmark = pytest.mark.slow
 
 
 def test_a_second_worker_joining_and_leaving_mid_stream_leaves_stock_exact(

@@ -8,8 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.integration.harness import (
     Cluster,
     iso,
@@ -308,12 +306,6 @@ def BAD_INPUTS_ORDER(letter: dict[str, Any]) -> int:  # noqa: N802 - reads like 
     return raws.index(raw)
 
 
-# Faust 0.15.3 can ack messages skipped across a consumer-group rebalance (a restarted worker
-# rejoins while its dead predecessor still holds partitions), so their offsets get committed
-# unprocessed; under investigation (docs/reliability.md). Run by `make test-all`.
-
-
-@pytest.mark.slow
 def test_a_worker_killed_mid_stream_and_restarted_matches_the_oracle_exactly(
     cluster: Cluster, tmp_path: Path
 ) -> None:
