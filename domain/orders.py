@@ -451,6 +451,11 @@ class Machine:
                     rid = s.rid(sku)
                     if rid in st.pending.awaiting:
                         self.effects.append(StockEffect("reserve", sku, s.location_id, qty, rid))
+        elif not st.cancelled and (st.shipments or st.unroutable):
+            # the decision may be what the dead worker did not flush: publish the current one
+            # again (same attempt; consumers keep the latest message per order)
+            status = "unroutable" if st.unroutable else "routed"
+            self._publish_decision(status, {"republished": True}, new=[])
 
     # -- routing ----------------------------------------------------------------------------------
     def _start_decision(self, lines: dict[str, int]) -> None:

@@ -607,3 +607,17 @@ def test_order_state_survives_a_round_trip_through_plain_data() -> None:
     assert again.to_dict() == w.state.to_dict()
     again.pending.lines["SKU-1"] = 99  # type: ignore[union-attr]
     assert w.state.pending is not None and w.state.pending.lines["SKU-1"] == 1
+
+
+def test_a_replayed_input_after_a_decision_publishes_the_current_decision_again() -> None:
+    """A worker killed after storing the order but before flushing its decision must not leave
+    downstream without one: resync re-publishes it (same attempt)."""
+    w = World({"SKU-1": {"ST-A": 5}})
+    w.place_and_route(order())
+    assert w.state is not None and w.state.shipments
+    decisions = [
+        e for e in w.run("resync") if isinstance(e, Publish) and e.handle == "routed_orders"
+    ]
+    assert len(decisions) == 1
+    assert decisions[0].value["attempt"] == w.state.attempt
+    assert decisions[0].value["status"] == "routed" and decisions[0].value["shipments"]
