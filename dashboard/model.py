@@ -24,10 +24,11 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 import pandas as pd
 
+from streams.records import OrderStatus
 from streams.topics import TOPICS
 
 # ---- vocabulary ------------------------------------------------------------------------------
@@ -50,18 +51,7 @@ DISPATCHED_ORDER_STATUSES = frozenset(
 """Reaching one of these means the network handed the order over (to a carrier or a pickup
 shelf): the clock that makes an order late stops there."""
 
-ORDER_STATUS_ORDER: tuple[str, ...] = (
-    "routed",
-    "in_preparation",
-    "partially_shipped",
-    "shipped",
-    "ready_for_pickup",
-    "collected",
-    "cancelled",
-    "partially_returned",
-    "returned",
-    "unroutable",
-)
+ORDER_STATUS_ORDER: tuple[str, ...] = get_args(OrderStatus)
 
 
 def _handle(name: str) -> str:
