@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from domain.routing import Decision, LoadView, RoutingPolicy, RoutingRequest, StockView, decide
+from domain.routing import (
+    LoadView,
+    RoutingPolicy,
+    RoutingRequest,
+    StockView,
+    decide,
+    merge_lines,
+)
 from streams.records import FulfilmentEvent, Location, Return, WebOrder
 
 MAX_ROUNDS = 8  # reservation rounds per decision before the contended lines are unroutable
@@ -279,10 +286,7 @@ class Machine:
                 raise LifecycleError(f"unknown pickup_location_id {pid!r}")
         self.state = OrderState(order_id=order.order_id, order=order.model_dump(mode="json"))
         self.state.event_ids.append(order.event_id)
-        lines: dict[str, int] = {}
-        for ln in order.lines:
-            lines[ln.sku] = lines.get(ln.sku, 0) + ln.qty
-        self._start_decision(lines)
+        self._start_decision(dict(merge_lines((ln.sku, ln.qty) for ln in order.lines)))
 
     def cancel(self, order: WebOrder) -> None:
         st = self._require()
@@ -372,8 +376,6 @@ class Machine:
                 f"{ev.type} is not a valid step for shipment {s.shipment_id} in status "
                 f"{s.status} (mode {s.mode}; expected {' or '.join(sorted(allowed)) or 'nothing'})"
             )
-        if ev.lines is not None and ev.type != "picked":
-            pass  # lines are informative on other steps
         st.event_ids.append(ev.event_id)
         self._step(s, ev)
 
@@ -774,12 +776,3 @@ class Machine:
 
 def _lines(lines: Mapping[str, int]) -> list[dict[str, Any]]:
     return [{"sku": sku, "qty": qty} for sku, qty in sorted(lines.items())]
-
-
-def decision_of(d: Decision) -> dict[str, Any]:
-    """For logs and tests: a Decision as plain data."""
-    return {
-        "status": d.status,
-        "shipments": [s.__dict__ for s in d.shipments],
-        "reasons": d.reasons,
-    }
