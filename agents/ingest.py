@@ -54,7 +54,7 @@ def register(rt: Runtime) -> None:
                 continue
 
             here = f"{spec.code}:{msg.partition}:{msg.offset}"
-            first = seen.get(event_id)
+            first = rt.get(seen, event_id)
             if first is not None and first != here:
                 log.info(
                     "duplicate event_id %s at %s (first at %s): ignored", event_id, here, first
@@ -81,4 +81,4 @@ def register(rt: Runtime) -> None:
             for op in ops:
                 await rt.send("stock_ops", op.sku, op.to_dict())
             if first is None:
-                seen[event_id] = here
+                await rt.put(seen, event_id, here)

@@ -17,7 +17,6 @@ import logging
 import time
 from typing import Any
 
-from agents.load import table_write
 from domain.orders import (
     Context,
     Deadline,
@@ -131,11 +130,11 @@ def register(rt: Runtime) -> None:
                 await rt.send(eff.handle, order_id, eff.value)
             elif isinstance(eff, Deadline):
                 if eff.at is None:
-                    if eff.shipment_id in deadlines:
-                        await table_write(deadlines, eff.shipment_id, None)
+                    if rt.get(deadlines, eff.shipment_id) is not None:
+                        await rt.put(deadlines, eff.shipment_id, None)
                 else:
                     value = {"order_id": order_id, "at": eff.at}
-                    await table_write(deadlines, eff.shipment_id, value)
+                    await rt.put(deadlines, eff.shipment_id, value)
                     heapq.heappush(due, (eff.at, eff.shipment_id, order_id))
 
     @app.agent(source, name="orders", concurrency=1)
@@ -151,7 +150,7 @@ def register(rt: Runtime) -> None:
                 order_id, record = parse(handle, msg.value)
                 if msg.key is None or msg.key.decode("utf-8", "replace") != order_id:
                     raise Rejected(f"message key must be the order_id {order_id!r}")
-                raw_state = orders.get(order_id)
+                raw_state = rt.get(orders, order_id)
                 state = OrderState.from_dict(raw_state) if raw_state else None
                 ctx = Context(
                     now=now(),
@@ -173,7 +172,7 @@ def register(rt: Runtime) -> None:
                 continue
             if m.state is not None:
                 m.state.positions[origin] = msg.offset
-                await table_write(orders, order_id, m.state.to_dict())
+                await rt.put(orders, order_id, m.state.to_dict())
             await execute(m.effects, order_id, origin, msg.offset)
 
     # Deadlines due soonest first. Scanning the whole table every second costs one RocksDB read
@@ -201,7 +200,7 @@ def register(rt: Runtime) -> None:
             heapq.heapify(due)
         while due and due[0][0] <= t:
             _, shipment_id, order_id = heapq.heappop(due)
-            d = deadlines.get(shipment_id)
+            d = rt.get(deadlines, shipment_id)
             if d is None or d["at"] > t:
                 continue  # cleared (accepted, re-routed, cancelled) or moved later
             await rt.send(

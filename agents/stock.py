@@ -34,11 +34,11 @@ def register(rt: Runtime) -> None:
                 await rt.dead_letter(event, f"unreadable stock op: {exc!r}")
                 continue
             safety = rt.locations.safety_stock(op.location_id)
-            previous = stock.get(op.key)
+            previous = rt.get(stock, op.key)
             state = StockState.from_dict(previous)
             outcome = apply(state, op, safety)
             if not outcome.replay:
-                stock[op.key] = state.to_dict()
+                await rt.put(stock, op.key, state.to_dict())
             # a first count of 0 is news too: the article now exists at that location
             if outcome.changed or outcome.replay or previous is None:
                 available = state.available(safety)

@@ -73,9 +73,57 @@ def _new_offset_without_gaps(self: Consumer, tp: TP) -> int | None:
     return int(batch[-1]) + 1
 
 
+class _Resume:
+    """Awaitable that finishes a coroutine already stepped once by hand (what `yield from`
+    does), so the stepped coroutine can still be handed to a task."""
+
+    __slots__ = ("coro", "first")
+
+    def __init__(self, coro: Any, first: Any) -> None:
+        self.coro, self.first = coro, first
+
+    def __await__(self) -> Any:
+        to_yield = self.first
+        while True:
+            try:
+                sent = yield to_yield
+            except BaseException as exc:  # noqa: BLE001 - cancellation goes to the coroutine
+                try:
+                    to_yield = self.coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+                continue
+            try:
+                to_yield = self.coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
+_original_wait_first = Consumer.wait_first
+
+
+async def _wait_first_eager(self: Consumer, *coros: Any, timeout: Any = None) -> Any:
+    """The fetcher hands each message to the streams with `wait_first(deliver(message),
+    suspend_flow.wait())`: two tasks and an asyncio.wait per message, about a third of a bare
+    agent loop's CPU (bench/README.md). Delivery almost never blocks (queues have room, flow is
+    active), so run it eagerly: when it completes without suspending no task is made. Only
+    when it does suspend is the rest raced against a flow suspension, as Faust does."""
+    if len(coros) != 2 or timeout is not None or self.suspend_flow.is_set():
+        return await _original_wait_first(self, *coros, timeout=timeout)
+    deliver, suspended = coros
+    try:
+        first = deliver.send(None)
+    except StopIteration:
+        suspended.close()
+        return None
+    return await _original_wait_first(self, _Resume(deliver, first), suspended)
+
+
 def install() -> None:
     """Idempotent: patch the consumer once per process."""
     if Consumer.ack is not _ack_unless_stale:
         Consumer.ack = _ack_unless_stale  # type: ignore[method-assign]
     if Consumer._new_offset is not _new_offset_without_gaps:
         Consumer._new_offset = _new_offset_without_gaps  # type: ignore[method-assign]
+    if Consumer.wait_first is not _wait_first_eager:
+        Consumer.wait_first = _wait_first_eager  # type: ignore[method-assign,assignment]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -42,7 +43,17 @@ def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Runtime:
         data = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
         runtime.sent.append((handle, key, data))  # type: ignore[attr-defined]
 
+    async def changelog(
+        topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
+    ) -> asyncio.Future[Any]:
+        runtime.changelog.append((topic, key, value, partition))  # type: ignore[attr-defined]
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        done.set_result(SimpleNamespace(offset=len(runtime.changelog) - 1))  # type: ignore[attr-defined]
+        return done
+
+    runtime.changelog = []  # type: ignore[attr-defined]
     monkeypatch.setattr(runtime, "send", capture)
+    monkeypatch.setattr(runtime, "produce", changelog)
     return runtime
 
 
