@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,7 @@ def kafka() -> KafkaSettings:
 
 
 async def produce_raw(
-    topic_msgs: list[tuple[str, bytes | None, bytes]], *, linger_ms: int = 20
+    topic_msgs: Sequence[tuple[str, bytes | None, bytes]], *, linger_ms: int = 20
 ) -> float:
     """Send (topic, key, value) as fast as possible; returns seconds taken."""
     producer = AIOKafkaProducer(
@@ -140,7 +141,7 @@ async def group_lag(group: str, topics: list[str]) -> tuple[int, dict[str, int]]
     await consumer.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
-        tps = []
+        tps: list[TopicPartition] = []
         for t in topics:
             parts = consumer.partitions_for_topic(t)
             if parts is None:

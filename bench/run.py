@@ -51,7 +51,12 @@ def table(results: dict[str, Any]) -> str:
         rows += [
             ("fold events/s (RocksDB, 1 worker)", _fmt(f["events_per_s"]), ">= 20,000", ""),
             ("  raw consume/s (ref)", _fmt(ref.get("raw_consume_per_s")), "", ""),
-            ("  raw consume-update-produce/s (ref)", _fmt(ref.get("raw_consume_update_produce_per_s")), "", ""),
+            (
+                "  raw consume-update-produce/s (ref)",
+                _fmt(ref.get("raw_consume_update_produce_per_s")),
+                "",
+                "",
+            ),
             ("  fold / raw consume", _fmt(f.get("ratio_to_raw_consume")), ">= 0.5", ""),
             ("  fold / raw c-u-p", _fmt(f.get("ratio_to_raw_cup")), "", ""),
             ("  fold events/s (memory store)", _fmt(f.get("memory_events_per_s")), "", ""),
@@ -61,45 +66,109 @@ def table(results: dict[str, Any]) -> str:
         lat, ref = r["latency"], r["reference"]["kafka_produce_consume"]
         rows += [
             ("routing orders/s (saturation)", _fmt(r["orders_per_s"]), ">= 2,000", ""),
-            (f"  e2e p50/p95/p99 ms @ {lat['rate']:.0f}/s",
-             f"{_fmt(lat['p50_ms'])}/{_fmt(lat['p95_ms'])}/{_fmt(lat['p99_ms'])}", "", ""),
-            ("  kafka p50/p99 ms (ref, same load)", f"{_fmt(ref['p50_ms'])}/{_fmt(ref['p99_ms'])}", "", ""),
+            (
+                f"  e2e p50/p95/p99 ms @ {lat['rate']:.0f}/s",
+                f"{_fmt(lat['p50_ms'])}/{_fmt(lat['p95_ms'])}/{_fmt(lat['p99_ms'])}",
+                "",
+                "",
+            ),
+            (
+                "  kafka p50/p99 ms (ref, same load)",
+                f"{_fmt(ref['p50_ms'])}/{_fmt(ref['p99_ms'])}",
+                "",
+                "",
+            ),
             ("  p99 - kafka p99 ms", _fmt(r.get("p99_minus_kafka_p99_ms")), "<= 50 @ 500/s", ""),
         ]
+        low = r.get("latency_below_saturation")
+        if low:
+            lref = low["reference"]
+            rows += [
+                (
+                    f"  e2e p50/p95/p99 ms @ {low['rate']:.0f}/s (below saturation)",
+                    f"{_fmt(low['p50_ms'])}/{_fmt(low['p95_ms'])}/{_fmt(low['p99_ms'])}",
+                    "",
+                    "",
+                ),
+                (
+                    "  kafka p50/p99 ms (ref, same load)",
+                    f"{_fmt(lref['p50_ms'])}/{_fmt(lref['p99_ms'])}",
+                    "",
+                    "",
+                ),
+                ("  p99 - kafka p99 ms", _fmt(low.get("p99_minus_kafka_p99_ms")), "", ""),
+            ]
     sc = s.get("scale", {})
     if "efficiency_from_ready" in sc:
         rows += [
-            ("scale fold events/s 1 -> 2 workers",
-             f"{_fmt(sc['one_worker'].get('events_per_s'))} -> {_fmt(sc['two_workers'].get('events_per_s'))}", "", ""),
-            ("  efficiency (from ready / from spawn)",
-             f"{_fmt(sc['efficiency_from_ready'])} / {_fmt(sc['efficiency_from_spawn'])}", ">= 0.8", ""),
+            (
+                "scale fold events/s 1 -> 2 workers",
+                f"{_fmt(sc['one_worker'].get('events_per_s'))} -> "
+                f"{_fmt(sc['two_workers'].get('events_per_s'))}",
+                "",
+                "",
+            ),
+            (
+                "  efficiency (from ready / from spawn)",
+                f"{_fmt(sc['efficiency_from_ready'])} / {_fmt(sc['efficiency_from_spawn'])}",
+                ">= 0.8",
+                "",
+            ),
         ]
     so = s.get("soak", {})
     if "max_lag" in so:
         rows += [
-            ("soak max / final lag (msgs)", f"{_fmt(so['max_lag'])} / {_fmt(so['final_lag_10s_after_stop'])}", "", ""),
-            ("  worker RSS max / final MB", f"{_fmt(so['rss_mb_max'])} / {_fmt(so['rss_mb_final'])}", "", ""),
+            (
+                "soak max / final lag (msgs)",
+                f"{_fmt(so['max_lag'])} / {_fmt(so['final_lag_10s_after_stop'])}",
+                "",
+                "",
+            ),
+            (
+                "  worker RSS max / final MB",
+                f"{_fmt(so['rss_mb_max'])} / {_fmt(so['rss_mb_final'])}",
+                "",
+                "",
+            ),
         ]
     tu = s.get("tuning", {})
     for v in tu.get("variants", []):
-        rows.append((f"tuning fold {v['overrides']}"[:60], f"{_fmt(v['events_per_s'])} ev/s x{_fmt(v['speedup_vs_shipped'])}", "", ""))
+        rows.append(
+            (
+                f"tuning fold {v['overrides']}"[:60],
+                f"{_fmt(v['events_per_s'])} ev/s x{_fmt(v['speedup_vs_shipped'])}",
+                "",
+                "",
+            )
+        )
     for v in tu.get("routing", []):
         la = v["latency_at_30_per_s"]
-        rows.append((f"tuning routing {v['overrides']}"[:60],
-                     f"{_fmt(v['orders_per_s'])} ord/s, p50/p99 {_fmt(la['p50_ms'])}/{_fmt(la['p99_ms'])} ms @30/s", "", ""))
+        rows.append(
+            (
+                f"tuning routing {v['overrides']}"[:60],
+                f"{_fmt(v['orders_per_s'])} ord/s, "
+                f"p50/p99 {_fmt(la['p50_ms'])}/{_fmt(la['p99_ms'])} ms @30/s",
+                "",
+                "",
+            )
+        )
     q = s.get("quality", {})
     for day in ("normal", "peak"):
         d = q.get(day)
         if not d:
             continue
         for name, m in d["routers"].items():
-            rows.append((
-                f"quality {day}: {name}",
-                f"cost {_fmt(m['cost_per_order'])} ship/ord {_fmt(m['shipments_per_order'])} "
-                f"sla {_fmt(m['pct_within_sla'])}% sat {_fmt(m['peak_saturation'])} "
-                f"rej {_fmt(m['pct_rejected'])}% rer {_fmt(m['pct_rerouted'])}% unr {_fmt(m['pct_unroutable'])}%",
-                "", "",
-            ))
+            rows.append(
+                (
+                    f"quality {day}: {name}",
+                    f"cost {_fmt(m['cost_per_order'])} ship/ord {_fmt(m['shipments_per_order'])} "
+                    f"sla {_fmt(m['pct_within_sla'])}% sat {_fmt(m['peak_saturation'])} "
+                    f"rej {_fmt(m['pct_rejected'])}% rer {_fmt(m['pct_rerouted'])}% "
+                    f"unr {_fmt(m['pct_unroutable'])}%",
+                    "",
+                    "",
+                )
+            )
     for name, sec in s.items():
         if "error" in sec:
             rows.append((f"{name}: ERROR", sec["error"][:80], "", ""))
@@ -115,8 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="smaller sizes, shorter soak")
     p.add_argument("--only", default=",".join(SECTIONS), help="comma list of " + ",".join(SECTIONS))
     p.add_argument("--out", type=Path, default=OUT)
-    p.add_argument("--merge", action="store_true",
-                   help="keep sections of an existing output file that this run does not redo")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep sections of an existing output file that this run does not redo",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
@@ -139,14 +211,20 @@ def main(argv: list[str] | None = None) -> int:
         if name not in only:
             continue
         if name != "quality" and not os.environ.get("KAFKA_BOOTSTRAP"):
-            results["sections"][name] = {**head, "error": "KAFKA_BOOTSTRAP not set (use make bench)"}
+            results["sections"][name] = {
+                **head,
+                "error": "KAFKA_BOOTSTRAP not set (use make bench)",
+            }
             continue
         print(f"bench: {name} ...", flush=True)
         t0 = time.perf_counter()
         try:
             sec = _run_section(name, args.quick)
         except Exception as exc:  # noqa: BLE001 - benchmarks never fail the run
-            sec = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-3000:]}
+            sec = {
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc()[-3000:],
+            }
         sec = {**head, "quick": args.quick, "wall_s": round(time.perf_counter() - t0, 1), **sec}
         results["sections"][name] = sec
         print(f"bench: {name} done in {sec['wall_s']}s", flush=True)

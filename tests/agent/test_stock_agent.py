@@ -116,3 +116,22 @@ async def _unreadable_op(rt: Runtime) -> None:
     letters = [v for h, _, v in rt.sent if h == "dead_letters"]  # type: ignore[attr-defined]
     assert len(letters) == 1 and "unreadable stock op" in letters[0]["error"]
     assert letters[0]["raw"] == "{broken"
+
+
+def test_a_stock_write_goes_to_the_changelog_partition_of_the_op_that_caused_it(
+    rt: Runtime,
+) -> None:
+    asyncio.run(_changelog_partition(rt))
+
+
+async def _changelog_partition(rt: Runtime) -> None:
+    agent = rt.app.agents["stock"]
+    async with agent.test_context() as ctx:
+        await ctx.put(key=b"A", value=op("adjust", 5, 1), partition=3)
+        await ctx.put(key=b"A", value=op("adjust", 5, 1), partition=3)  # a replay: no write
+    writes = [c for c in rt.changelog if c[0] == "agent-test-stock-changelog"]  # type: ignore[attr-defined]
+    assert len(writes) == 1
+    _, key, value, partition = writes[0]
+    assert partition == 3 and orjson.loads(key) == "A@ST-1"
+    assert orjson.loads(value)["on_hand"] == 5
+    assert rt.get(rt.app.tables["stock"], "A@ST-1")["on_hand"] == 5
