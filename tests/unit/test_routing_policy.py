@@ -321,16 +321,24 @@ def test_click_and_collect_to_an_unusable_pickup_store_is_unroutable(
 
 
 def test_the_depth_penalty_steers_away_from_a_stores_last_units() -> None:
-    locations = [loc("ST-near", "store", 1), loc("ST-deep", "store", 30)]
-    d = route(req(("A", 1)), locations, {"A": {"ST-near": 1, "ST-deep": 12}})
+    # Off by default (safety stock protects the shelf); a retailer may turn it on.
+    assert POLICY.depth_weight == 0
+    policy = replace(POLICY, depth_weight=0.05)
+    # A tie-breaker between stores of one town (2 km apart), not a reason to ship from afar.
+    locations = [loc("ST-near", "store", 1), loc("ST-deep", "store", 3)]
+    stock = {"A": {"ST-near": 1, "ST-deep": 12}}
+    d = route(req(("A", 1)), locations, stock, policy=policy)
     assert chosen(d) == ["ST-deep"]
+    assert d.shipments[0].score["depth"] == 0
+    assert chosen(route(req(("A", 1)), locations, stock)) == ["ST-near"]  # default: distance
+    far = [loc("ST-near", "store", 1), loc("ST-deep", "store", 60)]
+    assert chosen(route(req(("A", 1)), far, stock, policy=policy)) == ["ST-near"]
     # With the same depth, the nearer store wins; with no alternative, the last unit is taken.
-    assert chosen(route(req(("A", 1)), locations, {"A": {"ST-near": 12, "ST-deep": 12}})) == [
-        "ST-near"
-    ]
-    alone = route(req(("A", 1)), locations, {"A": {"ST-near": 1}})
+    same = {"A": {"ST-near": 12, "ST-deep": 12}}
+    assert chosen(route(req(("A", 1)), locations, same, policy=policy)) == ["ST-near"]
+    alone = route(req(("A", 1)), locations, {"A": {"ST-near": 1}}, policy=policy)
     assert chosen(alone) == ["ST-near"]
-    assert alone.shipments[0].score["depth"] == POLICY.depth_weight
+    assert alone.shipments[0].score["depth"] == policy.depth_weight
 
 
 def test_the_load_penalty_steers_away_from_a_busy_store() -> None:
@@ -339,6 +347,22 @@ def test_the_load_penalty_steers_away_from_a_busy_store() -> None:
     busy = {"ST-busy": LoadView(open_orders=75, open_units=150)}
     assert chosen(route(req(("A", 1)), locations, stock, busy)) == ["ST-idle"]
     assert chosen(route(req(("A", 1)), locations, stock)) == ["ST-busy"]
+
+
+def test_a_little_load_does_not_send_an_order_to_another_town() -> None:
+    # The load price is about zero while a store has room: a third of an hour queued at the
+    # store next door must not send the order 30 km away (nor 300 km to a warehouse).
+    locations = [
+        loc("ST-near", "store", 1),
+        loc("ST-other", "store", 30),
+        loc("WH-1", "warehouse", 300),
+    ]
+    stock = {"A": {"ST-near": 20, "ST-other": 20, "WH-1": 50}}
+    some = {"ST-near": LoadView(open_orders=10, open_units=15)}
+    assert chosen(route(req(("A", 1)), locations, stock, some)) == ["ST-near"]
+    # Near its max_backlog the same store gives way to the idle one in the next town.
+    full = {"ST-near": LoadView(open_orders=85, open_units=150)}
+    assert chosen(route(req(("A", 1)), locations, stock, full)) == ["ST-other"]
 
 
 def test_the_load_penalty_grows_steeper_near_max_backlog() -> None:
