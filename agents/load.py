@@ -1,11 +1,12 @@
-"""Store load: sole writer of the store_load table and of the store-load topic."""
+"""Store load: sole writer of the location_load and load_shipments tables and of the
+store-load topic (domain/load.py)."""
 
 from __future__ import annotations
 
 import logging
 import time
 
-from domain.load import LoadState, apply, snapshot
+from domain.load import LoadState, Shipment, apply, snapshot
 from streams.app import Runtime
 from streams.codecs import loads
 from streams.topics import TOPICS
@@ -16,7 +17,8 @@ log = logging.getLogger(__name__)
 
 def register(rt: Runtime) -> None:
     app = rt.app
-    table = app.Table("store_load", default=None, partitions=TOPICS.load_ops.partitions)
+    table = app.Table("location_load", default=None, partitions=TOPICS.load_ops.partitions)
+    shipments = app.Table("load_shipments", default=None, partitions=TOPICS.load_ops.partitions)
 
     async def publish(location_id: str, state: LoadState) -> None:
         rec = snapshot(location_id, state, rt.locations.by_id.get(location_id), time.time())
@@ -31,18 +33,27 @@ def register(rt: Runtime) -> None:
             try:
                 op = loads(event.message.value)
                 location_id = op["location_id"]
+                # a transfer is open at its origin, then at the pickup store: one record each
+                shipment_key = f"{op['shipment_id']}@{location_id}"
                 state = LoadState.from_dict(rt.get(table, location_id))
-                applied = apply(state, op)
+                shipment = (
+                    None
+                    if op["kind"] == "step"
+                    else Shipment.from_list(rt.get(shipments, shipment_key))
+                )
+                outcome = apply(state, op, shipment)
             except Exception as exc:  # noqa: BLE001 - an unreadable internal op is still data
                 await rt.dead_letter(event, f"unreadable load op: {exc!r}")
                 continue
-            if applied:
+            if outcome.changed:  # first: it records the op's position (domain/load.py)
                 await rt.put(table, location_id, state.to_dict())
+            if outcome.shipment is not None:
+                await rt.put(shipments, shipment_key, outcome.shipment.to_list())
             await publish(location_id, state)
 
     @app.timer(interval=REFRESH_S)
     async def refresh_ages() -> None:
         for location_id, raw in list(table.items()):
             state = LoadState.from_dict(raw)
-            if state.open:
+            if state.open_orders:
                 await publish(location_id, state)

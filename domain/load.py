@@ -1,8 +1,19 @@
 """Per-location store load: open shipments, their units and age, and preparation times.
 
-Folded from load ops emitted by the order agent. Open shipments are held by id, so opening or
-closing one twice changes nothing; preparation-time sums are positional (origin/sequence, as in
-domain/stock.py) so a replayed step is not counted twice.
+Folded from load ops (keyed by location) emitted by the order agent, into two records so that
+an op costs the same whatever the backlog. (Holding every open shipment in the location's
+value made each op rewrite and re-send the whole backlog to the changelog: quadratic, and the
+largest cost of routing at peak, when warehouses hold thousands of open shipments.)
+
+* the location's `LoadState`: open count and units, open shipments per minute of opening (the
+  oldest open age, to the minute), preparation-time sums, and the positions of applied ops;
+* one `Shipment` record per shipment at the location (a transfer is open at its origin, then
+  at the pickup store), kept (closed) after it closes, so opening or closing a shipment twice,
+  from two different inputs, changes nothing.
+
+The two writes are not atomic, so the location record is written first and carries the
+position (origin/sequence, as in domain/stock.py) of the op: an op re-read after a crash is
+recognised by its position and only its shipment write is redone (`Outcome.shipment`).
 """
 
 from __future__ import annotations
@@ -13,54 +24,130 @@ from typing import Any
 
 from streams.records import Location, StoreLoad
 
+MINUTE = 60.0
+
+
+@dataclass
+class Shipment:
+    units: float
+    opened_at: float
+    closed: bool = False
+
+    def to_list(self) -> list[Any]:
+        return [self.units, self.opened_at, self.closed]
+
+    @classmethod
+    def from_list(cls, v: list[Any] | None) -> Shipment | None:
+        return None if v is None else cls(float(v[0]), float(v[1]), bool(v[2]))
+
 
 @dataclass
 class LoadState:
-    open: dict[str, list[float]] = field(default_factory=dict)  # shipment_id -> [units, opened_at]
-    prep: dict[str, list[float]] = field(default_factory=dict)  # "a->b" -> [count, total seconds]
+    open_orders: int = 0
+    open_units: float = 0.0
+    # minute of opening -> [open shipments opened in it, earliest opening time seen in it]
+    by_minute: dict[str, list[float]] = field(default_factory=dict)
+    prep: dict[str, list[float]] = field(default_factory=dict)  # "a->b" -> [count, total s]
     positions: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"open": self.open, "prep": self.prep, "positions": self.positions}
+        return {
+            "open_orders": self.open_orders,
+            "open_units": self.open_units,
+            "by_minute": self.by_minute,
+            "prep": self.prep,
+            "positions": self.positions,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> LoadState:
         if not d:
             return cls()
-        return cls(dict(d["open"]), dict(d["prep"]), dict(d["positions"]))
+        return cls(
+            int(d["open_orders"]),
+            float(d["open_units"]),
+            dict(d["by_minute"]),
+            dict(d["prep"]),
+            dict(d["positions"]),
+        )
+
+    def oldest_open(self) -> float | None:
+        return min((b[1] for b in self.by_minute.values()), default=None)
 
 
-def apply(state: LoadState, op: dict[str, Any]) -> bool:
-    """Apply a load op in place; False when it is a replay."""
+@dataclass(frozen=True)
+class Outcome:
+    """`changed`: the location record must be written. `shipment`: the shipment record to
+    write after it (None: no write)."""
+
+    changed: bool
+    shipment: Shipment | None = None
+
+
+def apply(state: LoadState, op: dict[str, Any], shipment: Shipment | None) -> Outcome:
+    """Apply a load op to the location's state in place, given the op's shipment record."""
+    kind = op["kind"]
+    if kind not in ("open", "close", "step"):
+        raise ValueError(f"unknown load op kind {kind!r}")
     origin, seq = op["origin"], op["seq"]
     last = state.positions.get(origin)
     if last is not None and seq <= last:
-        return False
-    state.positions[origin] = seq
-    kind, sid = op["kind"], op["shipment_id"]
+        return Outcome(False, _redo(op, shipment))
     if kind == "open":
-        state.open.setdefault(sid, [float(op.get("units", 0)), float(op["at"])])
-    elif kind == "close":
-        state.open.pop(sid, None)
-    elif kind == "step":
-        n, total = state.prep.get(op["step"], [0.0, 0.0])
-        state.prep[op["step"]] = [n + 1, total + float(op.get("seconds", 0.0))]
-    else:
-        raise ValueError(f"unknown load op kind {kind!r}")
-    return True
+        if shipment is not None:
+            return Outcome(False)  # opened (or even closed) already, by another input
+        opened = Shipment(float(op.get("units", 0)), float(op["at"]))
+        state.open_orders += 1
+        state.open_units += opened.units
+        bucket = state.by_minute.setdefault(_minute(opened.opened_at), [0, opened.opened_at])
+        bucket[0] += 1
+        bucket[1] = min(bucket[1], opened.opened_at)
+        state.positions[origin] = seq
+        return Outcome(True, opened)
+    if kind == "close":
+        if shipment is None or shipment.closed:
+            return Outcome(False)
+        state.open_orders -= 1
+        state.open_units -= shipment.units
+        key = _minute(shipment.opened_at)
+        held = state.by_minute.get(key)
+        if held is not None:
+            held[0] -= 1
+            if held[0] <= 0:
+                del state.by_minute[key]
+        state.positions[origin] = seq
+        return Outcome(True, Shipment(shipment.units, shipment.opened_at, closed=True))
+    n, total = state.prep.get(op["step"], [0.0, 0.0])
+    state.prep[op["step"]] = [n + 1, total + float(op.get("seconds", 0.0))]
+    state.positions[origin] = seq
+    return Outcome(True)
+
+
+def _redo(op: dict[str, Any], shipment: Shipment | None) -> Shipment | None:
+    """The shipment write of an op already applied to the location: missing only when the
+    worker stopped between the two writes."""
+    if op["kind"] == "open" and shipment is None:
+        return Shipment(float(op.get("units", 0)), float(op["at"]))
+    if op["kind"] == "close" and shipment is not None and not shipment.closed:
+        return Shipment(shipment.units, shipment.opened_at, closed=True)
+    return None
+
+
+def _minute(t: float) -> str:
+    return str(int(t // MINUTE))
 
 
 def snapshot(location_id: str, state: LoadState, loc: Location | None, now: float) -> StoreLoad:
     """The public store-load record; saturation is open orders per hour of capacity."""
     cap = loc.capacity_per_hour if loc else 0
     backlog = loc.max_backlog if loc else 0
-    n = len(state.open)
-    oldest = min((v[1] for v in state.open.values()), default=None)
+    n = state.open_orders
+    oldest = state.oldest_open()
     return StoreLoad(
         location_id=location_id,
         kind=loc.kind if loc else "unknown",
         open_orders=n,
-        open_units=int(sum(v[0] for v in state.open.values())),
+        open_units=int(state.open_units),
         capacity_per_hour=cap,
         max_backlog=backlog,
         saturation=round(n / cap, 4) if cap else float(n),
