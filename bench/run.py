@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.common import commit, dirty, machine
 
-SECTIONS = ("quality", "fold", "routing", "scale", "soak", "tuning")
+SECTIONS = ("quality", "floor", "fold", "routing", "scale", "soak", "tuning")
 OUT = Path(__file__).parent / "results" / "latest.json"
 
 
@@ -28,6 +28,10 @@ def _run_section(name: str, quick: bool) -> dict[str, Any]:
         from bench.quality import bench_quality
 
         return bench_quality(quick)
+    if name == "floor":
+        from bench.faust_floor import bench_floor
+
+        return asyncio.run(bench_floor(quick))
     from bench import kafka_bench
 
     fn = getattr(kafka_bench, f"bench_{name}")
@@ -61,6 +65,16 @@ def table(results: dict[str, Any]) -> str:
             ("  fold / raw c-u-p", _fmt(f.get("ratio_to_raw_cup")), "", ""),
             ("  fold events/s (memory store)", _fmt(f.get("memory_events_per_s")), "", ""),
         ]
+    fl = s.get("floor", {}).get("messages_per_s", {})
+    for mode, rates in fl.items():
+        rows.append(
+            (
+                f"faust floor msgs/s: {mode} (stock / with fixes)",
+                f"{_fmt(rates.get('faust_stock'))} / {_fmt(rates.get('with_fixes'))}",
+                "",
+                "",
+            )
+        )
     r = s.get("routing", {})
     if "orders_per_s" in r:
         lat, ref = r["latency"], r["reference"]["kafka_produce_consume"]
