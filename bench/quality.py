@@ -76,14 +76,32 @@ class _Stock:
 
 
 class _Sim:
-    def __init__(self, name: str, router: Any, network: list[Location], catalogue: Catalogue,
-                 seed: int, start: datetime, peak: bool, hours: float, drain_h: float,
-                 policy: RoutingPolicy, web_orders_per_hour: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        router: Any,
+        network: list[Location],
+        catalogue: Catalogue,
+        seed: int,
+        start: datetime,
+        peak: bool,
+        hours: float,
+        drain_h: float,
+        policy: RoutingPolicy,
+        web_orders_per_hour: float,
+    ) -> None:
         self.name, self.router, self.policy = name, router, policy
         self.locations = {loc.location_id: loc for loc in network}
-        self.workload = Workload(network, catalogue, seed, start, peak=peak,
-                                 web_orders_per_hour=web_orders_per_hour, replenish="consumption",
-                                 run_id="q")
+        self.workload = Workload(
+            network,
+            catalogue,
+            seed,
+            start,
+            peak=peak,
+            web_orders_per_hour=web_orders_per_hour,
+            replenish="consumption",
+            run_id="q",
+        )
         self.staff = Staff(network, seed, run_id="q")
         self.stock = _Stock(self.locations)
         self.start, self.hours, self.drain_h = start, hours, drain_h
@@ -107,8 +125,16 @@ class _Sim:
         if o["attempt"] > self.policy.max_attempts:
             o["unroutable"] = True
             return
-        req = RoutingRequest(oid, o["lat"], o["lon"], o["mode"], o["pickup"], o["service"],
-                             merge_lines(lines), frozenset(o["excluded"]))
+        req = RoutingRequest(
+            oid,
+            o["lat"],
+            o["lon"],
+            o["mode"],
+            o["pickup"],
+            o["service"],
+            merge_lines(lines),
+            frozenset(o["excluded"]),
+        )
         loads = {
             lid: LoadView(n, self.units_by_loc[lid]) for lid, n in self.open_by_loc.items() if n
         }
@@ -122,8 +148,15 @@ class _Sim:
             sid = f"{oid}-{o['attempt']}-{i}"
             self.stock.reserve(s.location_id, s.lines)
             units = sum(q for _, q in s.lines)
-            sh = {"order_id": oid, "loc": s.location_id, "mode": s.mode, "lines": s.lines,
-                  "units": units, "accepted": False, "open": True}
+            sh = {
+                "order_id": oid,
+                "loc": s.location_id,
+                "mode": s.mode,
+                "lines": s.lines,
+                "units": units,
+                "accepted": False,
+                "open": True,
+            }
             self.shipments[sid] = sh
             o["shipments"].add(sid)
             o["cost"] += s.score.get("shipping", 0.0)
@@ -131,10 +164,15 @@ class _Sim:
             self.open_by_loc[s.location_id] += 1
             self.units_by_loc[s.location_id] += units
             heapq.heappush(self.deadlines, (t + self.policy.acceptance_timeout_s, sid))
-            shipment = {"shipment_id": sid, "location_id": s.location_id, "mode": s.mode,
-                        "lines": [{"sku": k, "qty": q} for k, q in s.lines]}
-            self.staff.on_routed({"order_id": oid, "shipments": [shipment]},
-                                 datetime.fromtimestamp(t, UTC))
+            shipment = {
+                "shipment_id": sid,
+                "location_id": s.location_id,
+                "mode": s.mode,
+                "lines": [{"sku": k, "qty": q} for k, q in s.lines],
+            }
+            self.staff.on_routed(
+                {"order_id": oid, "shipments": [shipment]}, datetime.fromtimestamp(t, UTC)
+            )
 
     def _close(self, sid: str, release: bool) -> None:
         sh = self.shipments[sid]
@@ -183,12 +221,26 @@ class _Sim:
                 return
             self.staff.on_order(value)
             d, c = value["delivery"], value["customer"]
-            self.orders[oid] = {"t": t, "lat": c["lat"], "lon": c["lon"], "mode": d["mode"],
-                                "pickup": d.get("pickup_location_id"), "service": d["service"],
-                                "attempt": 0, "excluded": set(), "shipments": set(),
-                                "cancelled": False, "unroutable": False, "rejected": False,
-                                "timed_out": False, "rerouted": False, "cost": 0.0,
-                                "n_shipments": 0, "done_t": {}, "short": False}
+            self.orders[oid] = {
+                "t": t,
+                "lat": c["lat"],
+                "lon": c["lon"],
+                "mode": d["mode"],
+                "pickup": d.get("pickup_location_id"),
+                "service": d["service"],
+                "attempt": 0,
+                "excluded": set(),
+                "shipments": set(),
+                "cancelled": False,
+                "unroutable": False,
+                "rejected": False,
+                "timed_out": False,
+                "rerouted": False,
+                "cost": 0.0,
+                "n_shipments": 0,
+                "done_t": {},
+                "short": False,
+            }
             self._route(oid, tuple((ln["sku"], ln["qty"]) for ln in value["lines"]), t)
         elif topic is TOPICS.fulfilment_events:
             sid = value["shipment_id"]
@@ -233,8 +285,11 @@ class _Sim:
         t = self.start.timestamp()
         end_orders = t + self.hours * 3600
         end = end_orders + self.drain_h * 3600
-        stores = [loc for loc in self.locations.values()
-                  if loc.kind == "store" and loc.capacity_per_hour > 0]
+        stores = [
+            loc
+            for loc in self.locations.values()
+            if loc.kind == "store" and loc.capacity_per_hour > 0
+        ]
         while t < end:
             t1 = t + STEP_S
             now1 = datetime.fromtimestamp(t1, UTC)
@@ -290,8 +345,9 @@ class _Sim:
             ),
             "shipments_per_order": round(sum(o["n_shipments"] for o in orders) / n, 4),
             "pct_within_sla": round(100.0 * within / n, 2),
-            "pct_within_sla_by_mode": {m: round(100.0 * a / b, 2) if b else None
-                                       for m, (a, b) in by_mode.items()},
+            "pct_within_sla_by_mode": {
+                m: round(100.0 * a / b, 2) if b else None for m, (a, b) in by_mode.items()
+            },
             "peak_saturation": round(self.peak_sat, 3),
             "peak_saturation_at": self.peak_sat_at,
             "saturated_store_minutes": self.saturated_store_minutes,
@@ -330,11 +386,21 @@ def run_day(peak: bool, quick: bool, seed: int = 42) -> dict[str, Any]:
     ref = out["nearest_store_with_stock"]
     pol = out["policy"]
     return {
-        "parameters": {"seed": seed, "warehouses": 3, "stores": stores, "suppliers": 2,
-                       "skus": skus, "order_window_h": hours, "drain_h": drain_h,
-                       "web_orders_per_hour_mean": rate, "peak": peak, "start": start.isoformat(),
-                       "step_s": STEP_S, "sla": "home: shipped <= 24h; click&collect ready <= 2h",
-                       "policy": "policy/routing.yaml defaults (RoutingPolicy.default())"},
+        "parameters": {
+            "seed": seed,
+            "warehouses": 3,
+            "stores": stores,
+            "suppliers": 2,
+            "skus": skus,
+            "order_window_h": hours,
+            "drain_h": drain_h,
+            "web_orders_per_hour_mean": rate,
+            "peak": peak,
+            "start": start.isoformat(),
+            "step_s": STEP_S,
+            "sla": "home: shipped <= 24h; click&collect ready <= 2h",
+            "policy": "policy/routing.yaml defaults (RoutingPolicy.default())",
+        },
         "routers": out,
         "reference": "nearest_store_with_stock (and every baseline, same workload and staff)",
         "policy_vs_nearest": {
@@ -349,10 +415,15 @@ def bench_quality(quick: bool) -> dict[str, Any]:
     return {
         "normal": run_day(False, quick),
         "peak": run_day(True, quick),
-        "cost": {"cost_per_order": "distance term only: cost_per_km * km (x express_multiplier) "
-                                   "summed over every shipment, re-routes included",
-                 "parcel_cost_per_order": "cost_per_order + the policy's cost_per_shipment per "
-                                          "shipment (the same constant for every router)"},
-        "target": {"cost_ratio_vs_nearest": "< 1.0", "shipments_vs_nearest": "<= 1.0",
-                   "peak": "fewer saturated stores and re-routes than every baseline"},
+        "cost": {
+            "cost_per_order": "distance term only: cost_per_km * km (x express_multiplier) "
+            "summed over every shipment, re-routes included",
+            "parcel_cost_per_order": "cost_per_order + the policy's cost_per_shipment per "
+            "shipment (the same constant for every router)",
+        },
+        "target": {
+            "cost_ratio_vs_nearest": "< 1.0",
+            "shipments_vs_nearest": "<= 1.0",
+            "peak": "fewer saturated stores and re-routes than every baseline",
+        },
     }
