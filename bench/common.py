@@ -30,9 +30,21 @@ def commit() -> str:
 
 
 def dirty() -> bool:
+    """Whether tracked files that can change a figure (not prose, not results) differ from
+    the commit recorded beside it."""
     try:
         out = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":(exclude)*.md",
+                ":(exclude)docs",
+                ":(exclude)bench/results",
+            ],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -77,13 +89,25 @@ def pct(values: list[float], p: float) -> float | None:
 
 
 def rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    """Resident memory of a process and all its descendants (`stockroute worker` is a
+    supervisor; the worker is its child)."""
+
+    def own(p: int) -> float:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024.0
+        return 0.0
+
+    def tree(p: int) -> list[int]:
+        kids: list[int] = []
+        for task in Path(f"/proc/{p}/task").iterdir():
+            kids += [int(c) for c in (task / "children").read_text().split()]
+        return [p, *(q for k in kids for q in tree(k))]
+
+    try:
+        return round(sum(own(p) for p in tree(pid)), 1)
     except OSError:
         return None
-    return None
 
 
 def kafka() -> KafkaSettings:
