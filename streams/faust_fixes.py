@@ -1,4 +1,4 @@
-"""Guards against two faust-streaming 0.15.3 consumer bugs that lose input messages.
+"""Patches to faust-streaming 0.15.3's consumer: two bugs that lose input messages, one cost.
 
 Measured here (an `input gap` warning from Runtime.check_contiguous, and inputs committed but
 never folded): when a rebalance starts, the stream skips the message it is about to hand to the
@@ -19,6 +19,8 @@ than one message (`min(acked) - committed > 1`, where `committed` is already the
 to read), and not at all while the committed offset is 0. A single message that was never
 acked (the one skipped above, for instance) is then committed over. The replacement commits
 only a run of acked offsets that starts exactly at the committed offset.
+
+The third patch is for speed: `_wait_first_eager` (see its docstring; bench/README.md).
 """
 
 from __future__ import annotations
