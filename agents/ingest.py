@@ -4,13 +4,15 @@ Re-keying by SKU sends every write for a SKU through one partition of the stock 
 writer per key). The `seen_events` table drops a repeated event_id: it remembers the position
 of the first message that carried the id, so re-reading that same message after a crash still
 re-emits its ops (the stock fold drops those by position) while a second message with the same
-id is ignored.
+id is ignored. Ids are remembered for a window of days (domain/dedupe.py); older ones are
+pruned, a partition at a time, as its events move into a new day.
 """
 
 from __future__ import annotations
 
 import logging
 
+from domain import dedupe
 from domain.stock import ops_for_pos_sale, ops_for_supplier_feed
 from streams.app import Runtime
 from streams.codecs import Rejected, decode
@@ -18,11 +20,14 @@ from streams.records import PosSale, SupplierFeed
 from streams.topics import TOPICS
 
 log = logging.getLogger(__name__)
+PRUNE_BATCH = 500  # expired ids deleted per event, so pruning never stalls the stream
 
 
 def register(rt: Runtime) -> None:
     app = rt.app
     seen = app.Table("seen_events", default=None, partitions=TOPICS.pos_sales.partitions)
+    window = rt.settings.dedupe_days
+    pruned_through: dict[int, int] = {}  # partition -> day whose expired ids are all deleted
     source = app.topic(
         TOPICS.pos_sales.name,
         TOPICS.supplier_feeds.name,
@@ -54,7 +59,11 @@ def register(rt: Runtime) -> None:
                 continue
 
             here = f"{spec.code}:{msg.partition}:{msg.offset}"
-            first = rt.get(seen, event_id)
+            day = dedupe.day_of(msg.timestamp)
+            first = next(
+                (f for k in dedupe.lookup_keys(day, event_id, window) if (f := rt.get(seen, k))),
+                None,
+            )
             if first is not None and first != here:
                 log.info(
                     "duplicate event_id %s at %s (first at %s): ignored", event_id, here, first
@@ -81,4 +90,10 @@ def register(rt: Runtime) -> None:
             for op in ops:
                 await rt.send("stock_ops", op.sku, op.to_dict())
             if first is None:
-                await rt.put(seen, event_id, here)
+                await rt.put(seen, dedupe.key(day, event_id), here)
+            if pruned_through.get(msg.partition, -1) < day:
+                expired = rt.keys_below(seen, dedupe.first_kept(day, window), PRUNE_BATCH)
+                for k in expired:
+                    await rt.put(seen, k, None)
+                if len(expired) < PRUNE_BATCH:
+                    pruned_through[msg.partition] = day

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import faust
 from faust.stores.base import SerializedStore
+from faust.stores.rocksdb import Store as RocksDBStore
 from faust.streams import current_event
 from faust.types import TP
 
@@ -96,6 +97,28 @@ class Runtime:
             return None if raw is None else store._decode_value(raw)
         return store.get(key)
 
+    def keys_below(self, table: Any, below: str, limit: int) -> list[str]:
+        """Up to `limit` keys of the current event's partition that sort below `below`, in
+        key order: how an agent finds what to prune without scanning what it keeps (RocksDB
+        keeps one sorted database per partition; keys are JSON strings, so a prefix of digits
+        sorts as text). The memory store (tests) has no partitions: all its keys are seen."""
+        store = table.data
+        if not isinstance(store, RocksDBStore):
+            return sorted(k for k in store if k < below)[:limit]
+        event = current_event()
+        if event is None:
+            raise RuntimeError(f"table {table.name}: scan outside an agent event")
+        db = store._db_for_partition(event.message.partition)
+        bound = store._encode_key(below)
+        if bound.endswith(b'"'):  # a JSON string: the prefix must not carry its closing quote
+            bound = bound[:-1]
+        out: list[str] = []
+        for raw in db.keys():  # noqa: SIM118 - a RocksDB handle, iterated in key order
+            if raw >= bound or len(out) >= limit:
+                break
+            out.append(store._decode_key(raw))
+        return out
+
     async def put(self, table: Any, key: str, value: Any | None) -> None:
         """Write (or, for None, delete) a table key: the local store plus its changelog.
 
@@ -124,9 +147,11 @@ class Runtime:
         changelog = table.changelog_topic.get_topic_name()
         fut = await self.produce(changelog, kb, vb, partition)
         fut.add_done_callback(
-            lambda f: None
-            if f.cancelled() or f.exception() is not None
-            else store.set_persisted_offset(TP(changelog, partition), f.result().offset)
+            lambda f: (
+                None
+                if f.cancelled() or f.exception() is not None
+                else store.set_persisted_offset(TP(changelog, partition), f.result().offset)
+            )
         )
 
     async def dead_letter(self, event: faust.EventT, reason: str) -> None:

@@ -79,6 +79,7 @@ class WorkerSettings:
     store: str = "rocksdb://"
     table_browsing: bool = False
     routing_policy: Path = Path(__file__).parent.parent / "policy" / "routing.yaml"
+    dedupe_days: int = 7  # how long a repeated event_id is recognised (domain/dedupe.py)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
 
     @classmethod
@@ -92,6 +93,7 @@ class WorkerSettings:
             store=e.get("STOCKROUTE_STORE", "rocksdb://"),
             table_browsing=e.get("STOCKROUTE_TABLE_BROWSING", "0") == "1",
             routing_policy=Path(e.get("STOCKROUTE_ROUTING_POLICY", str(cls.routing_policy))),
+            dedupe_days=int(e.get("STOCKROUTE_DEDUPE_DAYS", "7")),
             kafka=KafkaSettings.from_env(),
         )
         values = {**base.__dict__, **{k: v for k, v in overrides.items() if v is not None}}

@@ -1,60 +1,14 @@
-"""Agent tier: the real Faust agents in Faust's test context (memory store, no broker).
-
-`Runtime.send` is the one place agents produce through, so capturing it shows exactly what an
-agent would publish.
-"""
+"""Agent tier: the stock agent in Faust's test context (memory store, no broker)."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
-import pytest
 
-from streams.app import Runtime, create_runtime
-from streams.records import Location
-from streams.settings import WorkerSettings
+from streams.app import Runtime
 from streams.topics import TOPICS
-
-
-@pytest.fixture
-def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Runtime:
-    runtime = create_runtime(
-        WorkerSettings(app_id="agent-test", data_dir=tmp_path, store="memory://")
-    )
-    runtime.locations.by_id["ST-1"] = Location(
-        location_id="ST-1",
-        kind="store",
-        name="s",
-        lat=48.0,
-        lon=2.0,
-        safety_stock=2,
-        capacity_per_hour=10,
-        max_backlog=20,
-    )
-    for view in runtime.views:
-        view.ready.set()
-    runtime.sent = []  # type: ignore[attr-defined]
-
-    async def capture(handle: str, key: str | None, value: Any) -> None:
-        data = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
-        runtime.sent.append((handle, key, data))  # type: ignore[attr-defined]
-
-    async def changelog(
-        topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
-    ) -> asyncio.Future[Any]:
-        runtime.changelog.append((topic, key, value, partition))  # type: ignore[attr-defined]
-        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        done.set_result(SimpleNamespace(offset=len(runtime.changelog) - 1))  # type: ignore[attr-defined]
-        return done
-
-    runtime.changelog = []  # type: ignore[attr-defined]
-    monkeypatch.setattr(runtime, "send", capture)
-    monkeypatch.setattr(runtime, "produce", changelog)
-    return runtime
 
 
 def op(kind: str, qty: int, seq: int, **kw: Any) -> bytes:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from domain.dedupe import DAY_S
 from tests.integration.harness import (
     Cluster,
     iso,
@@ -326,3 +330,72 @@ def test_a_worker_killed_mid_stream_and_restarted_matches_the_oracle_exactly(
         wait_for(lambda: matches(cluster, expected), timeout=180, what="stock after SIGKILLs")
     except AssertionError:
         raise AssertionError(f"mismatch: {diff(cluster, expected)}") from None
+
+
+def test_event_ids_older_than_the_dedupe_window_are_pruned_from_state_and_changelog(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    load_locations(cluster, tmp_path)
+    cluster.worker().start()
+    day = int(time.time() // DAY_S)
+    old_ms = (day - 8) * DAY_S * 1000 + 60_000  # before the 7-day window
+    now_ms = int(time.time() * 1000)
+
+    async def produce_at() -> None:
+        producer = AIOKafkaProducer(**cluster.kafka.aiokafka_kwargs(), acks="all")
+        await producer.start()
+        try:
+            for event_id, ts in [("OLD-1", old_ms), ("OLD-2", old_ms), ("NEW-1", now_ms)]:
+                sale = {
+                    "event_id": event_id,
+                    "occurred_at": iso(),
+                    "location_id": "ST-3",
+                    "lines": [{"sku": "PRUNE", "qty": 1}],
+                }
+                await producer.send_and_wait(
+                    cluster.name("pos_sales"),
+                    json.dumps(sale).encode(),
+                    key=b"ST-3",
+                    timestamp_ms=ts,
+                )
+        finally:
+            await producer.stop()
+
+    async def changelog() -> dict[str, bytes | None]:
+        topic = f"{cluster.app_id}-seen_events-changelog"
+        consumer = AIOKafkaConsumer(
+            topic,
+            **cluster.kafka.aiokafka_kwargs(),
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        latest: dict[str, bytes | None] = {}
+        try:
+            for _ in range(10):
+                batch = await consumer.getmany(timeout_ms=300)
+                for recs in batch.values():
+                    for r in recs:
+                        latest[json.loads(r.key)] = r.value
+            return latest
+        finally:
+            await consumer.stop()
+
+    asyncio.run(produce_at())
+    # every sale applied once (the pruned ids had been applied before they were pruned)
+    wait_for(
+        lambda: (
+            latest_by_key(cluster, "stock_availability").get("PRUNE@ST-3", {}).get("on_hand") == -3
+        ),
+        timeout=60,
+        what="the three sales folded",
+    )
+    old_keys = {f"{day - 8:06d}/OLD-1", f"{day - 8:06d}/OLD-2"}
+
+    def pruned() -> dict[str, bytes | None] | None:
+        c = asyncio.run(changelog())
+        return c if old_keys <= c.keys() and all(c[k] is None for k in old_keys) else None
+
+    log = wait_for(pruned, timeout=30, what="tombstones for the expired ids")
+    assert log[f"{day:06d}/NEW-1"] is not None
