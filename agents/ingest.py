@@ -5,7 +5,7 @@ writer per key). The `seen_events` table drops a repeated event_id: it remembers
 of the first message that carried the id, so re-reading that same message after a crash still
 re-emits its ops (the stock fold drops those by position) while a second message with the same
 id is ignored. Ids are remembered for a window of days (domain/dedupe.py); older ones are
-pruned, a partition at a time, as its events move into a new day.
+pruned, a partition at a time, as its events move into a new period.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def register(rt: Runtime) -> None:
     app = rt.app
     seen = app.Table("seen_events", default=None, partitions=TOPICS.pos_sales.partitions)
     window = rt.settings.dedupe_days
-    pruned_through: dict[int, int] = {}  # partition -> day whose expired ids are all deleted
+    pruned_through: dict[int, int] = {}  # partition -> period whose expired ids are all gone
     source = app.topic(
         TOPICS.pos_sales.name,
         TOPICS.supplier_feeds.name,
@@ -59,10 +59,9 @@ def register(rt: Runtime) -> None:
                 continue
 
             here = f"{spec.code}:{msg.partition}:{msg.offset}"
-            day = dedupe.day_of(msg.timestamp)
+            period = dedupe.period_of(msg.timestamp, window)
             first = next(
-                (f for k in dedupe.lookup_keys(day, event_id, window) if (f := rt.get(seen, k))),
-                None,
+                (f for k in dedupe.lookup_keys(period, event_id) if (f := rt.get(seen, k))), None
             )
             if first is not None and first != here:
                 log.info(
@@ -90,10 +89,10 @@ def register(rt: Runtime) -> None:
             for op in ops:
                 await rt.send("stock_ops", op.sku, op.to_dict())
             if first is None:
-                await rt.put(seen, dedupe.key(day, event_id), here)
-            if pruned_through.get(msg.partition, -1) < day:
-                expired = rt.keys_below(seen, dedupe.first_kept(day, window), PRUNE_BATCH)
+                await rt.put(seen, dedupe.key(period, event_id), here)
+            if pruned_through.get(msg.partition, -1) < period:
+                expired = rt.keys_below(seen, dedupe.first_kept(period), PRUNE_BATCH)
                 for k in expired:
                     await rt.put(seen, k, None)
                 if len(expired) < PRUNE_BATCH:
-                    pruned_through[msg.partition] = day
+                    pruned_through[msg.partition] = period

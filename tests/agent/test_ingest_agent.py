@@ -12,7 +12,8 @@ from domain.dedupe import DAY_S
 from streams.app import Runtime
 from streams.topics import TOPICS
 
-DAY = 20417  # 2025-11-25
+PERIOD_S = 7 * DAY_S  # the default window
+T0 = 2916 * PERIOD_S + 100  # early in a period (2025-11-20)
 
 
 def sale(event_id: str) -> bytes:
@@ -64,10 +65,11 @@ def test_a_repeated_event_id_counts_once_within_the_window_and_again_after_it(
         feed(
             rt,
             [
-                ("E1", DAY * DAY_S + 100),
-                ("E1", (DAY + 3) * DAY_S),  # a retry three days later: dropped
-                ("E1", (DAY - 1) * DAY_S),  # a sender whose clock runs a day late: dropped
-                ("E1", (DAY + 9) * DAY_S),  # beyond the 7-day window: a new event
+                ("E1", T0),
+                ("E1", T0 + 3 * DAY_S),  # a retry three days later: dropped
+                ("E1", T0 - DAY_S),  # a sender whose clock runs a day late: dropped
+                ("E1", T0 + 7 * DAY_S),  # a week later, in the next period: dropped
+                ("E1", T0 + 15 * DAY_S),  # two periods on: a new event
             ],
         )
     )
@@ -78,14 +80,15 @@ def test_event_ids_older_than_the_window_are_pruned_with_tombstones(rt: Runtime)
     asyncio.run(
         feed(
             rt,
-            [("E1", DAY * DAY_S), ("E2", DAY * DAY_S + 5), ("E3", (DAY + 8) * DAY_S)],
+            [("E1", T0), ("E2", T0 + 5), ("E3", T0 + 7 * DAY_S), ("E4", T0 + 14 * DAY_S)],
         )
     )
     seen = rt.app.tables["seen_events"]
-    assert sorted(seen.data) == [f"{DAY + 8:06d}/E3"]
+    # at E4 (period 2918) the ids of period 2916 are pruned; 2917 is still looked up
+    assert sorted(seen.data) == ["002917/E3", "002918/E4"]
     tombstones = [
         orjson.loads(key)
         for topic, key, value, _ in rt.changelog  # type: ignore[attr-defined]
         if topic == "agent-test-seen_events-changelog" and value is None
     ]
-    assert sorted(tombstones) == [f"{DAY:06d}/E1", f"{DAY:06d}/E2"]
+    assert sorted(tombstones) == ["002916/E1", "002916/E2"]

@@ -337,8 +337,8 @@ def test_event_ids_older_than_the_dedupe_window_are_pruned_from_state_and_change
 ) -> None:
     load_locations(cluster, tmp_path)
     cluster.worker().start()
-    day = int(time.time() // DAY_S)
-    old_ms = (day - 8) * DAY_S * 1000 + 60_000  # before the 7-day window
+    period = int(time.time() // (7 * DAY_S))  # the default 7-day window
+    old_ms = (period - 2) * 7 * DAY_S * 1000 + 60_000  # two periods back: pruned
     now_ms = int(time.time() * 1000)
 
     async def produce_at() -> None:
@@ -391,11 +391,11 @@ def test_event_ids_older_than_the_dedupe_window_are_pruned_from_state_and_change
         timeout=60,
         what="the three sales folded",
     )
-    old_keys = {f"{day - 8:06d}/OLD-1", f"{day - 8:06d}/OLD-2"}
+    old_keys = {f"{period - 2:06d}/OLD-1", f"{period - 2:06d}/OLD-2"}
 
     def pruned() -> dict[str, bytes | None] | None:
         c = asyncio.run(changelog())
         return c if old_keys <= c.keys() and all(c[k] is None for k in old_keys) else None
 
     log = wait_for(pruned, timeout=30, what="tombstones for the expired ids")
-    assert log[f"{day:06d}/NEW-1"] is not None
+    assert log[f"{period:06d}/NEW-1"] is not None
