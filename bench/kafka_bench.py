@@ -50,33 +50,7 @@ async def _wait_healthy(workers: list[WorkerProcess], timeout: float = 180.0) ->
 class TunedWorker(WorkerProcess):
     """A worker started through bench.tuned_worker (Faust settings from BENCH_FAUST_OVERRIDES)."""
 
-    def start(self, wait: bool = True, timeout: float = 90.0) -> WorkerProcess:
-        from tests.integration.harness import free_port
-
-        self.port = free_port()
-        logf = open(self.log, "ab")  # noqa: SIM115 - handed to the child process
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.tuned_worker",
-                "worker",
-                "--data-dir",
-                str(self.data_dir),
-                "--web-port",
-                str(self.port),
-                "--loglevel",
-                "warning",
-            ],
-            env=self.cluster.env,
-            cwd=ROOT,
-            stdout=logf,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        if wait:
-            self.wait_healthy(timeout)
-        return self
+    module = "bench.tuned_worker"
 
 
 def _start(workers: list[WorkerProcess]) -> None:
@@ -491,14 +465,11 @@ async def _kafka_latency(rate: float, seconds: float) -> dict[str, Any]:
     finally:
         await c.stop()
     lat = [1000 * (got[k] - sent[k]) for k in got if k in sent]
-    return {
-        "rate": rate,
-        "messages": n,
-        "received": len(got),
-        "p50_ms": _r(pct(lat, 50)),
-        "p95_ms": _r(pct(lat, 95)),
-        "p99_ms": _r(pct(lat, 99)),
-    }
+    return {"rate": rate, "messages": n, "received": len(got), **_percentiles(lat)}
+
+
+def _percentiles(lat_ms: list[float]) -> dict[str, float | None]:
+    return {f"p{q}_ms": _r(pct(lat_ms, q)) for q in (50, 95, 99)}
 
 
 def _r(x: float | None) -> float | None:
@@ -607,9 +578,7 @@ async def _latency(cluster: Cluster, rate: float, seconds: float, prefix: str) -
         "seconds": seconds,
         "orders": n,
         "decided": len(lat),
-        "p50_ms": _r(pct(lat, 50)),
-        "p95_ms": _r(pct(lat, 95)),
-        "p99_ms": _r(pct(lat, 99)),
+        **_percentiles(lat),
         "max_ms": _r(max(lat) if lat else None),
     }
 

@@ -101,6 +101,8 @@ class Cluster:
 
 
 class WorkerProcess:
+    module = "streams.cli"  # what `python -m` runs: its `worker` command
+
     def __init__(self, cluster: Cluster, idx: int) -> None:
         self.cluster = cluster
         self.idx = idx
@@ -116,7 +118,7 @@ class WorkerProcess:
             [
                 sys.executable,
                 "-m",
-                "streams.cli",
+                self.module,
                 "worker",
                 "--data-dir",
                 str(self.data_dir),
@@ -173,15 +175,21 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-async def produce(cluster: Cluster, messages: Iterable[tuple[str, str | None, Any]]) -> int:
-    """Send (topic handle, key, value) triples; a bytes value is sent as it is (bad input)."""
+async def produce(cluster: Cluster, messages: Iterable[tuple[Any, ...]]) -> int:
+    """Send (topic handle, key, value[, timestamp ms]); a bytes value is sent as it is (bad
+    input); without a timestamp the producer stamps the message."""
     producer = AIOKafkaProducer(**cluster.kafka.aiokafka_kwargs(), acks="all", linger_ms=5)
     await producer.start()
     n = 0
     try:
-        for handle, key, value in messages:
+        for handle, key, value, *stamp in messages:
             raw = value if isinstance(value, bytes) else orjson.dumps(value)
-            await producer.send(cluster.name(handle), key=key.encode() if key else None, value=raw)
+            await producer.send(
+                cluster.name(handle),
+                key=key.encode() if key else None,
+                value=raw,
+                timestamp_ms=stamp[0] if stamp else None,
+            )
             n += 1
         await producer.flush()
     finally:
@@ -189,13 +197,12 @@ async def produce(cluster: Cluster, messages: Iterable[tuple[str, str | None, An
     return n
 
 
-def send(cluster: Cluster, messages: Iterable[tuple[str, str | None, Any]]) -> int:
+def send(cluster: Cluster, messages: Iterable[tuple[Any, ...]]) -> int:
     return int(run(produce(cluster, messages)))
 
 
-async def read_all(cluster: Cluster, handle: str) -> list[dict[str, Any]]:
-    """Every message currently in a topic, decoded, with its key as `_key`."""
-    topic = cluster.name(handle)
+async def read_raw(cluster: Cluster, topic: str) -> list[tuple[bytes | None, bytes | None]]:
+    """Every (key, value) currently in a topic (a full topic name: changelogs too), in order."""
     consumer = AIOKafkaConsumer(
         topic,
         **cluster.kafka.aiokafka_kwargs(),
@@ -204,7 +211,7 @@ async def read_all(cluster: Cluster, handle: str) -> list[dict[str, Any]]:
         enable_auto_commit=False,
     )
     await consumer.start()
-    out: list[dict[str, Any]] = []
+    out: list[tuple[bytes | None, bytes | None]] = []
     try:
         while not consumer.assignment():
             await consumer.getmany(timeout_ms=100)
@@ -214,11 +221,7 @@ async def read_all(cluster: Cluster, handle: str) -> list[dict[str, Any]]:
         while True:
             batch = await consumer.getmany(timeout_ms=300, max_records=10000)
             for recs in batch.values():
-                for r in recs:
-                    value = orjson.loads(r.value) if r.value is not None else None
-                    if isinstance(value, dict):
-                        value["_key"] = r.key.decode() if r.key else None
-                        out.append(value)
+                out.extend((r.key, r.value) for r in recs)
             done = True
             for tp in tps:
                 if await consumer.position(tp) < ends[tp]:
@@ -227,6 +230,17 @@ async def read_all(cluster: Cluster, handle: str) -> list[dict[str, Any]]:
                 return out
     finally:
         await consumer.stop()
+
+
+async def read_all(cluster: Cluster, handle: str) -> list[dict[str, Any]]:
+    """Every message currently in a topic, decoded, with its key as `_key`."""
+    out: list[dict[str, Any]] = []
+    for key, raw in await read_raw(cluster, cluster.name(handle)):
+        value = orjson.loads(raw) if raw is not None else None
+        if isinstance(value, dict):
+            value["_key"] = key.decode() if key else None
+            out.append(value)
+    return out
 
 
 def messages(cluster: Cluster, handle: str) -> list[dict[str, Any]]:

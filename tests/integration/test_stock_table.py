@@ -9,8 +9,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
 from domain.dedupe import DAY_S
 from tests.integration.harness import (
     Cluster,
@@ -18,6 +16,7 @@ from tests.integration.harness import (
     latest_by_key,
     location,
     messages,
+    read_raw,
     send,
     wait_for,
 )
@@ -341,48 +340,21 @@ def test_event_ids_older_than_the_dedupe_window_are_pruned_from_state_and_change
     old_ms = (period - 2) * 7 * DAY_S * 1000 + 60_000  # two periods back: pruned
     now_ms = int(time.time() * 1000)
 
-    async def produce_at() -> None:
-        producer = AIOKafkaProducer(**cluster.kafka.aiokafka_kwargs(), acks="all")
-        await producer.start()
-        try:
-            for event_id, ts in [("OLD-1", old_ms), ("OLD-2", old_ms), ("NEW-1", now_ms)]:
-                sale = {
-                    "event_id": event_id,
-                    "occurred_at": iso(),
-                    "location_id": "ST-3",
-                    "lines": [{"sku": "PRUNE", "qty": 1}],
-                }
-                await producer.send_and_wait(
-                    cluster.name("pos_sales"),
-                    json.dumps(sale).encode(),
-                    key=b"ST-3",
-                    timestamp_ms=ts,
-                )
-        finally:
-            await producer.stop()
-
-    async def changelog() -> dict[str, bytes | None]:
-        topic = f"{cluster.app_id}-seen_events-changelog"
-        consumer = AIOKafkaConsumer(
-            topic,
-            **cluster.kafka.aiokafka_kwargs(),
-            group_id=None,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
+    sales = [
+        (
+            "pos_sales",
+            "ST-3",
+            {
+                "event_id": event_id,
+                "occurred_at": iso(),
+                "location_id": "ST-3",
+                "lines": [{"sku": "PRUNE", "qty": 1}],
+            },
+            ts,
         )
-        await consumer.start()
-        latest: dict[str, bytes | None] = {}
-        try:
-            for _ in range(10):
-                batch = await consumer.getmany(timeout_ms=300)
-                for recs in batch.values():
-                    for r in recs:
-                        latest[json.loads(r.key)] = r.value
-            return latest
-        finally:
-            await consumer.stop()
-
-    asyncio.run(produce_at())
+        for event_id, ts in [("OLD-1", old_ms), ("OLD-2", old_ms), ("NEW-1", now_ms)]
+    ]
+    send(cluster, sales)
     # every sale applied once (the pruned ids had been applied before they were pruned)
     wait_for(
         lambda: (
@@ -394,7 +366,8 @@ def test_event_ids_older_than_the_dedupe_window_are_pruned_from_state_and_change
     old_keys = {f"{period - 2:06d}/OLD-1", f"{period - 2:06d}/OLD-2"}
 
     def pruned() -> dict[str, bytes | None] | None:
-        c = asyncio.run(changelog())
+        records = asyncio.run(read_raw(cluster, f"{cluster.app_id}-seen_events-changelog"))
+        c = {json.loads(k or b"null"): v for k, v in records}
         return c if old_keys <= c.keys() and all(c[k] is None for k in old_keys) else None
 
     log = wait_for(pruned, timeout=30, what="tombstones for the expired ids")
