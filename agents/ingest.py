@@ -11,6 +11,7 @@ pruned, a partition at a time, as its events move into a new period.
 from __future__ import annotations
 
 import logging
+from itertools import islice, takewhile
 
 from domain import dedupe
 from domain.stock import ops_for_pos_sale, ops_for_supplier_feed
@@ -91,7 +92,10 @@ def register(rt: Runtime) -> None:
             if first is None:
                 await rt.put(seen, dedupe.key(period, event_id), here)
             if pruned_through.get(msg.partition, -1) < period:
-                expired = rt.keys_below(seen, dedupe.first_kept(period), PRUNE_BATCH)
+                bound = dedupe.first_kept(period)
+                expired = list(
+                    islice(takewhile(bound.__gt__, rt.partition_keys(seen)), PRUNE_BATCH)
+                )
                 for k in expired:
                     await rt.put(seen, k, None)
                 if len(expired) < PRUNE_BATCH:

@@ -26,6 +26,9 @@ from typing import Any, Literal
 
 OpKind = Literal["adjust", "set", "reserve", "release", "consume", "short"]
 SEQ_STRIDE = 1000  # > records.MAX_LINES, so offset*stride + line index never collides
+# Not an op on one key: {kind, location_id, safety_stock}, sent to every stock-ops partition when
+# a location's safety stock changes; each owner re-publishes that location's availability.
+RESYNC_LOCATION = "resync_location"
 
 
 def sequence(offset: int, index: int = 0) -> int:

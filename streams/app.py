@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -97,27 +98,22 @@ class Runtime:
             return None if raw is None else store._decode_value(raw)
         return store.get(key)
 
-    def keys_below(self, table: Any, below: str, limit: int) -> list[str]:
-        """Up to `limit` keys of the current event's partition that sort below `below`, in
-        key order: how an agent finds what to prune without scanning what it keeps (RocksDB
-        keeps one sorted database per partition; keys are JSON strings, so a prefix of digits
-        sorts as text). The memory store (tests) has no partitions: all its keys are seen."""
+    def partition_keys(self, table: Any) -> Iterator[str]:
+        """The keys of the current event's partition, in key order: for agents that prune or
+        re-publish what they own (RocksDB keeps one sorted database per partition). The memory
+        store (tests) has no partitions: all its keys are listed."""
         store = table.data
         if not isinstance(store, RocksDBStore):
-            return sorted(k for k in store if k < below)[:limit]
+            yield from sorted(store)
+            return
         event = current_event()
         if event is None:
             raise RuntimeError(f"table {table.name}: scan outside an agent event")
         db = store._db_for_partition(event.message.partition)
-        bound = store._encode_key(below)
-        if bound.endswith(b'"'):  # a JSON string: the prefix must not carry its closing quote
-            bound = bound[:-1]
-        out: list[str] = []
         for raw in db.keys():  # noqa: SIM118 - a RocksDB handle, iterated in key order
-            if raw >= bound or len(out) >= limit:
-                break
-            out.append(store._decode_key(raw))
-        return out
+            if raw.startswith(b"__faust"):  # Faust's own bookkeeping (persisted offset)
+                continue
+            yield store._decode_key(raw)
 
     async def put(self, table: Any, key: str, value: Any | None) -> None:
         """Write (or, for None, delete) a table key: the local store plus its changelog.

@@ -89,3 +89,23 @@ async def _changelog_partition(rt: Runtime) -> None:
     assert partition == 3 and orjson.loads(key) == "A@ST-1"
     assert orjson.loads(value)["on_hand"] == 5
     assert rt.get(rt.app.tables["stock"], "A@ST-1")["on_hand"] == 5
+
+
+def test_a_new_safety_stock_re_publishes_the_availability_of_that_location_only(
+    rt: Runtime,
+) -> None:
+    asyncio.run(_resync(rt))
+
+
+async def _resync(rt: Runtime) -> None:
+    agent = rt.app.agents["stock"]
+    async with agent.test_context() as ctx:
+        await ctx.put(key=b"A", value=op("adjust", 10, 1))
+        await ctx.put(key=b"B", value=op("adjust", 4, 2, sku="B", location_id="WH-1"))
+        rt.sent.clear()  # type: ignore[attr-defined]
+        resync = {"kind": "resync_location", "location_id": "ST-1", "safety_stock": 5}
+        await ctx.put(key=b"ST-1", value=orjson.dumps(resync))
+    avail = [v for h, _, v in rt.sent if h == "stock_availability"]  # type: ignore[attr-defined]
+    assert [(v["sku"], v["location_id"], v["on_hand"], v["available"]) for v in avail] == [
+        ("A", "ST-1", 10, 5)
+    ]

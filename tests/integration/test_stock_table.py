@@ -372,3 +372,27 @@ def test_event_ids_older_than_the_dedupe_window_are_pruned_from_state_and_change
 
     log = wait_for(pruned, timeout=30, what="tombstones for the expired ids")
     assert log[f"{period:06d}/NEW-1"] is not None
+
+
+def test_a_new_safety_stock_re_publishes_availability_without_any_stock_event(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    load_locations(cluster, tmp_path)
+    cluster.worker().start()
+    receipt = {
+        "event_id": "r-safety",
+        "occurred_at": iso(),
+        "type": "receipt",
+        "location_id": "ST-1",
+        "lines": [{"sku": "SAFE-1", "qty": 10}, {"sku": "SAFE-2", "qty": 3}],
+    }
+    send(cluster, [("supplier_feeds", "ST-1", receipt)])
+
+    def available() -> dict[str, int]:
+        latest = latest_by_key(cluster, "stock_availability")
+        return {k: v["available"] for k, v in latest.items() if k.startswith("SAFE-")}
+
+    wait_for(lambda: available() == {"SAFE-1@ST-1": 8, "SAFE-2@ST-1": 1}, what="safety 2")
+    st1 = next(loc for loc in LOCATIONS if loc["location_id"] == "ST-1")
+    send(cluster, [("locations", "ST-1", {**st1, "safety_stock": 5})])
+    wait_for(lambda: available() == {"SAFE-1@ST-1": 5, "SAFE-2@ST-1": 0}, what="safety 5")

@@ -1,0 +1,46 @@
+"""Agent tier: the locations agent tells every stock owner when a safety stock changes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+from streams.app import Runtime
+from streams.topics import TOPICS
+
+
+def location(safety_stock: int, name: str = "Store 9") -> bytes:
+    return orjson.dumps(
+        {
+            "location_id": "ST-9",
+            "kind": "store",
+            "name": name,
+            "lat": 48.0,
+            "lon": 2.0,
+            "safety_stock": safety_stock,
+            "capacity_per_hour": 10,
+            "max_backlog": 20,
+        }
+    )
+
+
+def test_only_a_changed_safety_stock_resyncs_every_stock_partition(rt: Runtime) -> None:
+    asyncio.run(_feed(rt, [location(1), location(1, name="renamed"), location(3)]))
+    resyncs = [
+        (partition, orjson.loads(value))
+        for topic, _, value, partition in rt.changelog  # type: ignore[attr-defined]
+        if topic == TOPICS.stock_ops.name
+    ]
+    assert sorted(p for p, _ in resyncs) == list(range(TOPICS.stock_ops.partitions))
+    assert all(
+        v == {"kind": "resync_location", "location_id": "ST-9", "safety_stock": 3}
+        for _, v in resyncs
+    )
+
+
+async def _feed(rt: Runtime, values: list[bytes]) -> None:
+    agent = rt.app.agents["locations-check"]
+    async with agent.test_context() as ctx:
+        for value in values:
+            await ctx.put(key=b"ST-9", value=value)
