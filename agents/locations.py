@@ -10,7 +10,6 @@ re-publishes that location's availability, in order with its other ops (agents/s
 from __future__ import annotations
 
 from domain.stock import RESYNC_LOCATION
-from streams import codecs
 from streams.app import Runtime
 from streams.codecs import Rejected, decode
 from streams.records import Location
@@ -35,15 +34,11 @@ def register(rt: Runtime) -> None:
             if previous == loc.safety_stock:
                 continue
             if previous is not None:  # a new location holds no stock yet
-                resync = codecs.dumps(
-                    {
-                        "kind": RESYNC_LOCATION,
-                        "location_id": loc.location_id,
-                        "safety_stock": loc.safety_stock,
-                    }
-                )
+                resync = {
+                    "kind": RESYNC_LOCATION,
+                    "location_id": loc.location_id,
+                    "safety_stock": loc.safety_stock,
+                }
                 for partition in range(TOPICS.stock_ops.partitions):
-                    await rt.produce(
-                        rt.names["stock_ops"], loc.location_id.encode(), resync, partition
-                    )
+                    await rt.send("stock_ops", loc.location_id, resync, partition)
             await rt.put(safety, loc.location_id, loc.safety_stock)

@@ -54,7 +54,6 @@ class Runtime:
     settings: WorkerSettings
     policy: RoutingPolicy
     topics: dict[str, faust.TopicT] = field(default_factory=dict)
-    names: dict[str, str] = field(default_factory=dict)
     locations: LocationsView = field(default_factory=LocationsView)
     availability: AvailabilityView = field(default_factory=AvailabilityView)
     loads: LoadsView = field(default_factory=LoadsView)
@@ -65,10 +64,16 @@ class Runtime:
     def topic(self, handle: str) -> faust.TopicT:
         return self.topics[handle]
 
-    async def send(self, handle: str, key: str | None, value: Any) -> None:
-        """Produce to a topic from topics.yaml; values are records or plain dicts."""
+    async def send(
+        self, handle: str, key: str | None, value: Any, partition: int | None = None
+    ) -> None:
+        """Produce to a topic from topics.yaml; values are records or plain dicts. The key's
+        partition unless `partition` is given."""
         await self.produce(
-            self.names[handle], key.encode() if key is not None else None, codecs.dumps(value)
+            getattr(TOPICS, handle).name,
+            key.encode() if key is not None else None,
+            codecs.dumps(value),
+            partition,
         )
 
     async def produce(
@@ -297,7 +302,6 @@ def create_runtime(settings: WorkerSettings, *, agents: bool = True) -> Runtime:
     rt = Runtime(app=app, settings=settings, policy=RoutingPolicy.load(settings.routing_policy))
     for spec in TOPICS:
         rt.topics[spec.handle] = _topic(app, spec)
-        rt.names[spec.handle] = spec.name
 
     kafka = settings.kafka
     rt.views = [

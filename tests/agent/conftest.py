@@ -37,9 +37,13 @@ def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Runtime:
         view.ready.set()
     runtime.sent = []  # type: ignore[attr-defined]
 
-    async def capture(handle: str, key: str | None, value: Any) -> None:
+    async def capture(
+        handle: str, key: str | None, value: Any, partition: int | None = None
+    ) -> None:
         data = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
         runtime.sent.append((handle, key, data))  # type: ignore[attr-defined]
+        if partition is not None:
+            runtime.sent_to_partition.append((handle, partition, data))  # type: ignore[attr-defined]
 
     async def changelog(
         topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
@@ -50,6 +54,7 @@ def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Runtime:
         return done
 
     runtime.changelog = []  # type: ignore[attr-defined]
+    runtime.sent_to_partition = []  # type: ignore[attr-defined]
     monkeypatch.setattr(runtime, "send", capture)
     monkeypatch.setattr(runtime, "produce", changelog)
     return runtime

@@ -28,9 +28,9 @@ def location(safety_stock: int, name: str = "Store 9") -> bytes:
 def test_only_a_changed_safety_stock_resyncs_every_stock_partition(rt: Runtime) -> None:
     asyncio.run(_feed(rt, [location(1), location(1, name="renamed"), location(3)]))
     resyncs = [
-        (partition, orjson.loads(value))
-        for topic, _, value, partition in rt.changelog  # type: ignore[attr-defined]
-        if topic == TOPICS.stock_ops.name
+        (partition, value)
+        for handle, partition, value in rt.sent_to_partition  # type: ignore[attr-defined]
+        if handle == "stock_ops"
     ]
     assert sorted(p for p, _ in resyncs) == list(range(TOPICS.stock_ops.partitions))
     assert all(
