@@ -1,18 +1,12 @@
-"""Faust agents: thin adapters between topics and the pure domain modules."""
+"""The agents: one handler per input (streams/loop.py runs them), no Kafka plumbing of their own."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from streams.app import Runtime
+from streams.loop import Agent
 
 
-def register_all(rt: Runtime) -> None:
+def all_agents() -> list[Agent]:
+    """Every agent of a worker, fresh (each holds per-worker scratch state, e.g. timer heaps)."""
     from agents import ingest, load, locations, orders, stock
 
-    locations.register(rt)
-    ingest.register(rt)
-    stock.register(rt)
-    orders.register(rt)
-    load.register(rt)
+    return [locations.agent(), ingest.agent(), stock.agent(), orders.agent(), load.agent()]

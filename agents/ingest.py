@@ -15,88 +15,65 @@ from itertools import islice, takewhile
 
 from domain import dedupe
 from domain.stock import ops_for_pos_sale, ops_for_supplier_feed
-from streams.app import Runtime
-from streams.codecs import Rejected, decode
+from streams.codecs import Rejected
+from streams.loop import UNCHANGED, Agent, Ctx, Effect, Put, Send
 from streams.records import PosSale, SupplierFeed
 from streams.topics import TOPICS
 
 log = logging.getLogger(__name__)
 PRUNE_BATCH = 500  # expired ids deleted per event, so pruning never stalls the stream
+SEEN = "seen_events"
 
 
-def register(rt: Runtime) -> None:
-    app = rt.app
-    seen = app.Table("seen_events", default=None, partitions=TOPICS.pos_sales.partitions)
-    window = rt.settings.dedupe_days
+def agent() -> Agent:
     pruned_through: dict[int, int] = {}  # partition -> period whose expired ids are all gone
-    source = app.topic(
-        TOPICS.pos_sales.name,
-        TOPICS.supplier_feeds.name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
 
-    @app.agent(source, name="ingest-stock-events", concurrency=1)
-    async def ingest(stream):  # type: ignore[no-untyped-def]
-        await rt.wait_views()
-        async for event in stream.events():
-            if not rt.in_order(event):
-                continue
-            msg = event.message
-            spec = TOPICS.by_name[msg.topic]
-            try:
-                if spec.handle == "pos_sales":
-                    sale = decode(PosSale, msg.value)
-                    location_id, event_id = sale.location_id, sale.event_id
-                else:
-                    feed = decode(SupplierFeed, msg.value)
-                    location_id, event_id = feed.location_id, feed.event_id
-                if location_id not in rt.locations.by_id:
-                    raise Rejected(f"unknown location_id {location_id!r}")
-            except Rejected as exc:
-                await rt.dead_letter(event, exc.reason)
-                continue
-
-            here = f"{spec.code}:{msg.partition}:{msg.offset}"
-            period = dedupe.period_of(msg.timestamp, window)
-            first = next(
-                (f for k in dedupe.lookup_keys(period, event_id) if (f := rt.get(seen, k))), None
+    def handle(_state: None, event: PosSale | SupplierFeed, ctx: Ctx) -> tuple[None, list[Effect]]:
+        if event.location_id not in ctx.locations.by_id:
+            raise Rejected(f"unknown location_id {event.location_id!r}")
+        here = f"{ctx.origin}:{ctx.offset}"
+        period = dedupe.period_of(ctx.timestamp, ctx.settings.dedupe_days)
+        first = next(
+            (f for k in dedupe.lookup_keys(period, event.event_id) if (f := ctx.get(SEEN, k))),
+            None,
+        )
+        if first is not None and first != here:
+            log.info(
+                "duplicate event_id %s at %s (first at %s): ignored", event.event_id, here, first
             )
-            if first is not None and first != here:
-                log.info(
-                    "duplicate event_id %s at %s (first at %s): ignored", event_id, here, first
-                )
-                continue
-            origin = rt.origin(event)
-            if spec.handle == "pos_sales":
-                ops = ops_for_pos_sale(
-                    lines=[(ln.sku, ln.qty) for ln in sale.lines],
-                    location_id=location_id,
-                    origin=origin,
-                    offset=msg.offset,
-                    event_id=event_id,
-                )
-            else:
-                ops = ops_for_supplier_feed(
-                    feed_type=feed.type,
-                    lines=[(ln.sku, ln.qty) for ln in feed.lines],
-                    location_id=location_id,
-                    origin=origin,
-                    offset=msg.offset,
-                    event_id=event_id,
-                )
-            for op in ops:
-                await rt.send("stock_ops", op.sku, op.to_dict())
-            if first is None:
-                await rt.put(seen, dedupe.key(period, event_id), here)
-            if pruned_through.get(msg.partition, -1) < period:
-                bound = dedupe.first_kept(period)
-                expired = list(
-                    islice(takewhile(bound.__gt__, rt.partition_keys(seen)), PRUNE_BATCH)
-                )
-                for k in expired:
-                    await rt.put(seen, k, None)
-                if len(expired) < PRUNE_BATCH:
-                    pruned_through[msg.partition] = period
+            return UNCHANGED, []
+        lines = [(ln.sku, ln.qty) for ln in event.lines]
+        if isinstance(event, PosSale):
+            ops = ops_for_pos_sale(
+                lines=lines,
+                location_id=event.location_id,
+                origin=ctx.origin,
+                position=ctx.position,
+                event_id=event.event_id,
+            )
+        else:
+            ops = ops_for_supplier_feed(
+                feed_type=event.type,
+                lines=lines,
+                location_id=event.location_id,
+                origin=ctx.origin,
+                position=ctx.position,
+                event_id=event.event_id,
+            )
+        effects: list[Effect] = [Send(TOPICS.stock_ops, op.sku, op) for op in ops]
+        if first is None:
+            effects.append(Put(SEEN, dedupe.key(period, event.event_id), here))
+        if pruned_through.get(ctx.partition, -1) < period:
+            bound = dedupe.first_kept(period)
+            expired = list(islice(takewhile(bound.__gt__, ctx.keys(SEEN)), PRUNE_BATCH))
+            effects.extend(Put(SEEN, k, None) for k in expired)
+            if len(expired) < PRUNE_BATCH:
+                pruned_through[ctx.partition] = period
+        return UNCHANGED, effects
+
+    return Agent(
+        name="ingest-stock-events",
+        inputs=(TOPICS.pos_sales, TOPICS.supplier_feeds),
+        handle=handle,
+        tables=(SEEN,),
+    )

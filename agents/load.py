@@ -3,57 +3,57 @@ store-load topic (domain/load.py)."""
 
 from __future__ import annotations
 
-import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from domain.load import LoadState, Shipment, apply, snapshot
 from streams.app import Runtime
-from streams.codecs import loads
+from streams.loop import UNCHANGED, Agent, Ctx, Effect, Put, Send, StateSpec
+from streams.records import LoadOp
 from streams.topics import TOPICS
 
 REFRESH_S = 5.0  # ages grow while nothing happens: republish busy locations this often
-log = logging.getLogger(__name__)
+LOAD = "location_load"
+SHIPMENTS = "load_shipments"
 
 
-def register(rt: Runtime) -> None:
-    app = rt.app
-    table = app.Table("location_load", default=None, partitions=TOPICS.load_ops.partitions)
-    shipments = app.Table("load_shipments", default=None, partitions=TOPICS.load_ops.partitions)
+def handle(state: LoadState, op: LoadOp, ctx: Ctx) -> tuple[LoadState, list[Effect]]:
+    # a transfer is open at its origin, then at the pickup store: one record each
+    shipment_key = f"{op.shipment_id}@{op.location_id}"
+    shipment = None if op.kind == "step" else Shipment.from_list(ctx.get(SHIPMENTS, shipment_key))
+    outcome = apply(state, op, shipment)
+    effects: list[Effect] = []
+    if outcome.shipment is not None:  # after the location record, which holds the position
+        effects.append(Put(SHIPMENTS, shipment_key, outcome.shipment.to_list()))
+    loc = ctx.locations.by_id.get(op.location_id)
+    record = snapshot(op.location_id, state, loc, time.time())
+    effects.append(Send(TOPICS.store_load, op.location_id, record))
+    return (state if outcome.changed else UNCHANGED), effects
 
-    async def publish(location_id: str, state: LoadState) -> None:
-        rec = snapshot(location_id, state, rt.locations.by_id.get(location_id), time.time())
-        await rt.send("store_load", location_id, rec)
 
-    @app.agent(rt.topic("load_ops"), name="store-load", concurrency=1)
-    async def fold_load(stream):  # type: ignore[no-untyped-def]
-        await rt.wait_views()
-        async for event in stream.events():
-            if not rt.in_order(event):
-                continue
-            try:
-                op = loads(event.message.value)
-                location_id = op["location_id"]
-                # a transfer is open at its origin, then at the pickup store: one record each
-                shipment_key = f"{op['shipment_id']}@{location_id}"
-                state = LoadState.from_dict(rt.get(table, location_id))
-                shipment = (
-                    None
-                    if op["kind"] == "step"
-                    else Shipment.from_list(rt.get(shipments, shipment_key))
-                )
-                outcome = apply(state, op, shipment)
-            except Exception as exc:  # noqa: BLE001 - an unreadable internal op is still data
-                await rt.dead_letter(event, f"unreadable load op: {exc!r}")
-                continue
-            if outcome.changed:  # first: it records the op's position (domain/load.py)
-                await rt.put(table, location_id, state.to_dict())
-            if outcome.shipment is not None:
-                await rt.put(shipments, shipment_key, outcome.shipment.to_list())
-            await publish(location_id, state)
-
-    @app.timer(interval=REFRESH_S)
+def _refresher(rt: Runtime) -> Callable[[], Awaitable[None]]:
     async def refresh_ages() -> None:
-        for location_id, raw in list(table.items()):
+        for location_id, raw in list(rt.tables[LOAD].items()):
             state = LoadState.from_dict(raw)
             if state.open_orders:
-                await publish(location_id, state)
+                loc = rt.locations.by_id.get(location_id)
+                record = snapshot(location_id, state, loc, time.time())
+                await rt.send(TOPICS.store_load, location_id, record)
+
+    return refresh_ages
+
+
+def agent() -> Agent:
+    return Agent(
+        name="store-load",
+        inputs=(TOPICS.load_ops,),
+        handle=handle,
+        state=StateSpec(
+            LOAD,
+            key=lambda op: op.location_id,
+            decode=LoadState.from_dict,
+            encode=LoadState.to_dict,
+        ),
+        tables=(SHIPMENTS,),
+        timers=((REFRESH_S, _refresher),),
+    )

@@ -9,83 +9,85 @@ availability of a location whose safety stock changed.
 
 from __future__ import annotations
 
-import logging
-
-from domain.stock import RESYNC_LOCATION, StockOp, StockState, apply, stock_key
-from streams.app import Runtime
-from streams.codecs import loads, now
-from streams.records import StockAvailability
+from domain.stock import StockState, apply, stock_key
+from streams.codecs import now
+from streams.loop import UNCHANGED, Agent, Ctx, Effect, Send, StateSpec
+from streams.records import ReservationResult, ResyncLocation, StockAvailability, StockOp
 from streams.topics import TOPICS
 
-log = logging.getLogger(__name__)
+STOCK = "stock"
 
 
-def register(rt: Runtime) -> None:
-    app = rt.app
-    stock = app.Table("stock", default=None, partitions=TOPICS.stock_ops.partitions)
+def _publish(ctx: Ctx, sku: str, location_id: str, state: StockState, safety: int) -> Effect:
+    available = state.available(safety)
+    ctx.availability.set(sku, location_id, available)
+    return Send(
+        TOPICS.stock_availability,
+        stock_key(sku, location_id),
+        StockAvailability(
+            sku=sku,
+            location_id=location_id,
+            on_hand=state.on_hand,
+            reserved=state.reserved,
+            available=available,
+            updated_at=now(),
+        ),
+    )
 
-    async def publish(sku: str, location_id: str, state: StockState, safety: int) -> None:
-        available = state.available(safety)
-        rt.availability.set(sku, location_id, available)
-        await rt.send(
-            "stock_availability",
-            stock_key(sku, location_id),
-            StockAvailability(
-                sku=sku,
-                location_id=location_id,
-                on_hand=state.on_hand,
-                reserved=state.reserved,
-                available=available,
-                updated_at=now(),
-            ),
+
+def _republish_location(ctx: Ctx, msg: ResyncLocation) -> list[Effect]:
+    """A location's safety stock changed (agents/locations.py): its availability changed for
+    every SKU it holds. Done here, between this partition's ops, so a re-published value can
+    never overtake a newer one."""
+    suffix = "@" + msg.location_id
+    return [
+        _publish(
+            ctx,
+            key[: -len(suffix)],
+            msg.location_id,
+            StockState.from_dict(ctx.get(STOCK, key)),
+            msg.safety_stock,
         )
+        for key in ctx.keys(STOCK)
+        if key.endswith(suffix)
+    ]
 
-    async def republish_location(location_id: str, safety: int) -> None:
-        """A location's safety stock changed (agents/locations.py): its availability changed
-        for every SKU it holds. Done here, between this partition's ops, so a re-published
-        value can never overtake a newer one."""
-        suffix = "@" + location_id
-        for key in rt.partition_keys(stock):
-            if key.endswith(suffix):
-                state = StockState.from_dict(rt.get(stock, key))
-                await publish(key[: -len(suffix)], location_id, state, safety)
 
-    @app.agent(rt.topic("stock_ops"), name="stock", concurrency=1)
-    async def fold_stock(stream):  # type: ignore[no-untyped-def]
-        await rt.wait_views()
-        async for event in stream.events():
-            if not rt.in_order(event):
-                continue
-            try:
-                raw = loads(event.message.value)
-                if raw.get("kind") == RESYNC_LOCATION:
-                    await republish_location(raw["location_id"], int(raw["safety_stock"]))
-                    continue
-                op = StockOp.from_dict(raw)
-            except Exception as exc:  # noqa: BLE001 - an unreadable internal op is still data
-                await rt.dead_letter(event, f"unreadable stock op: {exc!r}")
-                continue
-            safety = rt.locations.safety_stock(op.location_id)
-            previous = rt.get(stock, op.key)
-            state = StockState.from_dict(previous)
-            outcome = apply(state, op, safety)
-            if not outcome.replay:
-                await rt.put(stock, op.key, state.to_dict())
-            # a first count of 0 is news too: the article now exists at that location
-            if outcome.changed or outcome.replay or previous is None:
-                await publish(op.sku, op.location_id, state, safety)
-            if op.kind == "reserve" and op.order_id is not None:
-                await rt.send(
-                    "order_commands",
-                    op.order_id,
-                    {
-                        "type": "reservation_result",
-                        "order_id": op.order_id,
-                        "reservation_id": op.reservation_id,
-                        "sku": op.sku,
-                        "location_id": op.location_id,
-                        "qty": op.qty,
-                        "ok": bool(outcome.reserved_ok),
-                        "free_after": outcome.free_after,
-                    },
-                )
+def handle(
+    previous: StockState | None, op: StockOp | ResyncLocation, ctx: Ctx
+) -> tuple[StockState, list[Effect]]:
+    if isinstance(op, ResyncLocation):
+        return UNCHANGED, _republish_location(ctx, op)
+    safety = ctx.locations.safety_stock(op.location_id)
+    state = previous if previous is not None else StockState()
+    outcome = apply(state, op, safety)
+    effects: list[Effect] = []
+    # a first count of 0 is news too: the article now exists at that location
+    if outcome.changed or outcome.replay or previous is None:
+        effects.append(_publish(ctx, op.sku, op.location_id, state, safety))
+    if op.kind == "reserve" and op.order_id is not None and op.reservation_id is not None:
+        answer = ReservationResult(
+            order_id=op.order_id,
+            reservation_id=op.reservation_id,
+            sku=op.sku,
+            location_id=op.location_id,
+            qty=op.qty,
+            ok=bool(outcome.reserved_ok),
+            free_after=outcome.free_after,
+        )
+        effects.append(Send(TOPICS.order_commands, op.order_id, answer))
+    return (UNCHANGED if outcome.replay else state), effects
+
+
+def agent() -> Agent:
+    return Agent(
+        name="stock",
+        inputs=(TOPICS.stock_ops,),
+        handle=handle,
+        state=StateSpec(
+            STOCK,
+            key=lambda op: op.key if isinstance(op, StockOp) else None,
+            decode=lambda raw: None if raw is None else StockState.from_dict(raw),
+            encode=StockState.to_dict,
+        ),
+    )

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from streams.records import Location, StoreLoad
+from streams.records import LoadOp, Location, Position, StoreLoad, as_position
 
 MINUTE = 60.0
 
@@ -48,7 +48,7 @@ class LoadState:
     # minute of opening -> [open shipments opened in it, earliest opening time seen in it]
     by_minute: dict[str, list[float]] = field(default_factory=dict)
     prep: dict[str, list[float]] = field(default_factory=dict)  # "a->b" -> [count, total s]
-    positions: dict[str, int] = field(default_factory=dict)
+    positions: dict[str, Position] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,7 +68,7 @@ class LoadState:
             float(d["open_units"]),
             dict(d["by_minute"]),
             dict(d["prep"]),
-            dict(d["positions"]),
+            {o: as_position(p) for o, p in d["positions"].items()},
         )
 
     def oldest_open(self) -> float | None:
@@ -84,19 +84,17 @@ class Outcome:
     shipment: Shipment | None = None
 
 
-def apply(state: LoadState, op: dict[str, Any], shipment: Shipment | None) -> Outcome:
+def apply(state: LoadState, op: LoadOp, shipment: Shipment | None) -> Outcome:
     """Apply a load op to the location's state in place, given the op's shipment record."""
-    kind = op["kind"]
-    if kind not in ("open", "close", "step"):
-        raise ValueError(f"unknown load op kind {kind!r}")
-    origin, seq = op["origin"], op["seq"]
+    kind = op.kind
+    origin, seq = op.origin, op.seq
     last = state.positions.get(origin)
     if last is not None and seq <= last:
         return Outcome(False, _redo(op, shipment))
     if kind == "open":
         if shipment is not None:
             return Outcome(False)  # opened (or even closed) already, by another input
-        opened = Shipment(float(op.get("units", 0)), float(op["at"]))
+        opened = Shipment(op.units, op.at)
         state.open_orders += 1
         state.open_units += opened.units
         bucket = state.by_minute.setdefault(_minute(opened.opened_at), [0, opened.opened_at])
@@ -117,18 +115,19 @@ def apply(state: LoadState, op: dict[str, Any], shipment: Shipment | None) -> Ou
                 del state.by_minute[key]
         state.positions[origin] = seq
         return Outcome(True, Shipment(shipment.units, shipment.opened_at, closed=True))
-    n, total = state.prep.get(op["step"], [0.0, 0.0])
-    state.prep[op["step"]] = [n + 1, total + float(op.get("seconds", 0.0))]
+    step = op.step or "?"
+    n, total = state.prep.get(step, [0.0, 0.0])
+    state.prep[step] = [n + 1, total + op.seconds]
     state.positions[origin] = seq
     return Outcome(True)
 
 
-def _redo(op: dict[str, Any], shipment: Shipment | None) -> Shipment | None:
+def _redo(op: LoadOp, shipment: Shipment | None) -> Shipment | None:
     """The shipment write of an op already applied to the location: missing only when the
     worker stopped between the two writes."""
-    if op["kind"] == "open" and shipment is None:
-        return Shipment(float(op.get("units", 0)), float(op["at"]))
-    if op["kind"] == "close" and shipment is not None and not shipment.closed:
+    if op.kind == "open" and shipment is None:
+        return Shipment(op.units, op.at)
+    if op.kind == "close" and shipment is not None and not shipment.closed:
         return Shipment(shipment.units, shipment.opened_at, closed=True)
     return None
 

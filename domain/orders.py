@@ -30,7 +30,22 @@ from domain.routing import (
     decide,
     merge_lines,
 )
-from streams.records import FulfilmentEvent, Location, Return, WebOrder
+from streams.records import (
+    FulfilmentEvent,
+    Location,
+    OrderEvent,
+    OrderStatus,
+    Refund,
+    RefundLine,
+    RefundPayment,
+    ReservationResult,
+    Return,
+    RoutedOrder,
+    RoutedShipment,
+    ShipmentLine,
+    ShipmentState,
+    WebOrder,
+)
 
 MAX_ROUNDS = 8  # reservation rounds per decision before the contended lines are unroutable
 
@@ -81,18 +96,14 @@ class LoadEffect:
 
 
 @dataclass(frozen=True)
-class Publish:
-    handle: str  # topics.yaml handle: routed_orders | order_events | refunds
-    value: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class Deadline:
     shipment_id: str
     at: float | None  # epoch seconds; None clears it
 
 
-Effect = StockEffect | LoadEffect | Publish | Deadline
+# Stock and load effects become positioned ops (streams.records StockOp, LoadOp) one-to-one in the
+# order agent, which knows the input's position; the records are published as they are.
+Effect = StockEffect | LoadEffect | Deadline | RoutedOrder | OrderEvent | Refund
 
 
 # ---- state -----------------------------------------------------------------------------------
@@ -203,7 +214,11 @@ class OrderState:
     def active(self) -> list[Shipment]:
         return [s for s in self.shipments.values() if s.status not in ("rejected", "cancelled")]
 
-    def derive_status(self) -> str:
+    def derive_status(self, *, rerouting: bool = False) -> OrderStatus:
+        """The order's status from its shipments. `rerouting`: lines of a rejected (or timed
+        out, or short-picked) shipment are about to be routed again; with no other shipment
+        active the order is then `rerouting`, never `cancelled` (that is only order_cancelled).
+        """
         if self.cancelled and not any(
             s.status in ("shipped", "collected", "in_transit") for s in self.shipments.values()
         ):
@@ -214,9 +229,13 @@ class OrderState:
             return "returned" if returned_units >= shipped_units else "partially_returned"
         active = self.active()
         if not active:
+            if rerouting or ((self.pending is not None or self.queued) and self.shipments):
+                return "rerouting"
             if self.pending is not None or self.queued:
                 return "routed"
-            return "unroutable" if self.unroutable else "cancelled"
+            if self.unroutable:
+                return "unroutable"
+            return "cancelled" if self.cancelled else "rerouting"
         done = [s for s in active if s.status in ("shipped", "collected")]
         if len(done) == len(active) and not self.pending and not self.queued:
             if all(s.status == "collected" for s in active):
@@ -318,22 +337,22 @@ class Machine:
         st.queued = {}
         self._order_event("cancelled", detail={"released_shipments": released})
 
-    def reservation_result(self, msg: Mapping[str, Any]) -> None:
+    def reservation_result(self, msg: ReservationResult) -> None:
         st = self._require()
-        rid, ok = msg["reservation_id"], bool(msg["ok"])
+        rid, ok = msg.reservation_id, msg.ok
         rnd = st.pending
         if rnd is None or rid not in rnd.awaiting:
             if ok and not self._rid_is_live(rid):
                 # an answer to an abandoned round (or a replayed ask): give the units back
                 self.effects.append(
-                    StockEffect("release", msg["sku"], msg["location_id"], reservation_id=rid)
+                    StockEffect("release", msg.sku, msg.location_id, reservation_id=rid)
                 )
             return
         rnd.awaiting.remove(rid)
         if ok:
             rnd.ok.append(rid)
         else:
-            rnd.failed[f"{msg['sku']}@{msg['location_id']}"] = int(msg.get("free_after") or 0)
+            rnd.failed[f"{msg.sku}@{msg.location_id}"] = msg.free_after or 0
         if not rnd.awaiting:
             self._close_round()
 
@@ -397,34 +416,29 @@ class Machine:
                 )
         st.event_ids.append(ret.event_id)
         prices = {ln["sku"]: ln["unit_price"] for ln in st.order["lines"]}
-        refund_lines: list[dict[str, Any]] = []
+        refund_lines: list[RefundLine] = []
         for ln in ret.lines:
             st.returned[ln.sku] = st.returned.get(ln.sku, 0) + ln.qty
             if ln.resellable:
                 self.effects.append(StockEffect("adjust", ln.sku, ret.location_id, qty=ln.qty))
             price = float(prices.get(ln.sku, 0.0))
             refund_lines.append(
-                {
-                    "sku": ln.sku,
-                    "qty": ln.qty,
-                    "unit_price": price,
-                    "amount": round(price * ln.qty, 2),
-                }
+                RefundLine(
+                    sku=ln.sku, qty=ln.qty, unit_price=price, amount=round(price * ln.qty, 2)
+                )
             )
-        amount = round(sum(r["amount"] for r in refund_lines), 2)
+        amount = round(sum(r.amount for r in refund_lines), 2)
+        payment = st.order["payment"]
         self.effects.append(
-            Publish(
-                "refunds",
-                {
-                    "refund_id": f"RF-{ret.event_id}",
-                    "order_id": st.order_id,
-                    "return_event_id": ret.event_id,
-                    "amount": amount,
-                    "currency": st.order["currency"],
-                    "payment": dict(st.order["payment"]),
-                    "lines": refund_lines,
-                    "issued_at": self.ctx.now.isoformat(),
-                },
+            Refund(
+                refund_id=f"RF-{ret.event_id}",
+                order_id=st.order_id,
+                return_event_id=ret.event_id,
+                amount=amount,
+                currency=st.order["currency"],
+                payment=RefundPayment(method=payment["method"], reference=payment["reference"]),
+                lines=refund_lines,
+                issued_at=self.ctx.now,
             )
         )
         self._order_event(
@@ -557,32 +571,32 @@ class Machine:
         for sku, qty in lines.items():
             st.unroutable[sku] = st.unroutable.get(sku, 0) + qty
         self._publish_decision("unroutable", reasons, new=[])
-        self._order_event("unroutable", detail={"lines": _lines(lines), "reasons": reasons})
+        self._order_event(
+            "unroutable",
+            detail={"lines": [ln.model_dump() for ln in _lines(lines)], "reasons": reasons},
+        )
 
     def _publish_decision(self, status: str, reasons: dict[str, Any], new: list[str]) -> None:
         st = self._require()
         shipments = [
-            {
-                "shipment_id": s.shipment_id,
-                "location_id": s.location_id,
-                "mode": s.mode,
-                "lines": _lines(s.lines),
-            }
+            RoutedShipment(
+                shipment_id=s.shipment_id,
+                location_id=s.location_id,
+                mode=s.mode,  # type: ignore[arg-type]
+                lines=_lines(s.lines),
+            )
             for s in st.shipments.values()
             if s.status in OPEN or s.status in ("in_transit",)
         ]
         self.effects.append(
-            Publish(
-                "routed_orders",
-                {
-                    "order_id": st.order_id,
-                    "attempt": st.attempt,
-                    "status": status,
-                    "decided_at": self.ctx.now.isoformat(),
-                    "shipments": shipments,
-                    "reasons": {**reasons, "new_shipments": new, "excluded": list(st.excluded)},
-                    "unroutable_lines": _lines(st.unroutable),
-                },
+            RoutedOrder(
+                order_id=st.order_id,
+                attempt=st.attempt,
+                status=status,  # type: ignore[arg-type]
+                decided_at=self.ctx.now,
+                shipments=shipments,
+                reasons={**reasons, "new_shipments": new, "excluded": list(st.excluded)},
+                unroutable_lines=_lines(st.unroutable),
             )
         )
 
@@ -616,7 +630,10 @@ class Machine:
         if s.location_id not in st.excluded:
             st.excluded.append(s.location_id)
         self._order_event(
-            "shipment_rejected", shipment=s, detail={"reason": reason, "short": short or {}}
+            "shipment_rejected",
+            shipment=s,
+            detail={"reason": reason, "short": short or {}},
+            rerouting=not st.cancelled,
         )
         if not st.cancelled:
             self._start_decision(dict(s.lines))
@@ -661,7 +678,12 @@ class Machine:
                     s.history["rejected"] = self.ctx.now.isoformat()
                     self.effects.append(LoadEffect("close", s.location_id, s.shipment_id))
                     self.effects.append(Deadline(s.shipment_id, None))
-                self._order_event("short_pick", shipment=s, detail={"missing": _lines(missing)})
+                self._order_event(
+                    "short_pick",
+                    shipment=s,
+                    detail={"missing": [ln.model_dump() for ln in _lines(missing)]},
+                    rerouting=True,
+                )
                 self._start_decision(missing)
                 if not s.lines:
                     return
@@ -742,37 +764,35 @@ class Machine:
         shipment: Shipment | None = None,
         location_id: str | None = None,
         detail: dict[str, Any] | None = None,
+        rerouting: bool = False,
     ) -> None:
         st = self._require()
-        st.status = st.derive_status()
+        st.status = st.derive_status(rerouting=rerouting)
         self._n_events += 1
         self.effects.append(
-            Publish(
-                "order_events",
-                {
-                    "event_id": f"{self.ctx.event_prefix}/{self._n_events}",
-                    "order_id": st.order_id,
-                    "occurred_at": self.ctx.now.isoformat(),
-                    "change": change,
-                    "order_status": st.status,
-                    "shipment_id": shipment.shipment_id if shipment else None,
-                    "location_id": location_id or (shipment.location_id if shipment else None),
-                    "shipments": [
-                        {
-                            "shipment_id": s.shipment_id,
-                            "location_id": s.location_id,
-                            "mode": s.mode,
-                            "status": s.status,
-                            "lines": _lines(s.lines),
-                            "destination_location_id": s.destination_location_id,
-                        }
-                        for s in st.shipments.values()
-                    ],
-                    "detail": detail or {},
-                },
+            OrderEvent(
+                event_id=f"{self.ctx.event_prefix}/{self._n_events}",
+                order_id=st.order_id,
+                occurred_at=self.ctx.now,
+                change=change,
+                order_status=st.status,  # type: ignore[arg-type]
+                shipment_id=shipment.shipment_id if shipment else None,
+                location_id=location_id or (shipment.location_id if shipment else None),
+                shipments=[
+                    ShipmentState(
+                        shipment_id=s.shipment_id,
+                        location_id=s.location_id,
+                        mode=s.mode,  # type: ignore[arg-type]
+                        status=s.status,
+                        lines=_lines(s.lines),
+                        destination_location_id=s.destination_location_id,
+                    )
+                    for s in st.shipments.values()
+                ],
+                detail=detail or {},
             )
         )
 
 
-def _lines(lines: Mapping[str, int]) -> list[dict[str, Any]]:
-    return [{"sku": sku, "qty": qty} for sku, qty in sorted(lines.items())]
+def _lines(lines: Mapping[str, int]) -> list[ShipmentLine]:
+    return [ShipmentLine(sku=sku, qty=qty) for sku, qty in sorted(lines.items())]

@@ -5,7 +5,8 @@ one agent, concurrency 1) owns all writes for a SKU: reservations are atomic per
 locks. Delivery is at-least-once, so each op is made idempotent in one of two ways:
 
 * every op carries its origin (topic code + partition of the input that caused it) and a
-  sequence number that only grows along that origin (input offset * 1000 + line index). The
+  position that only grows along that origin ((input offset, index of the op among that
+  input's effects), compared as a pair, streams/records.py Position). The
   state remembers the last sequence applied per origin; an op at or below it is a replay and
   changes nothing. A worker killed after writing the table but before committing its input
   offsets re-reads those inputs and re-emits the same ops with the same sequences, and a stock
@@ -21,66 +22,11 @@ the truth is kept and only `available` is clamped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-OpKind = Literal["adjust", "set", "reserve", "release", "consume", "short"]
-SEQ_STRIDE = 1000  # > records.MAX_LINES, so offset*stride + line index never collides
-# Not an op on one key: {kind, location_id, safety_stock}, sent to every stock-ops partition when
-# a location's safety stock changes; each owner re-publishes that location's availability.
-RESYNC_LOCATION = "resync_location"
-
-
-def sequence(offset: int, index: int = 0) -> int:
-    return offset * SEQ_STRIDE + index
-
-
-@dataclass
-class StockOp:
-    kind: OpKind
-    sku: str
-    location_id: str
-    origin: str
-    seq: int
-    qty: int = 0
-    reservation_id: str | None = None
-    order_id: str | None = None
-    event_id: str | None = None
-
-    @property
-    def key(self) -> str:
-        return stock_key(self.sku, self.location_id)
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "kind": self.kind,
-            "sku": self.sku,
-            "location_id": self.location_id,
-            "origin": self.origin,
-            "seq": self.seq,
-            "qty": self.qty,
-        }
-        if self.reservation_id is not None:
-            d["reservation_id"] = self.reservation_id
-        if self.order_id is not None:
-            d["order_id"] = self.order_id
-        if self.event_id is not None:
-            d["event_id"] = self.event_id
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> StockOp:
-        return cls(
-            kind=d["kind"],
-            sku=d["sku"],
-            location_id=d["location_id"],
-            origin=d["origin"],
-            seq=d["seq"],
-            qty=d.get("qty", 0),
-            reservation_id=d.get("reservation_id"),
-            order_id=d.get("order_id"),
-            event_id=d.get("event_id"),
-        )
+from streams.records import Position, StockOp, StockOpKind, as_position
 
 
 def stock_key(sku: str, location_id: str) -> str:
@@ -91,7 +37,7 @@ def stock_key(sku: str, location_id: str) -> str:
 class StockState:
     on_hand: int = 0
     reservations: dict[str, int] = field(default_factory=dict)
-    positions: dict[str, int] = field(default_factory=dict)
+    positions: dict[str, Position] = field(default_factory=dict)
 
     @property
     def reserved(self) -> int:
@@ -115,7 +61,8 @@ class StockState:
     def from_dict(cls, d: dict[str, Any] | None) -> StockState:
         if not d:
             return cls()
-        return cls(d["on_hand"], dict(d["reservations"]), dict(d["positions"]))
+        positions = {o: as_position(p) for o, p in d["positions"].items()}
+        return cls(d["on_hand"], dict(d["reservations"]), positions)
 
 
 @dataclass(frozen=True)
@@ -131,7 +78,7 @@ class Outcome:
 def apply(state: StockState, op: StockOp, safety_stock: int) -> Outcome:
     """Apply one op in place. Deterministic: the same state and op always give the same result."""
     last = state.positions.get(op.origin)
-    if last is not None and op.seq <= last:
+    if last is not None and op.seq <= last:  # a pair: (input offset, effect index)
         was_held = op.reservation_id in state.reservations if op.kind == "reserve" else None
         return Outcome(
             changed=False,
@@ -186,13 +133,26 @@ def apply(state: StockState, op: StockOp, safety_stock: int) -> Outcome:
 
 
 def ops_for_pos_sale(
-    *, lines: list[tuple[str, int]], location_id: str, origin: str, offset: int, event_id: str
+    *,
+    lines: list[tuple[str, int]],
+    location_id: str,
+    origin: str,
+    position: Callable[[], Position],
+    event_id: str,
 ) -> list[StockOp]:
+    """A till sale takes its units off on_hand, one op per line; `position` numbers them
+    (the runtime's, streams/loop.py Ctx.position)."""
     return [
         StockOp(
-            "adjust", sku, location_id, origin, sequence(offset, i), qty=-qty, event_id=event_id
+            kind="adjust",
+            sku=sku,
+            location_id=location_id,
+            origin=origin,
+            seq=position(),
+            qty=-qty,
+            event_id=event_id,
         )
-        for i, (sku, qty) in enumerate(lines)
+        for sku, qty in lines
     ]
 
 
@@ -202,11 +162,20 @@ def ops_for_supplier_feed(
     lines: list[tuple[str, int]],
     location_id: str,
     origin: str,
-    offset: int,
+    position: Callable[[], Position],
     event_id: str,
 ) -> list[StockOp]:
-    kind: OpKind = "set" if feed_type == "stock_count" else "adjust"
+    """A receipt adds to on_hand; a stock count sets it."""
+    kind: StockOpKind = "set" if feed_type == "stock_count" else "adjust"
     return [
-        StockOp(kind, sku, location_id, origin, sequence(offset, i), qty=qty, event_id=event_id)
-        for i, (sku, qty) in enumerate(lines)
+        StockOp(
+            kind=kind,
+            sku=sku,
+            location_id=location_id,
+            origin=origin,
+            seq=position(),
+            qty=qty,
+            event_id=event_id,
+        )
+        for sku, qty in lines
     ]

@@ -36,7 +36,7 @@ from sim.staff import Staff
 from sim.workload import Catalogue, Emission, Workload
 from streams.records import Location
 from streams.settings import KafkaSettings
-from streams.topics import TOPICS, TopicSpec
+from streams.topics import TOPICS, AnyTopic
 
 __all__ = [
     "RunStats",
@@ -131,7 +131,7 @@ def parse_start(text: str | None) -> datetime:
     return dt if dt.tzinfo is not None else dt.astimezone()
 
 
-def _kind(topic: TopicSpec, value: dict[str, Any]) -> str:
+def _kind(topic: AnyTopic, value: dict[str, Any]) -> str:
     """Progress-line label: the topic handle, refined by message type where it tells more."""
     if topic.handle == "web_orders":
         return "cancel" if value.get("type") == "order_cancelled" else "order"
@@ -185,7 +185,7 @@ class _Sender:
             if self.stats.first_error is None:
                 self.stats.first_error = f"{type(exc).__name__}: {exc}"
 
-    async def send(self, topic: TopicSpec, key: str, value: dict[str, Any]) -> None:
+    async def send(self, topic: AnyTopic, key: str, value: dict[str, Any]) -> None:
         await self.bucket.take(1)
         fut = await self.producer.send(topic.name, value=value, key=key)
         fut.add_done_callback(self._done)

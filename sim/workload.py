@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from sim.network import CITIES, nearest
 from streams.records import MAX_LINES, Location
-from streams.topics import TOPICS, TopicSpec
+from streams.topics import TOPICS, AnyTopic
 
 __all__ = [
     "Catalogue",
@@ -47,7 +47,7 @@ __all__ = [
     "store_traffic",
 ]
 
-Emission = tuple[TopicSpec, str, dict[str, Any]]
+Emission = tuple[AnyTopic, str, dict[str, Any]]
 """(topic handle, message key, JSON-ready value): what the runner produces to Kafka."""
 
 BUCKET_S = 60
@@ -333,7 +333,7 @@ class Workload:
         self._start_ts = start.timestamp()
         self._cursor = float(math.floor(self._start_ts / BUCKET_S) * BUCKET_S)
         self._until = -math.inf
-        self._heap: list[tuple[float, int, TopicSpec, str, dict[str, Any]]] = []
+        self._heap: list[tuple[float, int, AnyTopic, str, dict[str, Any]]] = []
         self._seq = itertools.count()
         self._events = 0
         self._orders = 0
@@ -438,7 +438,7 @@ class Workload:
 
     # ---- generation --------------------------------------------------------------------------
 
-    def _push(self, ts: float, topic: TopicSpec, key: str, value: dict[str, Any]) -> None:
+    def _push(self, ts: float, topic: AnyTopic, key: str, value: dict[str, Any]) -> None:
         heapq.heappush(self._heap, (ts, next(self._seq), topic, key, value))
 
     def _event_id(self) -> str:

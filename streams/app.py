@@ -1,8 +1,9 @@
-"""The Faust application: the one place that wires Kafka, tables, views and agents together.
+"""The runtime: the Faust app, its producer path, tables, the local views and the input-order
+guard. It knows no agent and no business rule.
 
-Agents live in agents/ as thin adapters around the pure domain modules; `create_runtime` builds
-an app from settings (so tests and several side-by-side workers can each have their own), then
-lets each agent module register itself.
+`create_runtime` builds one from settings (so tests and several side-by-side workers can each
+have their own); streams/loop.py runs handlers on it, and streams/worker.py (the composition
+root) registers the agents of agents/.
 """
 
 from __future__ import annotations
@@ -11,25 +12,23 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import faust
-from faust.stores.base import SerializedStore
-from faust.stores.rocksdb import Store as RocksDBStore
-from faust.streams import current_event
 from faust.types import TP
 
 from domain.routing import RoutingPolicy
 from streams import codecs, faust_fixes
 from streams.settings import KafkaSettings, WorkerSettings
-from streams.topics import TOPICS, TopicSpec
+from streams.topics import TOPICS, AnyTopic, Topic
 from streams.views import AvailabilityView, CompactedView, LoadsView, LocationsView
 
 log = logging.getLogger(__name__)
 GAP_RESTART_S = 10.0
 RESTART_EXIT_CODE = 75  # `stockroute worker` restarts a worker process that exits with this
+V = TypeVar("V")
 
 
 def broker_credentials(kafka: KafkaSettings) -> Any:
@@ -54,6 +53,7 @@ class Runtime:
     settings: WorkerSettings
     policy: RoutingPolicy
     topics: dict[str, faust.TopicT] = field(default_factory=dict)
+    tables: dict[str, Any] = field(default_factory=dict)
     locations: LocationsView = field(default_factory=LocationsView)
     availability: AvailabilityView = field(default_factory=AvailabilityView)
     loads: LoadsView = field(default_factory=LoadsView)
@@ -61,18 +61,23 @@ class Runtime:
     _expected: dict[TP, int] = field(default_factory=dict)
     _gaps: dict[TP, float] = field(default_factory=dict)
 
-    def topic(self, handle: str) -> faust.TopicT:
-        return self.topics[handle]
+    def table(self, name: str, partitions: int) -> Any:
+        """The worker's table `name` (declared in topics.yaml), made on first use."""
+        if name not in self.tables:
+            if name not in TOPICS.tables:
+                raise KeyError(f"table {name!r} is not declared in topics.yaml")
+            self.tables[name] = self.app.Table(name, default=None, partitions=partitions)
+        return self.tables[name]
 
     async def send(
-        self, handle: str, key: str | None, value: Any, partition: int | None = None
+        self, topic: Topic[V], key: str | None, value: V, partition: int | None = None
     ) -> None:
-        """Produce to a topic from topics.yaml; values are records or plain dicts. The key's
-        partition unless `partition` is given."""
+        """Produce a value of the topic's type (anything else is refused: Topic.encode). The
+        key's partition unless `partition` is given."""
         await self.produce(
-            getattr(TOPICS, handle).name,
+            topic.name,
             key.encode() if key is not None else None,
-            codecs.dumps(value),
+            topic.encode(value),
             partition,
         )
 
@@ -97,54 +102,25 @@ class Runtime:
     def get(self, table: Any, key: str) -> Any | None:
         """Read a table key (None when absent) with one store lookup: Faust's `table.get`
         looks a missing-or-present key up twice (contains, then get) and runs its sensors."""
-        store = table.data
-        if isinstance(store, SerializedStore):
-            raw = store._get(store._encode_key(key))
-            return None if raw is None else store._decode_value(raw)
-        return store.get(key)
+        return faust_fixes.store_get(table, key)
 
-    def partition_keys(self, table: Any) -> Iterator[str]:
-        """The keys of the current event's partition, in key order: for agents that prune or
-        re-publish what they own (RocksDB keeps one sorted database per partition). The memory
-        store (tests) has no partitions: all its keys are listed."""
-        store = table.data
-        if not isinstance(store, RocksDBStore):
-            yield from sorted(store)
-            return
-        event = current_event()
-        if event is None:
-            raise RuntimeError(f"table {table.name}: scan outside an agent event")
-        db = store._db_for_partition(event.message.partition)
-        for raw in db.keys():  # noqa: SIM118 - a RocksDB handle, iterated in key order
-            if raw.startswith(b"__faust"):  # Faust's own bookkeeping (persisted offset)
-                continue
-            yield store._decode_key(raw)
+    def partition_keys(self, table: Any, partition: int) -> Iterator[str]:
+        """The keys of one partition of a table, in key order: for handlers that prune or
+        re-publish what they own."""
+        return faust_fixes.partition_keys(table, partition)
 
-    async def put(self, table: Any, key: str, value: Any | None) -> None:
+    async def put(self, table: Any, key: str, value: Any | None, partition: int) -> None:
         """Write (or, for None, delete) a table key: the local store plus its changelog.
 
         What Faust's `table[key] = value` does, through `produce`: the changelog record goes
-        to the partition of the event being processed (the re-keyed streams make that the
-        key's own partition), and its offset becomes the store's persisted offset once
-        delivered, so a restart recovers only newer changelog records. Faust's own path builds
-        a FutureMessage and a buffered send per write, the largest cost in the stock fold.
+        to `partition`, the partition of the input being processed (carried explicitly, not
+        Faust's current event, so a batch of inputs can be written too; the re-keyed streams
+        make it the key's own partition), and its offset becomes the store's persisted offset
+        once delivered, so a restart recovers only newer changelog records. Faust's own path
+        builds a FutureMessage and a buffered send per write, the largest cost in the fold.
         """
-        event = current_event()
-        if event is None:
-            raise RuntimeError(f"table {table.name}: write outside an agent event")
-        partition = event.message.partition
         store = table.data
-        kb = store._encode_key(key)
-        vb = None if value is None else store._encode_value(value)
-        if isinstance(store, SerializedStore):
-            if vb is None:
-                store._del(kb)
-            else:
-                store._set(kb, vb)
-        elif value is None:
-            store.pop(key, None)
-        else:
-            store[key] = value
+        kb, vb = faust_fixes.store_set_local(table, key, value)
         changelog = table.changelog_topic.get_topic_name()
         fut = await self.produce(changelog, kb, vb, partition)
         fut.add_done_callback(
@@ -155,11 +131,11 @@ class Runtime:
             )
         )
 
-    async def dead_letter(self, event: faust.EventT, reason: str) -> None:
-        msg = event.message
+    async def dead_letter(self, msg: Any, reason: str) -> None:
+        """Park an input that cannot be applied, with the reason and its original bytes."""
         log.warning("dead-letter %s/%s@%s: %s", msg.topic, msg.partition, msg.offset, reason)
         await self.send(
-            "dead_letters",
+            TOPICS.dead_letters,
             None if msg.key is None else msg.key.decode("utf-8", "backslashreplace"),
             codecs.dead_letter(
                 topic=msg.topic,
@@ -171,7 +147,7 @@ class Runtime:
             ),
         )
 
-    def in_order(self, event: faust.EventT) -> bool:
+    def in_order(self, msg: Any) -> bool:
         """False for an event that skips offsets of its partition: the agent must not apply it.
 
         Input and internal topics are never compacted and carry no transaction markers, so
@@ -183,11 +159,10 @@ class Runtime:
         and `stockroute worker` restarts it: a new process re-reads from the committed offset,
         in order. After a rebalance the expected offset is the committed one, where Faust seeks.
         """
-        msg = event.message
         tp = msg.tp
         expected = self._expected.get(tp)
         if expected is None:
-            committed = self.app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
+            committed = faust_fixes.committed_offset(self.app, tp)
             expected = committed if committed is not None else msg.offset
             self._expected[tp] = expected
         if msg.offset > expected:
@@ -226,10 +201,9 @@ class Runtime:
         self._expected.clear()
         self._gaps.clear()
 
-    def origin(self, event: faust.EventT) -> str:
-        """Idempotency origin of an input: '<topic code>:<partition>' (see domain/stock.py)."""
-        msg = event.message
-        return f"{TOPICS.by_name[msg.topic].code}:{msg.partition}"
+    def timer(self, interval: float, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run `fn` every `interval` wall-clock seconds (timers schedule checks only)."""
+        self.app.timer(interval=interval, name=fn.__qualname__)(fn)
 
     async def wait_views(self) -> None:
         """Agents call this before their first event: validation and routing read the views,
@@ -253,7 +227,7 @@ def _fail_fast(fut: asyncio.Future[Any]) -> None:
     os._exit(RESTART_EXIT_CODE)
 
 
-def _topic(app: faust.App, spec: TopicSpec) -> faust.TopicT:
+def _topic(app: faust.App, spec: AnyTopic) -> faust.TopicT:
     return app.topic(
         spec.name,
         key_type=bytes,
@@ -265,7 +239,8 @@ def _topic(app: faust.App, spec: TopicSpec) -> faust.TopicT:
     )
 
 
-def create_runtime(settings: WorkerSettings, *, agents: bool = True) -> Runtime:
+def create_runtime(settings: WorkerSettings) -> Runtime:
+    """The runtime without agents (streams/worker.py registers them)."""
     faust_fixes.install()
     # debug records that nothing prints still cost ~4 % CPU (bench profile)
     for name in ("aiokafka", "faust", "mode"):
@@ -324,7 +299,7 @@ def create_runtime(settings: WorkerSettings, *, agents: bool = True) -> Runtime:
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
-        recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+        recovered = faust_fixes.tables_recovered(app)
         state = {
             "tables_recovered": recovered,
             "views_ready": rt.views_ready,
@@ -334,10 +309,6 @@ def create_runtime(settings: WorkerSettings, *, agents: bool = True) -> Runtime:
         ok = recovered and rt.views_ready and not app.rebalancing
         return web.json({"status": "ok" if ok else "starting", **state}, status=200 if ok else 503)
 
-    if agents:
-        from agents import register_all
-
-        register_all(rt)
     return rt
 
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from streams.settings import KafkaSettings, WorkerSettings
-from streams.topics import TOPICS, TopicSpec
+from streams.topics import TOPICS, AnyTopic, Topic
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,17 +67,17 @@ class _Captured(logging.Handler):
         return None
 
 
-def changelog_specs(app_id: str) -> list[TopicSpec]:
+def changelog_specs(app_id: str) -> list[AnyTopic]:
     """The table changelogs of topics.yaml for this app id, as Faust names them.
 
     Created up front rather than left to Faust: a worker that creates them itself races its own
     metadata refresh and can find a changelog "with 0 partitions" and crash the agent.
     """
-    specs = []
+    specs: list[AnyTopic] = []
     for name, table in TOPICS.tables.items():
         source = getattr(TOPICS, table.source)
         specs.append(
-            TopicSpec(
+            Topic(
                 handle=f"{name}_changelog",
                 name=f"{app_id}-{name}-changelog",
                 key=table.key,
@@ -86,6 +86,8 @@ def changelog_specs(app_id: str) -> list[TopicSpec]:
                 schema="",
                 visibility="internal",
                 code="",
+                model_name="table value",
+                model=dict,
             )
         )
     return specs
@@ -138,7 +140,7 @@ async def load_locations(kafka: KafkaSettings, path: Path) -> int:
     from aiokafka import AIOKafkaProducer
     from pydantic import ValidationError
 
-    from streams.codecs import describe_validation_error, dumps
+    from streams.codecs import describe_validation_error
     from streams.records import Location
 
     text = path.read_text()
@@ -160,7 +162,9 @@ async def load_locations(kafka: KafkaSettings, path: Path) -> int:
     try:
         for loc in locations:
             await producer.send(
-                TOPICS.locations.name, key=loc.location_id.encode(), value=dumps(loc)
+                TOPICS.locations.name,
+                key=loc.location_id.encode(),
+                value=TOPICS.locations.encode(loc),
             )
         await producer.flush()
     finally:
@@ -168,15 +172,15 @@ async def load_locations(kafka: KafkaSettings, path: Path) -> int:
     return len(locations)
 
 
-def write_schemas(out: Path) -> list[Path]:
-    """JSON Schemas of the wire contract, generated from streams/records.py."""
-    from streams.records import INPUT_MODELS, OUTPUT_MODELS
+def write_schemas(root: Path) -> list[Path]:
+    """schemas/ from the typed registry: one JSON Schema per topic, internal ones included."""
+    from streams.topics import schemas
 
-    out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, model in {**INPUT_MODELS, **OUTPUT_MODELS}.items():
-        p = out / f"{name}.json"
-        p.write_text(json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n")
+    for rel, text in schemas().items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
         written.append(p)
     return written
 
@@ -212,14 +216,14 @@ def supervise_worker(argv: list[str]) -> int:
 def run_worker(args: argparse.Namespace) -> int:
     import faust
 
-    from streams.app import create_runtime
+    from streams.worker import create_worker
 
     settings = WorkerSettings.from_env(
         data_dir=Path(args.data_dir) if args.data_dir else None,
         web_port=args.web_port,
         web_host=args.web_host,
     )
-    rt = create_runtime(settings)
+    rt = create_worker(settings)
     worker = faust.Worker(rt.app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()
     return 0
@@ -293,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "worker-process":
             return run_worker(args)
         if args.cmd == "schemas":
-            for path in write_schemas(ROOT / "schemas"):
+            for path in write_schemas(ROOT):
                 print(path.relative_to(ROOT))
             return 0
     except CliError as exc:

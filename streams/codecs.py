@@ -1,21 +1,17 @@
-"""Bytes in, records out; records in, bytes out; and the dead-letter envelope.
+"""The dead-letter envelope and the reasons it carries.
 
-Every agent consumes raw bytes and decodes here, so a message that does not parse keeps its
-original bytes and lands in dead-letters instead of crashing the stream.
+Topics decode and encode their own values (streams/topics.py Topic); what does not decode is
+`Rejected` with a reason, and keeps its original bytes in the dead-letter built here.
 """
 
 from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
-from typing import Any, TypeVar
 
-import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from streams.records import DeadLetter
-
-M = TypeVar("M", bound=BaseModel)
 
 
 class Rejected(Exception):
@@ -36,30 +32,6 @@ def describe_validation_error(exc: ValidationError) -> str:
     if more > 0:
         parts.append(f"(+{more} more)")
     return "; ".join(parts)
-
-
-def decode(model: type[M], raw: bytes | None) -> M:
-    """Parse and validate in one pass (pydantic's JSON parser); raise Rejected with a reason."""
-    if raw is None:
-        raise Rejected("empty message (tombstone or null value)")
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        if any(e["type"] == "json_invalid" for e in exc.errors()):
-            raise Rejected(f"malformed JSON: {exc.errors()[0]['msg']}") from None
-        if any(e["type"] == "model_type" and not e["loc"] for e in exc.errors()):
-            raise Rejected("not a JSON object") from None
-        raise Rejected(f"invalid {model.__name__}: {describe_validation_error(exc)}") from None
-
-
-def dumps(value: BaseModel | dict[str, Any]) -> bytes:
-    if isinstance(value, BaseModel):
-        return value.__pydantic_serializer__.to_json(value, exclude_none=False)
-    return orjson.dumps(value)
-
-
-def loads(raw: bytes) -> Any:
-    return orjson.loads(raw)
 
 
 def now() -> datetime:

@@ -25,8 +25,11 @@ The third patch is for speed: `_wait_first_eager` (see its docstring; bench/READ
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+from faust.stores.base import SerializedStore
+from faust.stores.rocksdb import Store as RocksDBStore
 from faust.transport.consumer import Consumer
 from faust.types import TP
 from faust.types.tuples import ack_lock
@@ -129,3 +132,58 @@ def install() -> None:
         Consumer._new_offset = _new_offset_without_gaps  # type: ignore[method-assign]
     if Consumer.wait_first is not _wait_first_eager:
         Consumer.wait_first = _wait_first_eager  # type: ignore[method-assign,assignment]
+
+
+# ---- accessors: the runtime's reads and writes of Faust internals, all here ------------------
+
+
+def store_get(table: Any, key: str) -> Any | None:
+    """One store lookup (None when absent): Faust's `table.get` looks a key up twice."""
+    store = table.data
+    if isinstance(store, SerializedStore):
+        raw = store._get(store._encode_key(key))
+        return None if raw is None else store._decode_value(raw)
+    return store.get(key)
+
+
+def store_set_local(table: Any, key: str, value: Any | None) -> tuple[bytes, bytes | None]:
+    """Write (None: delete) a key in the local store only; returns the encoded key and value
+    for the changelog record."""
+    store = table.data
+    kb = store._encode_key(key)
+    vb = None if value is None else store._encode_value(value)
+    if isinstance(store, SerializedStore):
+        if vb is None:
+            store._del(kb)
+        else:
+            store._set(kb, vb)
+    elif value is None:
+        store.pop(key, None)
+    else:
+        store[key] = value
+    return kb, vb
+
+
+def partition_keys(table: Any, partition: int) -> Iterator[str]:
+    """The keys a partition holds, in key order (RocksDB keeps one sorted database per
+    partition); the memory store (tests) has no partitions: all its keys, sorted."""
+    store = table.data
+    if not isinstance(store, RocksDBStore):
+        yield from sorted(store)
+        return
+    db = store._db_for_partition(partition)
+    for raw in db.keys():  # noqa: SIM118 - a RocksDB handle, iterated in key order
+        if raw.startswith(b"__faust"):  # Faust's own bookkeeping (persisted offset)
+            continue
+        yield store._decode_key(raw)
+
+
+def committed_offset(app: Any, tp: TP) -> int | None:
+    """The consumer's committed offset of a partition (where Faust seeks after a rebalance)."""
+    offset = app.consumer._committed_offset.get(tp)
+    return None if offset is None else int(offset)
+
+
+def tables_recovered(app: Any) -> bool:
+    """True once Faust restored every table from its changelog."""
+    return bool(app.tables.recovery.completed.is_set())

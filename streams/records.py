@@ -10,9 +10,9 @@ compatibly. This module imports no Kafka or Faust code: the domain modules use i
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_QTY = 1_000_000
 MAX_LINES = 500
@@ -40,6 +40,7 @@ FulfilmentType = Literal[
 ]
 OrderStatus = Literal[
     "routed",
+    "rerouting",
     "in_preparation",
     "partially_shipped",
     "shipped",
@@ -298,19 +299,128 @@ class DeadLetter(Output):
     rejected_at: datetime
 
 
-INPUT_MODELS: dict[str, type[BaseModel]] = {
-    "location": Location,
-    "pos_sale": PosSale,
-    "supplier_feed": SupplierFeed,
-    "web_order": WebOrder,
-    "fulfilment_event": FulfilmentEvent,
-    "return": Return,
+# ---- internal --------------------------------------------------------------------------------
+# Messages between our own agents. Ours to change (with an upgrade path), but typed like the
+# public ones: a producer builds the model, the consumer decodes it or dead-letters it.
+
+Position = tuple[int, int]
+"""Where an effect comes from along its origin: (input offset, index of the effect within what
+that input produced). Compared as a pair, so no number of effects per input can reach into the
+next input's positions (an `offset * stride + index` integer could)."""
+
+
+class Internal(BaseModel):
+    """Base of internal messages: strict, exactly the declared fields."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+def as_position(v: Any) -> Any:
+    """Upgrade path: before positions were pairs they were `offset * 1000 + index` integers
+    (messages still on the topic at an upgrade, and table states, carry those)."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return divmod(v, 1000)
+    if isinstance(v, list):
+        return tuple(v)
+    return v
+
+
+StockOpKind = Literal["adjust", "set", "reserve", "release", "consume", "short"]
+
+
+class StockOp(Internal):
+    """One change to one SKU at one location, applied by that SKU's owner (domain/stock.py).
+
+    `origin` is '<topic code>:<partition>' of the input that caused it and `seq` its position
+    along that origin: the owner drops an op at or below the last position it applied."""
+
+    kind: StockOpKind
+    sku: str
+    location_id: str
+    origin: str
+    seq: Position
+    qty: int = 0
+    reservation_id: str | None = None
+    order_id: str | None = None
+    event_id: str | None = None
+
+    _seq = field_validator("seq", mode="before")(as_position)
+
+    @property
+    def key(self) -> str:
+        return f"{self.sku}@{self.location_id}"
+
+
+class ResyncLocation(Internal):
+    """Sent to every stock-ops partition when a location's safety stock changes: each owner
+    re-publishes that location's availability, in order with its other ops."""
+
+    kind: Literal["resync_location"]
+    location_id: str
+    safety_stock: int
+
+
+StockOpsMessage = Annotated[StockOp | ResyncLocation, Field(discriminator="kind")]
+
+
+class ReservationResult(Internal):
+    """A SKU owner's answer to a `reserve` op, sent back to the order that asked."""
+
+    type: Literal["reservation_result"] = "reservation_result"
+    order_id: str
+    reservation_id: str
+    sku: str
+    location_id: str
+    qty: int
+    ok: bool
+    free_after: int | None = None
+
+
+class AcceptanceTimeout(Internal):
+    """The order agent's timer: a routed shipment was not accepted in time."""
+
+    type: Literal["acceptance_timeout"] = "acceptance_timeout"
+    order_id: str
+    shipment_id: str
+
+
+OrderCommand = Annotated[ReservationResult | AcceptanceTimeout, Field(discriminator="type")]
+
+LoadOpKind = Literal["open", "close", "step"]
+
+
+class LoadOp(Internal):
+    """A change to a location's load (domain/load.py): a shipment opened or closed there, or a
+    workflow step done (with its duration). Positioned like a stock op."""
+
+    kind: LoadOpKind
+    location_id: str
+    shipment_id: str
+    origin: str
+    seq: Position
+    at: float
+    units: float = 0.0
+    step: str | None = None
+    seconds: float = 0.0
+
+    _seq = field_validator("seq", mode="before")(as_position)
+
+
+MODELS: dict[str, Any] = {
+    "Location": Location,
+    "PosSale": PosSale,
+    "SupplierFeed": SupplierFeed,
+    "WebOrder": WebOrder,
+    "FulfilmentEvent": FulfilmentEvent,
+    "Return": Return,
+    "StockAvailability": StockAvailability,
+    "RoutedOrder": RoutedOrder,
+    "OrderEvent": OrderEvent,
+    "Refund": Refund,
+    "StoreLoad": StoreLoad,
+    "DeadLetter": DeadLetter,
+    "StockOpsMessage": StockOpsMessage,
+    "OrderCommand": OrderCommand,
+    "LoadOp": LoadOp,
 }
-OUTPUT_MODELS: dict[str, type[BaseModel]] = {
-    "stock_availability": StockAvailability,
-    "routed_order": RoutedOrder,
-    "order_event": OrderEvent,
-    "refund": Refund,
-    "store_load": StoreLoad,
-    "dead_letter": DeadLetter,
-}
+"""Every model topics.yaml may name (`model:`), by that name."""

@@ -14,10 +14,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from domain.routing import LoadView
-from streams.codecs import loads
 from streams.records import Location
 from streams.settings import KafkaSettings
 
@@ -107,7 +107,7 @@ class AvailabilityView:
     def on_message(self, key: bytes | None, value: bytes | None) -> None:
         if value is None:
             return
-        d = loads(value)
+        d = orjson.loads(value)
         self.set(d["sku"], d["location_id"], d["available"])
 
     def set(self, sku: str, location_id: str, available: int) -> None:
@@ -131,7 +131,7 @@ class LoadsView:
     def on_message(self, key: bytes | None, value: bytes | None) -> None:
         if value is None:
             return
-        d = loads(value)
+        d = orjson.loads(value)
         self.by_id[d["location_id"]] = LoadView(d["open_orders"], d["open_units"])
 
     def add(self, location_id: str, units: int) -> None:

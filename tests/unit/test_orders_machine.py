@@ -17,11 +17,19 @@ from domain.orders import (
     LoadEffect,
     Machine,
     OrderState,
-    Publish,
     StockEffect,
 )
 from domain.routing import LoadView, RoutingPolicy
-from streams.records import FulfilmentEvent, Location, Return, WebOrder
+from streams.records import (
+    FulfilmentEvent,
+    Location,
+    OrderEvent,
+    Refund,
+    ReservationResult,
+    Return,
+    RoutedOrder,
+    WebOrder,
+)
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 PARIS = (48.8566, 2.3522)
@@ -96,18 +104,18 @@ class World:
         return m.effects
 
     def answer(self, eff: StockEffect, ok: bool = True, free_after: int = 0) -> list[Effect]:
+        assert eff.reservation_id is not None
         return self.run(
             "reservation_result",
-            {
-                "type": "reservation_result",
-                "order_id": self.state.order_id if self.state else "?",
-                "reservation_id": eff.reservation_id,
-                "sku": eff.sku,
-                "location_id": eff.location_id,
-                "qty": eff.qty,
-                "ok": ok,
-                "free_after": free_after,
-            },
+            ReservationResult(
+                order_id=self.state.order_id if self.state else "?",
+                reservation_id=eff.reservation_id,
+                sku=eff.sku,
+                location_id=eff.location_id,
+                qty=eff.qty,
+                ok=ok,
+                free_after=free_after,
+            ),
         )
 
     def answer_all(self, effects: list[Effect]) -> list[Effect]:
@@ -192,8 +200,13 @@ def stock_ops(effects: list[Effect], kind: str) -> list[tuple[str, str, int]]:
     ]
 
 
+PUBLISHED = {"routed_orders": RoutedOrder, "order_events": OrderEvent, "refunds": Refund}
+
+
 def published(effects: list[Effect], handle: str) -> list[dict[str, Any]]:
-    return [e.value for e in effects if isinstance(e, Publish) and e.handle == handle]
+    """The records published to a topic, as their JSON reads."""
+    model = PUBLISHED[handle]
+    return [e.model_dump(mode="json") for e in effects if isinstance(e, model)]
 
 
 def load_ops(effects: list[Effect], kind: str) -> list[tuple[str, str]]:
@@ -214,7 +227,7 @@ def test_placing_an_order_asks_for_reservations_and_publishes_nothing_yet() -> N
         ("SKU-1", "ST-A", 2),
         ("SKU-2", "ST-A", 1),
     ]
-    assert not [e for e in effects if isinstance(e, Publish)]
+    assert not [e for e in effects if isinstance(e, RoutedOrder | OrderEvent | Refund)]
     first = w.answer(reserves(effects)[0])
     assert first == []  # still waiting for the second answer
 
@@ -308,6 +321,26 @@ def test_click_and_collect_at_an_unknown_store_is_refused() -> None:
 
 
 # ---- re-routing ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["rejected", "timeout", "short_pick"])
+def test_an_order_being_rerouted_is_rerouting_never_cancelled(how: str) -> None:
+    """Nobody cancelled it: `cancelled` is only order_cancelled (README lifecycle)."""
+    w = World({"SKU-1": {"ST-A": 5, "ST-B": 5}})
+    w.place_and_route(order(lines=[("SKU-1", 2, 1.0)]))
+    first = w.shipment()
+    if how == "rejected":
+        effects = w.step("rejected", first.shipment_id, "ST-A", reason="no staff")
+    elif how == "timeout":
+        effects = w.run("acceptance_timeout", first.shipment_id)
+    else:
+        w.step("accepted", first.shipment_id, "ST-A")
+        effects = w.step("picked", first.shipment_id, "ST-A", lines=[{"sku": "SKU-1", "qty": 0}])
+    statuses = [e["order_status"] for e in published(effects, "order_events")]
+    assert statuses == ["rerouting"]
+    assert w.state is not None and w.state.status == "rerouting"
+    routed = published(w.answer_all(effects), "order_events")
+    assert [(e["change"], e["order_status"]) for e in routed] == [("routed", "routed")]
 
 
 def test_a_rejection_releases_and_reroutes_never_back_to_the_rejecting_location() -> None:
@@ -615,9 +648,7 @@ def test_a_replayed_input_after_a_decision_publishes_the_current_decision_again(
     w = World({"SKU-1": {"ST-A": 5}})
     w.place_and_route(order())
     assert w.state is not None and w.state.shipments
-    decisions = [
-        e for e in w.run("resync") if isinstance(e, Publish) and e.handle == "routed_orders"
-    ]
+    decisions = published(w.run("resync"), "routed_orders")
     assert len(decisions) == 1
-    assert decisions[0].value["attempt"] == w.state.attempt
-    assert decisions[0].value["status"] == "routed" and decisions[0].value["shipments"]
+    assert decisions[0]["attempt"] == w.state.attempt
+    assert decisions[0]["status"] == "routed" and decisions[0]["shipments"]

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from streams.codecs import Rejected, dead_letter, decode
-from streams.records import PosSale, SupplierFeed, WebOrder
+from streams.codecs import Rejected, dead_letter
+from streams.topics import TOPICS
 
 NOW = "2026-11-25T10:00:00+00:00"
 
@@ -25,7 +25,7 @@ def sale(**kw: object) -> bytes:
 
 
 def test_a_valid_sale_decodes() -> None:
-    assert decode(PosSale, sale()).lines[0].qty == 1
+    assert TOPICS.pos_sales.decode(sale()).lines[0].qty == 1
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def test_a_valid_sale_decodes() -> None:
 )
 def test_bad_sales_are_rejected_with_a_precise_reason(raw: bytes, reason: str) -> None:
     with pytest.raises(Rejected) as exc:
-        decode(PosSale, raw)
+        TOPICS.pos_sales.decode(raw)
     assert reason in exc.value.reason
 
 
@@ -56,16 +56,16 @@ def test_a_stock_count_of_zero_is_allowed_but_a_receipt_of_zero_is_not() -> None
         "location_id": "S",
         "lines": [{"sku": "A", "qty": 0}],
     }
-    assert decode(SupplierFeed, json.dumps(count).encode()).lines[0].qty == 0
+    assert TOPICS.supplier_feeds.decode(json.dumps(count).encode()).lines[0].qty == 0
     with pytest.raises(Rejected, match="receipt quantity"):
-        decode(SupplierFeed, json.dumps({**count, "type": "receipt"}).encode())
+        TOPICS.supplier_feeds.decode(json.dumps({**count, "type": "receipt"}).encode())
 
 
 def test_a_placed_order_must_be_complete_but_a_cancellation_need_not() -> None:
     cancel = {"event_id": "e", "occurred_at": NOW, "type": "order_cancelled", "order_id": "O1"}
-    assert decode(WebOrder, json.dumps(cancel).encode()).order_id == "O1"
+    assert TOPICS.web_orders.decode(json.dumps(cancel).encode()).order_id == "O1"
     with pytest.raises(Rejected, match="order_placed lacks"):
-        decode(WebOrder, json.dumps({**cancel, "type": "order_placed"}).encode())
+        TOPICS.web_orders.decode(json.dumps({**cancel, "type": "order_placed"}).encode())
 
 
 def test_click_and_collect_needs_a_pickup_store() -> None:
@@ -81,11 +81,11 @@ def test_click_and_collect_needs_a_pickup_store() -> None:
         "payment": {"method": "card", "reference": "p1"},
     }
     with pytest.raises(Rejected, match="pickup_location_id"):
-        decode(WebOrder, json.dumps(order).encode())
+        TOPICS.web_orders.decode(json.dumps(order).encode())
 
 
 def test_unknown_extra_fields_are_tolerated_for_compatible_extension() -> None:
-    assert decode(PosSale, sale(till="7")).event_id == "e1"
+    assert TOPICS.pos_sales.decode(sale(till="7")).event_id == "e1"
 
 
 def test_a_dead_letter_keeps_non_utf8_bytes_as_base64() -> None:

@@ -5,20 +5,39 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from itertools import count
+
 from domain.stock import (
-    StockOp,
     StockState,
     apply,
     ops_for_pos_sale,
     ops_for_supplier_feed,
-    sequence,
 )
+from streams.records import MAX_LINES, Position, StockOp
 
 
 def op(
-    kind: str, qty: int = 0, seq: int = 1, origin: str = "ps:0", rid: str | None = None
+    kind: str,
+    qty: int = 0,
+    seq: int | Position = 1,
+    origin: str = "ps:0",
+    rid: str | None = None,
 ) -> StockOp:
-    return StockOp(kind, "SKU", "ST-1", origin, seq, qty=qty, reservation_id=rid)  # type: ignore[arg-type]
+    """An op; an int `seq` is the input offset (first effect of that input)."""
+    return StockOp(
+        kind=kind,  # type: ignore[arg-type]
+        sku="SKU",
+        location_id="ST-1",
+        origin=origin,
+        seq=(seq, 0) if isinstance(seq, int) else seq,
+        qty=qty,
+        reservation_id=rid,
+    )
+
+
+def positions(offset: int):  # type: ignore[no-untyped-def]
+    """What the runtime's Ctx.position hands out for the input at `offset`."""
+    return lambda it=count(): (offset, next(it))
 
 
 def test_a_receipt_adds_and_a_sale_removes_units() -> None:
@@ -43,11 +62,36 @@ def test_a_stock_count_sets_on_hand_even_to_zero() -> None:
 
 def test_an_op_replayed_from_the_same_origin_changes_nothing() -> None:
     s = StockState()
-    apply(s, op("adjust", 5, seq=sequence(10, 0)), 0)
-    apply(s, op("adjust", 5, seq=sequence(10, 1)), 0)
-    out = apply(s, op("adjust", 5, seq=sequence(10, 0)), 0)
+    apply(s, op("adjust", 5, seq=(10, 0)), 0)
+    apply(s, op("adjust", 5, seq=(10, 1)), 0)
+    out = apply(s, op("adjust", 5, seq=(10, 0)), 0)
     assert out.replay and not out.changed
     assert s.on_hand == 10
+
+
+def test_an_input_with_more_effects_than_any_stride_never_shadows_the_next_input() -> None:
+    """One order of MAX_LINES lines, split and re-routed, makes thousands of ops from one input
+    (1,002 and 1,999 were seen); with `offset * 1000 + index` the 1,001st took a position of
+    the next input, and that input's own ops were then dropped as replays."""
+    s = StockState(on_hand=100_000)
+    many = 4 * MAX_LINES + 3
+    for i in range(many):
+        assert not apply(s, op("reserve", 1, seq=(10, i), rid=f"r{i}"), 0).replay
+    nxt = apply(s, op("release", seq=(11, 0), rid="r0"), 0)
+    assert nxt.changed and not nxt.replay
+    assert apply(s, op("release", seq=(10, many - 1), rid="r1"), 0).replay
+
+
+def test_positions_written_as_integers_before_the_upgrade_still_count() -> None:
+    """Upgrade path: a state (and an op still on the topic) from before positions were pairs
+    carries `offset * 1000 + index`."""
+    s = StockState.from_dict({"on_hand": 5, "reservations": {}, "positions": {"ps:0": 10001}})
+    assert s.positions == {"ps:0": (10, 1)}
+    legacy = StockOp.model_validate_json(
+        b'{"kind":"adjust","sku":"SKU","location_id":"ST-1","origin":"ps:0","seq":10001,"qty":5}'
+    )
+    assert legacy.seq == (10, 1) and apply(s, legacy, 0).replay
+    assert not apply(s, op("adjust", 1, seq=(10, 2)), 0).replay
 
 
 def test_origins_are_independent() -> None:
@@ -97,21 +141,25 @@ def test_a_short_pick_corrects_on_hand_and_shrinks_the_reservation() -> None:
 
 
 def test_state_survives_a_round_trip_through_its_dict() -> None:
-    s = StockState(on_hand=4, reservations={"r": 1}, positions={"ps:1": 9})
+    s = StockState(on_hand=4, reservations={"r": 1}, positions={"ps:1": (9, 0)})
     assert StockState.from_dict(s.to_dict()) == s
 
 
 def test_ops_for_events_number_lines_in_order() -> None:
     ops = ops_for_pos_sale(
-        lines=[("A", 1), ("B", 2)], location_id="ST-1", origin="ps:2", offset=7, event_id="e"
+        lines=[("A", 1), ("B", 2)],
+        location_id="ST-1",
+        origin="ps:2",
+        position=positions(7),
+        event_id="e",
     )
-    assert [(o.sku, o.qty, o.seq) for o in ops] == [("A", -1, 7000), ("B", -2, 7001)]
+    assert [(o.sku, o.qty, o.seq) for o in ops] == [("A", -1, (7, 0)), ("B", -2, (7, 1))]
     counts = ops_for_supplier_feed(
         feed_type="stock_count",
         lines=[("A", 0)],
         location_id="SUP",
         origin="sf:0",
-        offset=1,
+        position=positions(1),
         event_id="e",
     )
     assert counts[0].kind == "set"
