@@ -1,7 +1,9 @@
 """Agent tier: the real Faust agents in Faust's test context (memory store, no broker).
 
-`Runtime.send` and `Runtime.produce` are the only ways agents reach Kafka, so capturing them
-shows exactly what an agent would publish and write to its changelogs.
+`Runtime.send` and `Runtime.produce` are the only ways the runtime reaches Kafka for agents, so
+capturing them shows exactly what an agent would publish and write to its changelogs. Captured
+sends are (topic handle, key, value as its JSON reads); each value is first encoded with its
+topic's model, so a mistyped send fails the test.
 """
 
 from __future__ import annotations
@@ -11,16 +13,19 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
 
-from streams.app import Runtime, create_runtime
+from streams.app import Runtime
 from streams.records import Location
 from streams.settings import WorkerSettings
+from streams.topics import AnyTopic
+from streams.worker import create_worker
 
 
 @pytest.fixture
 def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Runtime:
-    runtime = create_runtime(
+    runtime = create_worker(
         WorkerSettings(app_id="agent-test", data_dir=tmp_path, store="memory://")
     )
     runtime.locations.by_id["ST-1"] = Location(
@@ -38,12 +43,12 @@ def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Runtime:
     runtime.sent = []  # type: ignore[attr-defined]
 
     async def capture(
-        handle: str, key: str | None, value: Any, partition: int | None = None
+        topic: AnyTopic, key: str | None, value: Any, partition: int | None = None
     ) -> None:
-        data = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
-        runtime.sent.append((handle, key, data))  # type: ignore[attr-defined]
+        data = orjson.loads(topic.encode(value))
+        runtime.sent.append((topic.handle, key, data))  # type: ignore[attr-defined]
         if partition is not None:
-            runtime.sent_to_partition.append((handle, partition, data))  # type: ignore[attr-defined]
+            runtime.sent_to_partition.append((topic.handle, partition, data))  # type: ignore[attr-defined]
 
     async def changelog(
         topic: str, key: bytes | None, value: bytes | None, partition: int | None = None

@@ -68,7 +68,7 @@ async def _unreadable_op(rt: Runtime) -> None:
     async with agent.test_context() as ctx:
         await ctx.put(key=b"A", value=b"{broken")
     letters = [v for h, _, v in rt.sent if h == "dead_letters"]  # type: ignore[attr-defined]
-    assert len(letters) == 1 and "unreadable stock op" in letters[0]["error"]
+    assert len(letters) == 1 and letters[0]["error"].startswith("malformed JSON")
     assert letters[0]["raw"] == "{broken"
 
 
