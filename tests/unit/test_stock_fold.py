@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from itertools import count
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from itertools import count
 
 from domain.stock import (
     StockState,
@@ -35,9 +36,10 @@ def op(
     )
 
 
-def positions(offset: int):  # type: ignore[no-untyped-def]
+def positions(offset: int) -> Callable[[], Position]:
     """What the runtime's Ctx.position hands out for the input at `offset`."""
-    return lambda it=count(): (offset, next(it))
+    index = count()
+    return lambda: (offset, next(index))
 
 
 def test_a_receipt_adds_and_a_sale_removes_units() -> None:
