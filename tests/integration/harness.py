@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from streams.settings import KafkaSettings
+from streams.topic_reader import read_to_end
 from streams.topics import Topics, load_topics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -203,33 +204,7 @@ def send(cluster: Cluster, messages: Iterable[tuple[Any, ...]]) -> int:
 
 async def read_raw(cluster: Cluster, topic: str) -> list[tuple[bytes | None, bytes | None]]:
     """Every (key, value) currently in a topic (a full topic name: changelogs too), in order."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        **cluster.kafka.aiokafka_kwargs(),
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    out: list[tuple[bytes | None, bytes | None]] = []
-    try:
-        while not consumer.assignment():
-            await consumer.getmany(timeout_ms=100)
-        tps = list(consumer.assignment())
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        while True:
-            batch = await consumer.getmany(timeout_ms=300, max_records=10000)
-            for recs in batch.values():
-                out.extend((r.key, r.value) for r in recs)
-            done = True
-            for tp in tps:
-                if await consumer.position(tp) < ends[tp]:
-                    done = False
-            if done:
-                return out
-    finally:
-        await consumer.stop()
+    return [(r.key, r.value) for r in await read_to_end(cluster.kafka, [topic])]
 
 
 async def read_all(cluster: Cluster, handle: str) -> list[dict[str, Any]]:
