@@ -17,8 +17,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
 
-from streams import kafka_local
-from streams.kafka_local import BrokerStatus
+from tooling import kafka_local
+from tooling.kafka_local import BrokerStatus
 
 pytestmark = pytest.mark.integration
 
