@@ -77,7 +77,7 @@ def test_calling_up_again_reuses_the_running_broker(broker: BrokerStatus) -> Non
     assert again.pid == broker.pid
 
 
-def test_a_client_with_the_right_credentials_can_create_a_topic_produce_and_consume(
+def test_the_right_credentials_can_create_a_topic_produce_and_consume(
     broker: BrokerStatus,
 ) -> None:
     topic = "stockroute-sasl-check"
