@@ -33,6 +33,7 @@ test-unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 demo: $(STAMP)
 	@bash scripts/demo.sh

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.settings import KafkaSettings
+from streams.topic_reader import TopicReader
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -161,24 +162,15 @@ async def group_lag(group: str, topics: list[str]) -> tuple[int, dict[str, int]]
 
     admin = AIOKafkaAdminClient(**kafka().aiokafka_kwargs())
     await admin.start()
-    consumer = AIOKafkaConsumer(**kafka().aiokafka_kwargs(), group_id=None)
-    await consumer.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
-        tps: list[TopicPartition] = []
-        for t in topics:
-            parts = consumer.partitions_for_topic(t)
-            if parts is None:
-                await consumer._client.force_metadata_update()  # noqa: SLF001
-                parts = consumer.partitions_for_topic(t) or set()
-            tps.extend(TopicPartition(t, p) for p in parts)
-        ends = await consumer.end_offsets(tps) if tps else {}
-        per: dict[str, int] = {}
-        for tp in tps:
+        async with TopicReader(kafka()) as reader:
+            ends = await reader.end_offsets(topics)
+        per: dict[str, int] = dict.fromkeys(topics, 0)
+        for tp, end in ends.items():
             meta = committed.get(tp)
             pos = meta.offset if meta is not None and meta.offset >= 0 else 0
-            per[tp.topic] = per.get(tp.topic, 0) + max(0, ends[tp] - pos)
+            per[tp.topic] += max(0, end - pos)
         return sum(per.values()), per
     finally:
-        await consumer.stop()
         await admin.close()

@@ -22,7 +22,8 @@ import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.common import ROOT, dumps, group_lag, kafka, new_consumer, pct, produce_raw, rss_mb
-from tests.integration.harness import Cluster, WorkerProcess, iso, location
+from tooling.cluster import Cluster, WorkerProcess
+from tooling.fixtures import iso, location
 
 # ---- helpers -----------------------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ from dashboard.model import (
     to_epoch,
 )
 from streams.settings import KafkaSettings
+from streams.topic_reader import TopicReader
 from streams.topics import TOPICS
 
 log = logging.getLogger(__name__)
@@ -282,22 +283,19 @@ class LiveFeed:
             await asyncio.get_running_loop().run_in_executor(None, self._stop.wait, self.retry_s)
 
     async def _session(self) -> None:
-        from aiokafka import AIOKafkaConsumer
-
-        consumer = AIOKafkaConsumer(
-            group_id=None,
-            enable_auto_commit=False,
+        reader = TopicReader(
+            self.settings,
             auto_offset_reset="earliest",
             client_id="stockroute-dashboard",
             request_timeout_ms=int(self.connect_timeout_s * 1000),
             retry_backoff_ms=500,
             metadata_max_age_ms=30_000,
-            **self.settings.aiokafka_kwargs(),
         )
         try:
-            await asyncio.wait_for(consumer.start(), timeout=self.connect_timeout_s)
+            await asyncio.wait_for(reader.start(), timeout=self.connect_timeout_s)
             self._set(connected=True, error=None)
-            await asyncio.wait_for(self._assign(consumer), timeout=self.connect_timeout_s * 2)
+            await asyncio.wait_for(self._assign(reader), timeout=self.connect_timeout_s * 2)
+            consumer = reader.consumer
             loop = asyncio.get_running_loop()
             next_check = loop.time() + self.rediscover_s
             while not self._stop.is_set():
@@ -312,28 +310,18 @@ class LiveFeed:
                 if loop.time() >= next_check:
                     # also proves the broker still answers: a failure ends the session and the
                     # page shows the error while we reconnect
-                    await asyncio.wait_for(self._assign(consumer), timeout=self.connect_timeout_s)
+                    await asyncio.wait_for(self._assign(reader), timeout=self.connect_timeout_s)
                     next_check = loop.time() + self.rediscover_s
         finally:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(consumer.stop(), timeout=10)
+                await asyncio.wait_for(reader.stop(), timeout=10)
 
-    async def _assign(self, consumer: Any) -> None:
+    async def _assign(self, reader: TopicReader) -> None:
         """Assign every partition of the dashboard's topics that exist; seek new ones."""
-        from aiokafka import TopicPartition
-
-        existing = await consumer.topics()
-        wanted = [name for name in self._handle_by_name if name in existing]
-        missing = tuple(sorted(name for name in self._handle_by_name if name not in existing))
-        for name in wanted:
-            consumer._client.add_topic(name)  # make the client fetch its partition metadata
-        if wanted:
-            await consumer._client.force_metadata_update()
-        tps = [
-            TopicPartition(name, p)
-            for name in wanted
-            for p in sorted(consumer.partitions_for_topic(name) or ())
-        ]
+        consumer = reader.consumer
+        tps = await reader.partitions(self._handle_by_name)
+        present = {tp.topic for tp in tps}
+        missing = tuple(sorted(name for name in self._handle_by_name if name not in present))
         self._set(missing_topics=missing)
         if set(tps) == set(consumer.assignment()):
             self._update_progress()
@@ -360,7 +348,7 @@ class LiveFeed:
         by_time = await consumer.offsets_for_times(dict.fromkeys(timed, since_ms)) if timed else {}
         per_partition: dict[str, int] = {}
         for tp in new:
-            count = len(consumer.partitions_for_topic(tp.topic) or ()) or 1
+            count = sum(1 for other in tps if other.topic == tp.topic)
             per_partition[tp.topic] = max(1, self.max_history // count)
         for tp in new:
             found = by_time.get(tp)

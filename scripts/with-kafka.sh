@@ -24,11 +24,11 @@ PY
 export KAFKA_BOOTSTRAP="127.0.0.1:${PORT}"
 DATA_DIR=$(mktemp -d -t stockroute-kafka-XXXXXX)
 cleanup() {
-  "$BIN/python" -m streams.kafka_local down --port "$PORT" --data-dir "$DATA_DIR" >/dev/null 2>&1 || true
+  "$BIN/python" -m tooling.kafka_local down --port "$PORT" --data-dir "$DATA_DIR" >/dev/null 2>&1 || true
   rm -rf "$DATA_DIR"
 }
 trap cleanup EXIT INT TERM
-"$BIN/python" -m streams.kafka_local up --port "$PORT" --data-dir "$DATA_DIR" --fresh
+"$BIN/python" -m tooling.kafka_local up --port "$PORT" --data-dir "$DATA_DIR" --fresh
 "$BIN/stockroute" topics >/dev/null
 set +e
 "$@"

@@ -36,6 +36,7 @@ from sim.staff import Staff
 from sim.workload import Catalogue, Emission, Workload
 from streams.records import Location
 from streams.settings import KafkaSettings
+from streams.topic_reader import TopicReader
 from streams.topics import TOPICS, AnyTopic
 
 __all__ = [
@@ -219,18 +220,6 @@ async def _check_topics(settings: KafkaSettings, names: Sequence[str]) -> None:
         raise SimError(f"missing topic(s) {', '.join(missing)}: run `stockroute topics`")
 
 
-async def _availability_offsets(consumer: Any) -> int:
-    from aiokafka import TopicPartition
-
-    name = TOPICS.stock_availability.name
-    parts = consumer.partitions_for_topic(name)
-    if not parts:
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - first metadata fetch
-        parts = consumer.partitions_for_topic(name) or set()
-    ends = await consumer.end_offsets([TopicPartition(name, p) for p in sorted(parts)])
-    return int(sum(ends.values()))
-
-
 class _StockWatch:
     """Waits until the engine has folded the opening stock before the first order goes out.
 
@@ -240,20 +229,20 @@ class _StockWatch:
     """
 
     def __init__(self, settings: KafkaSettings) -> None:
-        self.settings = settings
-        self.consumer: Any = None
+        self.reader = TopicReader(settings)
         self.baseline = 0
 
     async def __aenter__(self) -> _StockWatch:
-        from aiokafka import AIOKafkaConsumer
-
-        self.consumer = AIOKafkaConsumer(**self.settings.aiokafka_kwargs(), group_id=None)
-        await self.consumer.start()
-        self.baseline = await _availability_offsets(self.consumer)
+        await self.reader.start()
+        self.baseline = await self._count()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.consumer.stop()
+        await self.reader.stop()
+
+    async def _count(self) -> int:
+        """Messages ever written to stock-availability (the sum of its end offsets)."""
+        return sum((await self.reader.end_offsets([TOPICS.stock_availability.name])).values())
 
     async def wait(
         self, max_wait_s: float, stop: asyncio.Event, *, idle_s: float = 10.0, quiet_s: float = 2.0
@@ -262,7 +251,7 @@ class _StockWatch:
         last, last_change = self.baseline, began
         while not stop.is_set() and time.monotonic() - began < max_wait_s:
             await asyncio.sleep(0.5)
-            now, n = time.monotonic(), await _availability_offsets(self.consumer)
+            now, n = time.monotonic(), await self._count()
             if n != last:
                 last, last_change = n, now
             elif last == self.baseline and now - began >= idle_s:
@@ -272,32 +261,21 @@ class _StockWatch:
         return f"stopped waiting for the opening stock after {time.monotonic() - began:.0f} s"
 
 
-async def _routed_consumer(settings: KafkaSettings) -> Any:
-    """A group-less consumer positioned at the end of routed-orders before we produce anything.
+async def _routed_reader(settings: KafkaSettings) -> TopicReader:
+    """A reader positioned at the end of routed-orders before we produce anything.
 
     No group: the simulator is a single observer and must not steal partitions from another
     consumer group; positions are resolved eagerly so no decision made after the first order
     is missed.
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(
-        **settings.aiokafka_kwargs(),
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="latest",
-    )
-    await consumer.start()
-    parts = consumer.partitions_for_topic(TOPICS.routed_orders.name)
-    if not parts:
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - first metadata fetch
-        parts = consumer.partitions_for_topic(TOPICS.routed_orders.name) or set()
-    tps = [TopicPartition(TOPICS.routed_orders.name, p) for p in sorted(parts)]
-    consumer.assign(tps)
-    await consumer.seek_to_end(*tps)
-    for tp in tps:
-        await consumer.position(tp)
-    return consumer
+    reader = TopicReader(settings)
+    await reader.start()
+    try:
+        await reader.assign([TOPICS.routed_orders.name], start="end")
+    except BaseException:
+        await reader.stop()
+        raise
+    return reader
 
 
 async def run(
@@ -366,7 +344,7 @@ async def run(
     )
     await producer.start()
     try:
-        consumer = await _routed_consumer(settings) if staff is not None else None
+        routed = await _routed_reader(settings) if staff is not None else None
     except BaseException:
         await producer.stop()
         raise
@@ -384,10 +362,10 @@ async def run(
     tasks: list[asyncio.Task[None]] = []
 
     async def consume() -> None:
-        assert consumer is not None and staff is not None
+        assert routed is not None and staff is not None
         while not stop.is_set():
             try:
-                batches = await consumer.getmany(timeout_ms=200, max_records=1000)
+                batches = await routed.consumer.getmany(timeout_ms=200, max_records=1000)
             except Exception as exc:  # noqa: BLE001 - keep the staff alive through broker hiccups
                 print(f"\nstockroute simulate: routed-orders: {exc}", file=out, flush=True)
                 await asyncio.sleep(1.0)
@@ -440,7 +418,7 @@ async def run(
                     print(f"stockroute simulate: {say}", file=out, flush=True)
                     said = await watch.wait(opts.stock_wait_s, stop)
                     print(f"stockroute simulate: {said}", file=out, flush=True)
-        if consumer is not None:
+        if routed is not None:
             tasks.append(asyncio.create_task(consume()))
         tasks.append(asyncio.create_task(progress()))
 
@@ -479,8 +457,8 @@ async def run(
             await asyncio.wait_for(producer.flush(), 30)
         finally:
             await producer.stop()
-            if consumer is not None:
-                await consumer.stop()
+            if routed is not None:
+                await routed.stop()
         stats.sim_end = clock
         if out.isatty():
             out.write("\n")

@@ -185,34 +185,6 @@ def write_schemas(root: Path) -> list[Path]:
     return written
 
 
-def supervise_worker(argv: list[str]) -> int:
-    """Run the worker in a child process and restart it when it asks to (exit code 75).
-
-    A worker that finds input offsets it cannot re-read in place exits on purpose
-    (streams/app.py, Runtime.in_order); starting again from the committed offsets is the
-    reliable way to get them. Signals are passed to the child, so Ctrl-C and SIGTERM stop it.
-    """
-    import signal
-    import subprocess
-
-    from streams.app import RESTART_EXIT_CODE
-
-    child: subprocess.Popen[bytes] | None = None
-
-    def forward(signum: int, _frame: object) -> None:
-        if child is not None and child.poll() is None:
-            child.send_signal(signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    while True:
-        child = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker-process", *argv])
-        rc = child.wait()
-        if rc != RESTART_EXIT_CODE:
-            return rc
-        print("stockroute worker: restarting the worker process", file=sys.stderr, flush=True)
-
-
 def run_worker(args: argparse.Namespace) -> int:
     import faust
 
@@ -273,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     kafka = KafkaSettings.from_env()
     try:
         if args.cmd == "kafka":
-            from streams import kafka_local
+            from tooling import kafka_local
 
             try:
                 if args.action == "up":
@@ -293,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"published {n} locations to {TOPICS.locations.name}")
             return 0
         if args.cmd == "worker":
+            from streams.supervisor import supervise_worker
+
             return supervise_worker(argv[1:])
         if args.cmd == "worker-process":
             return run_worker(args)

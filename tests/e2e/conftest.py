@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from streams.settings import KafkaSettings
-from streams.topics import load_topics
+from streams.topic_reader import end_offsets
+from streams.topics import Topics, load_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "scripts" / "demo.sh"
@@ -162,21 +163,13 @@ class Demo:
         return counts
 
 
-async def _end_offsets(topics, handles: list[str]) -> dict[str, int]:  # type: ignore[no-untyped-def]
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(**KafkaSettings.from_env().aiokafka_kwargs(), group_id=None)
-    await consumer.start()
-    try:
-        out = {}
-        for h in handles:
-            spec = getattr(topics, h)
-            tps = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
-            ends = await consumer.end_offsets(tps)
-            out[h] = int(sum(ends.values()))
-        return out
-    finally:
-        await consumer.stop()
+async def _end_offsets(topics: Topics, handles: list[str]) -> dict[str, int]:
+    names = {getattr(topics, h).name: h for h in handles}
+    ends = await end_offsets(KafkaSettings.from_env(), names)
+    out = dict.fromkeys(handles, 0)
+    for tp, end in ends.items():
+        out[names[tp.topic]] += end
+    return out
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from streams import kafka_local
 from tests.integration.harness import Cluster, send, wait_for
 from tests.integration.test_chaos import assert_matches
 from tests.integration.test_stock_table import load_locations, oracle, stock_events
+from tooling import kafka_local
 
 pytestmark = pytest.mark.slow
 

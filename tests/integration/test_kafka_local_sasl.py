@@ -17,8 +17,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
 
-from streams import kafka_local
-from streams.kafka_local import BrokerStatus
+from tooling import kafka_local
+from tooling.kafka_local import BrokerStatus
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +77,7 @@ def test_calling_up_again_reuses_the_running_broker(broker: BrokerStatus) -> Non
     assert again.pid == broker.pid
 
 
-def test_a_client_with_the_right_credentials_can_create_a_topic_produce_and_consume(
+def test_the_right_credentials_can_create_a_topic_produce_and_consume(
     broker: BrokerStatus,
 ) -> None:
     topic = "stockroute-sasl-check"

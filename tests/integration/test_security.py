@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 
 from dashboard.source import LiveFeed
-from streams import kafka_local
 from streams.settings import KafkaSettings
 from tests.integration.harness import ROOT, Cluster, iso, messages, send, wait_for
 from tests.integration.test_broker_restart import free_port_pair
 from tests.integration.test_stock_table import load_locations
+from tooling import kafka_local
 
 USER, PASSWORD = "stockroute", "stockroute-secret"
 
