@@ -48,6 +48,7 @@ from faust.types import TP, AppT
 from faust.types.tuples import ack_lock
 from faust.utils.functional import consecutive_numbers
 from mode.services import WaitResults
+from mode.utils.futures import notify
 
 #: The versions every patch and accessor below was written against and tested with (the pins
 #: in pyproject.toml). Private attributes change without notice between releases.
@@ -90,7 +91,8 @@ def check_versions() -> None:
 def _ack_unless_stale(self: Consumer, message: Any) -> bool:
     """`Consumer.ack`, except that a message of an older consumer generation, or one acked
     while flow control is suspended (a rebalance started), is not made committable: it is
-    only dropped from the unacked set, so the rebalance does not wait for it."""
+    only dropped from the unacked set, so the rebalance does not wait for it (and a rebalance
+    already waiting for acks is woken, as Faust's ack does, rather than polling a second)."""
     app = self.app
     stale = (not app.flow_control.is_active()) or (
         message.generation_id != app.consumer_generation_id
@@ -100,6 +102,7 @@ def _ack_unless_stale(self: Consumer, message: Any) -> bool:
     with ack_lock:
         message.acked = True
         self._unacked_messages.discard(message)
+        notify(self._waiting_for_ack)
     return False
 
 

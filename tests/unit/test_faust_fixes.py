@@ -206,6 +206,27 @@ def test_a_message_acked_while_flow_is_suspended_does_not_become_committable(
     assert _committable(consumer) == {}
 
 
+@pytest.mark.parametrize("why", ["old generation", "flow suspended"])
+def test_a_dropped_stale_message_wakes_a_rebalance_waiting_for_acks(
+    patched: None, app: faust.App, why: str
+) -> None:
+    async def scenario(consumer: Consumer) -> None:
+        message = _message(5, generation_id=0)
+        consumer.track_message(message)
+        if why == "old generation":
+            app.consumer_generation_id = 1
+        else:
+            app.flow_control.suspend()
+        # what Consumer._wait_for_ack arms while wait_empty waits for the unacked set to drain
+        waiting = asyncio.get_running_loop().create_future()
+        consumer._waiting_for_ack = waiting  # type: ignore[attr-defined]
+        consumer.ack(message)
+        assert waiting.done()  # woken now, not after its one-second poll
+        assert not consumer.unacked
+
+    _run(scenario, app)
+
+
 def test_a_current_message_is_acked_as_faust_does(patched: None, app: faust.App) -> None:
     consumer = _consumer(app)
     consumer._committed_offset[TP0] = 5  # type: ignore[attr-defined]
