@@ -427,7 +427,7 @@ def table(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     app.finalize()
     yield table
     if request.param == "rocksdb://":
-        table.data._dbs.clear()  # close the databases before tmp_path goes
+        table.data._dbs.clear()  # type: ignore[attr-defined]  # close the databases (tmp_path)
 
 
 @contextmanager
