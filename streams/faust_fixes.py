@@ -37,7 +37,7 @@ instead of silently changing what the patches and accessors do
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
 from typing import Any
 
@@ -278,3 +278,13 @@ def tables_recovered(app: AppT) -> bool:
     """Whether table recovery from the changelogs completed (for /health and for agents that
     must not act on half-recovered tables); Faust exposes no public flag for it."""
     return bool(app.tables.recovery.completed.is_set())  # type: ignore[attr-defined]
+
+
+async def refresh_metadata(consumer: Any, topics: Iterable[str] = ()) -> None:
+    """Make a raw aiokafka consumer fetch cluster metadata now, tracking `topics` from then on,
+    so that `partitions_for_topic` answers for topics it has not subscribed to or been assigned
+    (aiokafka fetches metadata only for the topics it tracks, and has no public call for it)."""
+    client = consumer._client
+    for topic in topics:
+        client.add_topic(topic)
+    await client.force_metadata_update()

@@ -488,6 +488,30 @@ def test_tables_recovered(app: faust.App) -> None:
     assert faust_fixes.tables_recovered(app) is True
 
 
+def test_refresh_metadata_tracks_the_topics_and_fetches_now() -> None:
+    from aiokafka import AIOKafkaConsumer
+
+    async def main() -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers="localhost:1")  # never started
+        client = consumer._client
+        loop = asyncio.get_running_loop()
+        fetches: list[int] = []
+
+        def fetch() -> asyncio.Future[bool]:  # what the client's metadata synchronizer answers
+            fetches.append(1)
+            done = loop.create_future()
+            done.set_result(True)
+            return done
+
+        client.force_metadata_update = fetch
+        await faust_fixes.refresh_metadata(consumer, ["stock-availability"])
+        assert "stock-availability" in client._topics
+        await faust_fixes.refresh_metadata(consumer)
+        assert len(fetches) == 3  # add_topic's own fetch for a new topic, then one per call
+
+    asyncio.run(main())
+
+
 # --- one seam: no private Faust/aiokafka attribute outside faust_fixes ------------------------
 
 SCANNED = ("streams", "agents", "domain", "sim", "dashboard", "bench")
