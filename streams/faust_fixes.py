@@ -26,7 +26,7 @@ Where the guard applies: the pure-Python stream iterator acks through `Consumer.
 `Stream.ack`/`Event.ack`; Faust's compiled (Cython) stream iterator, used when its extension
 is importable, inlines the ack and never reaches the guard. It does not ack the skipped message
 at all (it returns before tracking it), so there the second patch is what keeps the commit from
-moving past it.
+moving past it (tests/unit/test_faust_fixes.py runs both iterators).
 
 This module is also the one place the rest of the code base reaches private Faust/aiokafka
 attributes (the accessors at the end): all of them are tied to the exact versions in

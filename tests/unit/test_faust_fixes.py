@@ -22,13 +22,14 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 import pytest
 from faust.streams import _current_event
 from faust.transport.consumer import Consumer
 from faust.types import TP, Message
+from faust.types.tuples import ConsumerMessage
 from intervaltree import Interval, IntervalTree
 from mode.services import WaitResults
 
@@ -290,6 +291,64 @@ def test_faust_s_own_computation_is_kept_otherwise(
     consumer._acked_index[TP0] = set(acked)  # type: ignore[attr-defined]
     consumer._gap[TP0] = gaps  # type: ignore[attr-defined]
     assert consumer._new_offset(TP0) == expected  # type: ignore[attr-defined]
+
+
+# --- patches 1 and 2 together, through Faust's own stream iterators ----------------------------
+
+
+def _xfail_without(patch: str) -> Any:
+    return pytest.mark.xfail(strict=True, reason=f"without {patch} the skipped input is lost")
+
+
+@pytest.mark.parametrize(
+    ("iterator", "without"),
+    [
+        ("compiled", None),
+        ("python", None),
+        pytest.param("compiled", "_new_offset", marks=_xfail_without("_new_offset")),
+        pytest.param("python", "_new_offset", marks=_xfail_without("_new_offset")),
+        pytest.param("python", "ack", marks=_xfail_without("ack")),
+        ("compiled", "ack"),  # the compiled iterator never reaches Consumer.ack
+    ],
+)
+def test_a_message_skipped_at_a_rebalance_is_never_committed_over(
+    monkeypatch: pytest.MonkeyPatch, app: faust.App, iterator: str, without: str | None
+) -> None:
+    """The loss as it happened: the stream skips a message of the previous generation, the
+    next ones are processed and acked, and the commit must stay at the skipped one. Faust
+    streams through a compiled iterator when its extension imports (the pinned wheel), else a
+    pure-Python one; they ack differently, so both are run."""
+    _use(monkeypatch, "patched")
+    if without is not None:
+        monkeypatch.setattr(Consumer, without, faust_fixes._ORIGINALS[without])
+    if iterator == "python":
+        monkeypatch.setattr(faust.streams, "_CStreamIterator", None)
+    elif faust.streams._CStreamIterator is None:  # type: ignore[attr-defined]
+        pytest.skip("Faust's compiled stream iterator is not importable here")
+
+    async def main() -> dict[TP, int]:
+        app.flow_control.resume()
+        app.topics.acks_enabled_for = lambda topic: True  # type: ignore[method-assign]
+        app.consumer_generation_id = 1
+        consumer = cast(Consumer, app.consumer)
+        consumer._committed_offset[TP0] = 5  # type: ignore[attr-defined]
+        channel = app.channel()
+        stream = channel.stream()  # before the puts: the stream reads its own clone's queue
+        for offset, generation in ((5, 0), (6, 1), (7, 1), (8, 1)):
+            message = ConsumerMessage(
+                TOPIC, 0, offset, 0.0, 0, None, b"k", b"v", None, generation_id=generation
+            )
+            message.incref()  # what the conductor does per subscribed stream
+            await channel.put(faust.Event(app, b"k", b"v", None, message))
+        processed = []
+        async for event in stream.events():
+            if event.message.offset == 8:
+                break
+            processed.append(event.message.offset)
+        assert processed == [6, 7]  # 5 was skipped by Faust's generation check
+        return _committable(consumer)
+
+    assert asyncio.run(main()) == {}  # not {TP0: 8}: 5 is fetched again after the seek
 
 
 # --- patch 3: eager delivery (_wait_first_eager) ----------------------------------------------
