@@ -51,8 +51,14 @@ from mode.services import WaitResults
 from mode.utils.futures import notify
 
 #: The versions every patch and accessor below was written against and tested with (the pins
-#: in pyproject.toml). Private attributes change without notice between releases.
-TESTED_VERSIONS: dict[str, str] = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
+#: in pyproject.toml). Private attributes change without notice between releases. mode is
+#: Faust's service library: the eager wait_first delegates to its `Service.wait_first` and
+#: reads its private stopped/crashed events.
+TESTED_VERSIONS: dict[str, str] = {
+    "faust-streaming": "0.15.3",
+    "aiokafka": "0.14.0",
+    "mode-streaming": "0.7.1",
+}
 
 
 def _installed_version(package: str) -> str | None:
@@ -64,7 +70,8 @@ def _installed_version(package: str) -> str | None:
 
 
 def check_versions() -> None:
-    """Refuse to start on a Faust or aiokafka other than the one this module was verified on.
+    """Refuse to start on a Faust, aiokafka or mode other than the one this module was
+    verified on.
 
     The patches replace private consumer methods wholesale and the accessors read private
     attributes; on another release either can silently stop doing what it says (a guard that

@@ -141,6 +141,7 @@ def test_the_tested_versions_are_the_pinned_and_installed_ones() -> None:
         ("faust-streaming", "0.11.0", "0.11.0"),
         ("aiokafka", "0.13.0", "0.13.0"),
         ("aiokafka", None, "(not installed)"),
+        ("mode-streaming", "0.8.0", "0.8.0"),
     ],
 )
 def test_an_unknown_version_is_refused_with_what_to_do(
