@@ -1,6 +1,6 @@
 """Patches to faust-streaming 0.15.3's consumer: two bugs that lose input messages, one cost.
 
-Measured here (an `input gap` warning from Runtime.check_contiguous, and inputs committed but
+Measured here (an `input gap` warning from Runtime.in_order, and inputs committed but
 never folded): when a rebalance starts, the stream skips the message it is about to hand to the
 agent (flow control suspended, or the message carries the previous consumer generation) and
 still *acks* it. The ack puts its offset in the consumer's committable set, so the next commit
@@ -21,33 +21,95 @@ acked (the one skipped above, for instance) is then committed over. The replacem
 only a run of acked offsets that starts exactly at the committed offset.
 
 The third patch is for speed: `_wait_first_eager` (see its docstring; bench/README.md).
+
+Where the guard applies: the pure-Python stream iterator acks through `Consumer.ack`, and so do
+`Stream.ack`/`Event.ack`; Faust's compiled (Cython) stream iterator, used when its extension
+is importable, inlines the ack and never reaches the guard. It does not ack the skipped message
+at all (it returns before tracking it), so there the second patch is what keeps the commit from
+moving past it (tests/unit/test_faust_fixes.py runs both iterators).
+
+This module is also the one place the rest of the code base reaches private Faust/aiokafka
+attributes (the accessors at the end): all of them are tied to the exact versions in
+TESTED_VERSIONS, which `install()` checks at start-up, so an upgrade fails loudly at start-up
+instead of silently changing what the patches and accessors do
+(tests/unit/test_faust_fixes.py scans the code base for private accesses elsewhere).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from importlib import metadata
 from typing import Any
 
 from faust.stores.base import SerializedStore
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.transport.consumer import Consumer
-from faust.types import TP
+from faust.types import TP, AppT
 from faust.types.tuples import ack_lock
 from faust.utils.functional import consecutive_numbers
+from mode.services import WaitResults
+from mode.utils.futures import notify
 
-_original_ack = Consumer.ack
+#: The versions every patch and accessor below was written against and tested with (the pins
+#: in pyproject.toml). Private attributes change without notice between releases. mode is
+#: Faust's service library: the eager wait_first delegates to its `Service.wait_first` and
+#: reads its private stopped/crashed events.
+TESTED_VERSIONS: dict[str, str] = {
+    "faust-streaming": "0.15.3",
+    "aiokafka": "0.14.0",
+    "mode-streaming": "0.7.1",
+}
+
+
+def _installed_version(package: str) -> str | None:
+    """The installed distribution's version, None when it is not installed (a seam for tests)."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def check_versions() -> None:
+    """Refuse to start on a Faust, aiokafka or mode other than the one this module was
+    verified on.
+
+    The patches replace private consumer methods wholesale and the accessors read private
+    attributes; on another release either can silently stop doing what it says (a guard that
+    no longer guards loses input messages), so an unknown version is an error, not a warning.
+    """
+    for package, expected in TESTED_VERSIONS.items():
+        found = _installed_version(package)
+        if found != expected:
+            raise RuntimeError(
+                f"{package} {found or '(not installed)'} found, but streams/faust_fixes.py was "
+                f"written and tested against {package}=={expected}: it patches and reads private "
+                f"internals of that exact version. Re-verify each patch and accessor against "
+                f"{package} {found or '(not installed)'} (tests/unit/test_faust_fixes.py must "
+                f"still fail without each patch; re-run the benchmarks in bench/README.md), "
+                f"then update TESTED_VERSIONS and the pin in pyproject.toml; or install "
+                f"{package}=={expected}."
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# Patches
 
 
 def _ack_unless_stale(self: Consumer, message: Any) -> bool:
+    """`Consumer.ack`, except that a message of an older consumer generation, or one acked
+    while flow control is suspended (a rebalance started), is not made committable: it is
+    only dropped from the unacked set, so the rebalance does not wait for it (and a rebalance
+    already waiting for acks is woken, as Faust's ack does, rather than polling a second)."""
     app = self.app
     stale = (not app.flow_control.is_active()) or (
         message.generation_id != app.consumer_generation_id
     )
     if not stale:
-        return bool(_original_ack(self, message))
+        return bool(_ORIGINALS["ack"](self, message))
     with ack_lock:
         message.acked = True
         self._unacked_messages.discard(message)
+        notify(self._waiting_for_ack)
     return False
 
 
@@ -104,41 +166,70 @@ class _Resume:
                 return stop.value
 
 
-_original_wait_first = Consumer.wait_first
-
-
 async def _wait_first_eager(self: Consumer, *coros: Any, timeout: Any = None) -> Any:
     """The fetcher hands each message to the streams with `wait_first(deliver(message),
     suspend_flow.wait())`: two tasks and an asyncio.wait per message, about a third of a bare
     agent loop's CPU (bench/README.md). Delivery almost never blocks (queues have room, flow is
     active), so run it eagerly: when it completes without suspending no task is made. Only
-    when it does suspend is the rest raced against a flow suspension, as Faust does."""
-    if len(coros) != 2 or timeout is not None or self.suspend_flow.is_set():
-        return await _original_wait_first(self, *coros, timeout=timeout)
+    when it does suspend is the rest raced against a flow suspension, as Faust does.
+
+    The result is what Faust's `wait_first` returns in the same case (the fetcher ignores it,
+    other callers may not). A stopped or crashed consumer, a flow already suspended, a timeout
+    or any other call shape goes to Faust's own implementation unchanged."""
+    original = _ORIGINALS["wait_first"]
+    if (
+        len(coros) != 2
+        or timeout is not None
+        or self.suspend_flow.is_set()
+        or self._stopped.is_set()
+        or self._crashed.is_set()
+    ):
+        return await original(self, *coros, timeout=timeout)
     deliver, suspended = coros
     try:
         first = deliver.send(None)
-    except StopIteration:
+    except StopIteration as stop:
         suspended.close()
-        return None
-    return await _original_wait_first(self, _Resume(deliver, first), suspended)
+        return WaitResults([deliver], [stop.value], False)
+    except BaseException:
+        suspended.close()
+        raise
+    resume = _Resume(deliver, first)
+    res = await original(self, resume, suspended)
+    return WaitResults([deliver if c is resume else c for c in res.done], res.results, res.stopped)
+
+
+#: Faust's own implementations, kept to delegate to and for the tests to restore.
+_ORIGINALS: dict[str, Callable[..., Any]] = {
+    "ack": Consumer.ack,
+    "_new_offset": Consumer._new_offset,
+    "wait_first": Consumer.wait_first,
+}
+
+#: Consumer attribute -> its replacement.
+PATCHES: dict[str, Callable[..., Any]] = {
+    "ack": _ack_unless_stale,
+    "_new_offset": _new_offset_without_gaps,
+    "wait_first": _wait_first_eager,
+}
 
 
 def install() -> None:
-    """Idempotent: patch the consumer once per process."""
-    if Consumer.ack is not _ack_unless_stale:
-        Consumer.ack = _ack_unless_stale  # type: ignore[method-assign]
-    if Consumer._new_offset is not _new_offset_without_gaps:
-        Consumer._new_offset = _new_offset_without_gaps  # type: ignore[method-assign]
-    if Consumer.wait_first is not _wait_first_eager:
-        Consumer.wait_first = _wait_first_eager  # type: ignore[method-assign,assignment]
+    """Check the installed versions, then patch the consumer (idempotent: once per process)."""
+    check_versions()
+    for name, replacement in PATCHES.items():
+        if getattr(Consumer, name) is not replacement:
+            setattr(Consumer, name, replacement)
 
 
-# ---- accessors: the runtime's reads and writes of Faust internals, all here ------------------
+# ---------------------------------------------------------------------------------------------
+# Accessors: the private Faust internals the runtime reads, behind public names.
 
 
 def store_get(table: Any, key: str) -> Any | None:
-    """One store lookup (None when absent): Faust's `table.get` looks a key up twice."""
+    """A table key's value, None when absent, with one store lookup: Faust's `table.get` looks
+    a key up twice (contains, then get) and runs its sensors on each call. A RocksDB store
+    reads the current event's partition database (any opened one outside an event)."""
     store = table.data
     if isinstance(store, SerializedStore):
         raw = store._get(store._encode_key(key))
@@ -147,8 +238,12 @@ def store_get(table: Any, key: str) -> Any | None:
 
 
 def store_set_local(table: Any, key: str, value: Any | None) -> tuple[bytes, bytes | None]:
-    """Write (None: delete) a key in the local store only; returns the encoded key and value
-    for the changelog record."""
+    """Write (None: delete) a key in the local store only, and return the encoded key and value
+    (None for a delete, a changelog tombstone) for the caller to send to the changelog itself:
+    Faust's `table[key] = value` builds a FutureMessage and a buffered send per write.
+
+    A RocksDB store writes into the database of the current event's partition (Faust takes the
+    partition from the event), so call it from an agent's event only."""
     store = table.data
     kb = store._encode_key(key)
     vb = None if value is None else store._encode_value(value)
@@ -165,25 +260,28 @@ def store_set_local(table: Any, key: str, value: Any | None) -> tuple[bytes, byt
 
 
 def partition_keys(table: Any, partition: int) -> Iterator[str]:
-    """The keys a partition holds, in key order (RocksDB keeps one sorted database per
-    partition); the memory store (tests) has no partitions: all its keys, sorted."""
+    """The keys stored for one partition, in key order: for agents that prune or re-publish what
+    they own (RocksDB keeps one sorted database per partition, and Faust's own iteration walks
+    every partition). The memory store (tests) has no partitions: all its keys, sorted."""
     store = table.data
     if not isinstance(store, RocksDBStore):
         yield from sorted(store)
         return
     db = store._db_for_partition(partition)
     for raw in db.keys():  # noqa: SIM118 - a RocksDB handle, iterated in key order
-        if raw.startswith(b"__faust"):  # Faust's own bookkeeping (persisted offset)
+        if raw.startswith(b"__faust"):  # Faust's own bookkeeping (the persisted offset)
             continue
         yield store._decode_key(raw)
 
 
-def committed_offset(app: Any, tp: TP) -> int | None:
-    """The consumer's committed offset of a partition (where Faust seeks after a rebalance)."""
-    offset = app.consumer._committed_offset.get(tp)
-    return None if offset is None else int(offset)
+def committed_offset(app: AppT, tp: TP) -> int | None:
+    """The offset the consumer last committed (or found committed) for `tp`: the next offset
+    it reads after a rebalance, which Faust keeps but does not expose. None when unknown."""
+    offset: int | None = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
+    return offset
 
 
-def tables_recovered(app: Any) -> bool:
-    """True once Faust restored every table from its changelog."""
-    return bool(app.tables.recovery.completed.is_set())
+def tables_recovered(app: AppT) -> bool:
+    """Whether table recovery from the changelogs completed (for /health and for agents that
+    must not act on half-recovered tables); Faust exposes no public flag for it."""
+    return bool(app.tables.recovery.completed.is_set())  # type: ignore[attr-defined]
