@@ -730,20 +730,24 @@ def action_outcome(state: StoreState, sent: Mapping[str, Any]) -> Outcome:
         for c in reversed(state.confirmations):
             if c.seq <= int(sent.get("seq", 0)):
                 break
-            if c.order_id == sent["order_id"] and c.shipment_id == sent.get("shipment_id"):
-                if c.change in wanted:
-                    extra = ""
-                    if c.change == "short_pick":
-                        missing = ", ".join(
-                            f"{ln.get('sku')}×{ln.get('qty')}"
-                            for ln in c.detail.get("missing") or []
-                            if isinstance(ln, Mapping)
-                        )
-                        extra = f" — short pick: {missing} re-routed to another location"
-                    return Outcome(
-                        "confirmed",
-                        f"Confirmed: {c.change.replace('_', ' ')} (order {c.order_status})" + extra,
-                    )
+            if (
+                c.order_id != sent["order_id"]
+                or c.shipment_id != sent.get("shipment_id")
+                or c.change not in wanted
+            ):
+                continue
+            extra = ""
+            if c.change == "short_pick":
+                missing = ", ".join(
+                    f"{ln.get('sku')}×{ln.get('qty')}"
+                    for ln in c.detail.get("missing") or []
+                    if isinstance(ln, Mapping)
+                )
+                extra = f" — short pick: {missing} re-routed to another location"
+            return Outcome(
+                "confirmed",
+                f"Confirmed: {c.change.replace('_', ' ')} (order {c.order_status})" + extra,
+            )
     return Outcome("waiting", f"Sent {kind.replace('_', ' ')}; waiting for the system to confirm…")
 
 
