@@ -727,27 +727,32 @@ def action_outcome(state: StoreState, sent: Mapping[str, Any]) -> Outcome:
         if error is not None:
             return Outcome("refused", f"Refused by the system: {error}")
         wanted = CONFIRMING_CHANGES.get(kind, frozenset({kind}))
+        matches = []
         for c in reversed(state.confirmations):
             if c.seq <= int(sent.get("seq", 0)):
                 break
             if (
-                c.order_id != sent["order_id"]
-                or c.shipment_id != sent.get("shipment_id")
-                or c.change not in wanted
+                c.order_id == sent["order_id"]
+                and c.shipment_id == sent.get("shipment_id")
+                and c.change in wanted
             ):
-                continue
-            extra = ""
+                matches.append(c)
+    if matches:
+        # one input can confirm with several changes (a short pick: short_pick, then picked)
+        latest = matches[0]
+        extra = ""
+        for c in matches:
             if c.change == "short_pick":
                 missing = ", ".join(
                     f"{ln.get('sku')}×{ln.get('qty')}"
                     for ln in c.detail.get("missing") or []
                     if isinstance(ln, Mapping)
                 )
-                extra = f" — short pick: {missing} re-routed to another location"
-            return Outcome(
-                "confirmed",
-                f"Confirmed: {c.change.replace('_', ' ')} (order {c.order_status})" + extra,
-            )
+                extra = f" — short pick: {missing} re-routed"
+        return Outcome(
+            "confirmed",
+            f"Confirmed: {latest.change.replace('_', ' ')} (order {latest.order_status})" + extra,
+        )
     return Outcome("waiting", f"Sent {kind.replace('_', ' ')}; waiting for the system to confirm…")
 
 

@@ -21,6 +21,13 @@ from dashboard.source import FeedStatus, LiveFeed
 from dashboard.store_fixtures import FIXTURE_STORE, build_store_state
 
 FIXTURES_ENV = "STOCKROUTE_DASHBOARD_FIXTURES"
+STORE_IDS_ENV = "STOCKROUTE_STORE_IDS"
+
+
+def allowed_stores() -> frozenset[str]:
+    """The locations this instance may act for (comma-separated ids); empty: every one."""
+    raw = os.environ.get(STORE_IDS_ENV, "")
+    return frozenset(part.strip() for part in raw.split(",") if part.strip())
 
 
 def fixtures_mode() -> bool:
@@ -82,8 +89,16 @@ def show_status(src: Source) -> None:
 def pick_store(src: Source, key: str) -> str | None:
     """The store selector (active locations); `?store=ID` in the URL preselects one."""
     options = store.active_locations(src.state)
+    allowed = allowed_stores()
+    if allowed:
+        options = [(loc_id, label) for loc_id, label in options if loc_id in allowed]
     if not options:
-        st.info("No active location known yet (the `locations` topic).")
+        st.info(
+            f"None of the stores this app serves ({STORE_IDS_ENV}: {', '.join(sorted(allowed))}) "
+            "is an active location."
+            if allowed
+            else "No active location known yet (the `locations` topic)."
+        )
         return None
     ids = [loc_id for loc_id, _ in options]
     labels = dict(options)

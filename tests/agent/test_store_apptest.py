@@ -239,6 +239,20 @@ def test_searching_the_queue_narrows_it_to_the_order(fixture_mode: None) -> None
     assert "No open shipment matching 'NOPE'" in at.container(key="store_queue").info[0].value
 
 
+def test_an_instance_limited_to_some_stores_offers_only_those(
+    fixture_mode: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STOCKROUTE_STORE_IDS", "ST-FIX-02, ST-ELSEWHERE")
+    at = run(STORE_PAGE)
+    assert at.selectbox(key="store_id").options == ["ST-FIX-02 — Lyon Part-Dieu"]
+    assert at.selectbox(key="store_id").value == "ST-FIX-02"
+
+    monkeypatch.setenv("STOCKROUTE_STORE_IDS", "ST-ELSEWHERE")
+    at = run(STORE_PAGE)
+    assert any("None of the stores this app serves" in i.value for i in at.info)
+    assert not at.get("selectbox")
+
+
 # ---- Returns desk ----------------------------------------------------------------------------
 
 

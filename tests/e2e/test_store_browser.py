@@ -341,7 +341,7 @@ def test_an_associate_ships_collects_and_refunds_through_the_store_app(
         page.type(f"found_{home_sid}_{SKU_A}", "1")
         page.wait_text("shipment_panel", f"{SKU_A} ×1 missing")
         page.click("act_pick")
-        page.wait_text("action_result", f"short pick: {SKU_A}×1")
+        page.wait_text("action_result", f"short pick: {SKU_A}×1 re-routed")
         page.wait_text("shipment_panel", f"{home_sid} · ship from store · picked")
         picked = read_until(
             demo,

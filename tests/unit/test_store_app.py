@@ -241,6 +241,14 @@ def test_an_action_is_waiting_then_confirmed_by_order_events(state: store.StoreS
     outcome = store.action_outcome(state, record)
     assert outcome.state == "confirmed"
     assert "SKU-0031×2" in outcome.text
+    # the same input then confirms `picked` too: the short pick stays visible
+    store.fold(
+        state,
+        store.H_ORDER_EVENTS,
+        order_event("O-FIX-02", "picked", "in_preparation", picked, n=1),
+    )
+    outcome = store.action_outcome(state, record)
+    assert outcome.text.startswith("Confirmed: picked") and "short pick: SKU-0031×2" in outcome.text
     assert ship(state, "O-FIX-02").lines == {"SKU-0007": 1, "SKU-0031": 1}
 
 
