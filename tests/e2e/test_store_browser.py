@@ -330,10 +330,12 @@ def test_an_associate_ships_collects_and_refunds_through_the_store_app(
         page.wait_text("store_queue", "open shipment", timeout=180)
         page.wait_text("store_load", "Open orders")
 
+        page.wait_text("store_queue", home_sid)
+        page.shot("store.png")  # the whole queue, oldest first
+
         # ---- 1. home delivery: routed -> shipped, with a short pick and the label ----------
         page.type("queue_search", home_id)
         page.wait_text("shipment_panel", f"{home_sid} · ship from store · routed")
-        page.shot("store.png")
         page.click("act_accept")
         page.wait_text("action_result", "Confirmed: accepted")
         page.wait_text("shipment_panel", f"{home_sid} · ship from store · accepted")
