@@ -10,7 +10,9 @@ its orders can only be served there, places a home order and a click & collect o
    (1 of 2 units found), pack, print the label (the PDF is downloaded, its text extracted with
    pdftotext and its Code 128 barcode decoded back to the shipment id with zbarimg), shipped;
 2. walks the click & collect order to collected (the customer's order id typed at the counter);
-3. returns the home order's picked unit through the Returns desk and waits for the refund.
+3. pauses web orders at the store (walk-in customers first), checks that routing then leaves
+   the store out (reason `paused`) for a new order, and resumes;
+4. returns the home order's picked unit through the Returns desk and waits for the refund.
 
 Every step waits for the page to show what the system confirmed (order-events, refunds).
 Screenshots of both pages (and the label) land in the test's tmp dir; with
@@ -405,6 +407,24 @@ def test_an_associate_ships_collects_and_refunds_through_the_store_app(
         page.type("collect_order_id", cc_id)
         page.click("act_collect")
         page.wait_text("action_result", "Confirmed: collected")
+
+        # ---- walk-in customers first: a pause keeps routing away from the store ------------
+        page.click("act_pause")
+        page.wait_text("store_load", "Web orders paused until")
+        paused_id = f"E2E-{run}-PAUSED"
+        produce(demo, ("web_orders", paused_id, _order(paused_id, store, [(SKU_B, 1, 5.0)], False)))
+        decision = read_until(
+            demo,
+            "routed_orders",
+            lambda v: v.get("order_id") == paused_id,
+            120,
+            "the decision on an order placed during the pause",
+        )
+        # only this store holds the SKU, and it is paused: nobody else can serve it
+        assert decision["status"] == "unroutable", decision
+        assert decision["reasons"]["ineligible"].get("paused") == [store_id], decision
+        page.click("act_resume")
+        page.wait_text("store_load", "Pause web orders for")
 
         # ---- 3. the returns desk: the home order's shipped unit back, refunded --------------
         d.get(f"{demo.url}/Returns_desk?store={store_id}")
