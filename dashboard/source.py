@@ -28,9 +28,9 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -126,6 +126,15 @@ Item = tuple[str, Mapping[str, Any] | None, str | None]
 """(topic handle, value, key): what `fold_many` takes."""
 
 
+class Sink(Protocol):
+    """Where a LiveFeed folds what it reads, instead of the planner's `DashboardState`
+    (the store app's `dashboard.store.StoreState` is one)."""
+
+    def fold_many(self, items: Iterable[Item]) -> int: ...
+
+    def tick(self) -> None: ...
+
+
 class TimeOrderedReplay:
     """Merges the replay of several partitions into one stream ordered by record time.
 
@@ -182,6 +191,8 @@ class LiveFeed:
 
     Usage: `feed = LiveFeed().start()`; read `feed.state` with the query functions of
     dashboard.model and `feed.status()` for the connection line; `feed.stop()` to end.
+    Another page reads other topics with the same reader: `LiveFeed(handles=..., sink=...)`
+    folds the topics of those handles into `sink` instead of `state`.
     """
 
     def __init__(
@@ -194,9 +205,12 @@ class LiveFeed:
         retry_s: float = 5.0,
         rediscover_s: float = 15.0,
         connect_timeout_s: float = 20.0,
+        handles: Sequence[str] = DASHBOARD_HANDLES,
+        sink: Sink | None = None,
     ) -> None:
         self.settings = settings or KafkaSettings.from_env()
         self.state = state or DashboardState()
+        self.sink = sink
         self.history_hours = history_hours
         self.max_history = max_history
         self.retry_s = retry_s
@@ -206,11 +220,9 @@ class LiveFeed:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._status = FeedStatus(bootstrap=self.settings.bootstrap)
-        self._handle_by_name = {getattr(TOPICS, h).name: h for h in DASHBOARD_HANDLES}
+        self._handle_by_name = {getattr(TOPICS, h).name: h for h in handles}
         self._compacted = {
-            getattr(TOPICS, h).name
-            for h in DASHBOARD_HANDLES
-            if getattr(TOPICS, h).cleanup == "compact"
+            getattr(TOPICS, h).name for h in handles if getattr(TOPICS, h).cleanup == "compact"
         }
         # next offset to read per (topic, partition): survives reconnects, so a broker restart
         # resumes instead of replaying (the folds are idempotent anyway)
@@ -305,7 +317,10 @@ class LiveFeed:
                     # records that never show up as messages
                     self._positions[(tp.topic, tp.partition)] = await consumer.position(tp)
                 self._fold(batches)
-                tick(self.state)
+                if self.sink is None:
+                    tick(self.state)
+                else:
+                    self.sink.tick()
                 self._throttle_replay(consumer)
                 if loop.time() >= next_check:
                     # also proves the broker still answers: a failure ends the session and the
@@ -395,7 +410,10 @@ class LiveFeed:
         released = self._replay.release(
             lambda k: self._positions.get(k, 0) >= self._targets.get(k, 0)
         )
-        fold_many(self.state, [*items, *released])
+        if self.sink is None:
+            fold_many(self.state, [*items, *released])
+        else:
+            self.sink.fold_many([*items, *released])
         st = self.status()
         self._set(
             messages=st.messages + len(items) + replayed,

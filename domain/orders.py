@@ -496,6 +496,7 @@ class Machine:
             self.ctx.locations,
             self.ctx.loads,
             self.ctx.policy,
+            now=self.ctx.now,
         )
         if decision.status != "routed":
             self._unroutable(rnd.lines, decision.reasons)

@@ -12,6 +12,8 @@ Shape (the one shared by commercial OMS: filter, score, fall back, give up)
    chosen when it
    - already rejected this order (`request.excluded`)             -> ``rejected_before``
    - is inactive                                                   -> ``inactive``
+   - paused web orders until a time after the decision's `now`
+     (``paused_until``: walk-in customers first)                   -> ``paused``
    - is a store without ``ship_from_store`` (home and transfers)   -> ``not_ship_from_store``
    - has ``capacity_per_hour == 0`` or ``max_backlog == 0``: it is
      not set up for online work at all (0 never means "no limit")  -> ``no_capacity``
@@ -22,9 +24,9 @@ Shape (the one shared by commercial OMS: filter, score, fall back, give up)
 2. **Click & collect**: the pickup store must exist, be active and offer click & collect,
    otherwise the order is unroutable. The pickup store serves the order from its own shelf (mode
    ``click_collect``, whatever its ``ship_from_store`` flag) when it holds every line and passes
-   the filter above (not rejected before, configured, not saturated). Otherwise the lines are
-   shipped to the pickup store from other locations (mode ``transfer_to_store``), scored like a
-   home delivery whose destination is the pickup store.
+   the filter above (not rejected before, not paused, configured, not saturated). Otherwise the
+   lines are shipped to the pickup store from other locations (mode ``transfer_to_store``),
+   scored like a home delivery whose destination is the pickup store.
 3. **Score** a shipment (lower is better; every term is in currency-like units)::
 
        shipping   = cost_per_km * great_circle_km(location, destination)
@@ -76,6 +78,7 @@ import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -256,6 +259,11 @@ def load_penalty(loc: Location, load: LoadView, policy: RoutingPolicy) -> float:
     return policy.load_weight * open_orders / cap + policy.backlog_weight * f / (1.0 - f)
 
 
+def is_paused(loc: Location, now: datetime | None) -> bool:
+    """The location paused web orders until after `now` (no `now`: pauses are not checked)."""
+    return now is not None and loc.paused_until is not None and loc.paused_until > now
+
+
 def ineligibility(
     location_id: str,
     loc: Location | None,
@@ -263,6 +271,7 @@ def ineligibility(
     load: LoadView,
     *,
     check_load: bool = True,
+    now: datetime | None = None,
 ) -> str | None:
     """Why this location may not ship this order (None: it may). Stock is checked elsewhere."""
     if loc is None:
@@ -271,6 +280,8 @@ def ineligibility(
         return "rejected_before"
     if not loc.active:
         return "inactive"
+    if is_paused(loc, now):
+        return "paused"
     if loc.kind == "store" and not loc.ship_from_store:
         return "not_ship_from_store"
     if loc.capacity_per_hour <= 0 or loc.max_backlog <= 0:
@@ -417,6 +428,7 @@ def prepare(
     *,
     name: str,
     check_load: bool = True,
+    now: datetime | None = None,
 ) -> Prepared | Decision:
     """Validate the order, serve click & collect from the pickup shelf when it can, else filter.
 
@@ -464,6 +476,8 @@ def prepare(
         why_not: str | None
         if pickup_id in request.excluded:
             why_not = "rejected_before"
+        elif is_paused(pickup, now):
+            why_not = "paused"
         elif pickup.capacity_per_hour <= 0 or pickup.max_backlog <= 0:
             why_not = "no_capacity"
         elif check_load and load.open_orders >= pickup.max_backlog:
@@ -496,6 +510,7 @@ def prepare(
                 request,
                 loads.get(location_id, _NO_LOAD),
                 check_load=check_load,
+                now=now,
             )
         if why is not None:
             excluded.setdefault(why, []).append(location_id)
@@ -716,9 +731,13 @@ def decide(
     locations: Mapping[str, Location],
     loads: Mapping[str, LoadView],
     policy: RoutingPolicy,
+    *,
+    now: datetime | None = None,
 ) -> Decision:
-    """Route one order (see the module docstring for the rules and the score)."""
-    prep = prepare(request, stock, locations, loads, policy, name="weighted_score")
+    """Route one order (see the module docstring for the rules and the score).
+
+    `now` is the decision's time: a location paused until later is ineligible (``paused``)."""
+    prep = prepare(request, stock, locations, loads, policy, name="weighted_score", now=now)
     if isinstance(prep, Decision):
         return prep
     lines, reasons, cands = prep.lines, prep.reasons, prep.candidates

@@ -95,6 +95,8 @@ class Location(Record):
     max_backlog: Annotated[int, Field(ge=0, le=MAX_QTY)] = 0
     safety_stock: Annotated[int, Field(ge=0, le=MAX_QTY)] = 0
     active: bool = True
+    # web orders paused until then (walk-in customers first); ISO text accepted from JSON lines
+    paused_until: Annotated[AwareDatetime, Field(strict=False)] | None = None
 
 
 class PosSale(Event):
@@ -122,6 +124,10 @@ class Customer(Record):
     lat: Latitude
     lon: Longitude
     postcode: Annotated[str, Field(max_length=32)] | None = None
+    name: Annotated[str, Field(max_length=256)] | None = None
+    address_lines: (
+        Annotated[list[Annotated[str, Field(max_length=256)]], Field(max_length=8)] | None
+    ) = None
 
 
 class Delivery(Record):

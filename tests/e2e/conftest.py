@@ -65,7 +65,9 @@ def port_open(port: int) -> bool:
 class Demo:
     """One `scripts/demo.sh` process (its own process group) and what it was given."""
 
-    def __init__(self, tmp: Path, duration: float | None = None) -> None:
+    def __init__(
+        self, tmp: Path, duration: float | None = None, sim_args: str = E2E_SIM_ARGS
+    ) -> None:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
         if not bootstrap:
             pytest.skip("e2e tests need a broker (KAFKA_BOOTSTRAP): run them with `make test`")
@@ -87,7 +89,7 @@ class Demo:
             "DEMO_WORKER_DIR": str(tmp / "worker"),
             "DEMO_WORKER_PORT": str(self.worker_port),
             "DEMO_DASHBOARD_PORT": str(self.dash_port),
-            "DEMO_ARGS": E2E_SIM_ARGS,
+            "DEMO_ARGS": sim_args,
             "STOCKROUTE_DASHBOARD_REFRESH_S": "2",
         }
         if duration is not None:
@@ -176,8 +178,8 @@ async def _end_offsets(topics: Topics, handles: list[str]) -> dict[str, int]:
 def demo_factory(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
     started: list[Demo] = []
 
-    def make(duration: float | None = None, sub: str = "run") -> Demo:
-        d = Demo(tmp_path / sub, duration)
+    def make(duration: float | None = None, sub: str = "run", sim_args: str = E2E_SIM_ARGS) -> Demo:
+        d = Demo(tmp_path / sub, duration, sim_args)
         started.append(d)
         return d
 
