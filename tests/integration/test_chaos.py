@@ -14,17 +14,30 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.integration.harness import Cluster, send, wait_for
+from tests.integration import probes
+from tests.integration.harness import Cluster, WorkerProcess, send, wait_for
 from tests.integration.test_stock_table import diff, load_locations, matches, oracle, stock_events
 
 
 class Streamer:
-    """Sends events in small chunks on a background thread, so faults land mid-stream."""
+    """Sends events in small chunks on a background thread, so faults land mid-stream.
+
+    With `hold_at`, it stops after that many events until `resume` is set: a test that must
+    have input streaming while something slow happens (a worker joining) keeps part of the
+    stream for after it, whatever the speed of the machine.
+    """
 
     def __init__(
-        self, cluster: Cluster, events: list[Any], chunk: int = 100, pause: float = 0.1
+        self,
+        cluster: Cluster,
+        events: list[Any],
+        chunk: int = 100,
+        pause: float = 0.1,
+        hold_at: int | None = None,
     ) -> None:
         self.cluster, self.events, self.chunk, self.pause = cluster, events, chunk, pause
+        self.hold_at = hold_at
+        self.resume = threading.Event()
         self.sent = 0
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -32,6 +45,8 @@ class Streamer:
     def _run(self) -> None:
         try:
             for i in range(0, len(self.events), self.chunk):
+                if self.hold_at is not None and i >= self.hold_at and not self.resume.wait(300):
+                    raise TimeoutError(f"streamer held at {i} events: nobody resumed it")
                 self.sent += send(self.cluster, self.events[i : i + self.chunk])
                 time.sleep(self.pause)
         except BaseException as exc:  # noqa: BLE001 - reported by join()
@@ -60,6 +75,51 @@ def assert_matches(cluster: Cluster, expected: dict[str, int], timeout: float, w
         raise AssertionError(f"{what}: mismatch {diff(cluster, expected)}") from None
 
 
+def sigkill_mid_stream(
+    cluster: Cluster,
+    worker: WorkerProcess,
+    streamer: Streamer,
+    inputs: tuple[str, ...],
+    rnd: random.Random,
+    count: int = 3,
+) -> list[probes.Kill]:
+    """SIGKILL and restart the worker `count` times while the streamer runs; assert that each
+    kill hit a live worker process with input in flight and that a new process took over.
+
+    Each kill waits until the current incarnation has committed input of its own (it is past
+    start-up and processing) and input is uncommitted, after a random extra delay so the kill
+    lands at a different point of the fold each time. What the kill hit is then measured,
+    not assumed (probes.sigkill): a kill after everything was committed, or one that found no
+    worker process, fails here instead of passing as a chaos test that tested nothing.
+    """
+    kills: list[probes.Kill] = []
+    pids = [probes.wait_worker_pid(worker)]
+    for n in range(1, count + 1):
+        since = kills[-1].committed if kills else {}
+        time.sleep(rnd.uniform(0.0, 1.0))  # picks the moment of the fault; waits for nothing
+        wait_for(
+            lambda since=since: (
+                probes.progressed(cluster, inputs, since) and probes.uncommitted(cluster, inputs)
+            ),
+            timeout=90,
+            interval=0.2,
+            what=f"kill {n}: the worker processing, with input left uncommitted",
+        )
+        kill = probes.sigkill(worker, inputs)
+        kills.append(kill)
+        assert kill.pid == pids[-1], f"kill {n} hit {kill.pid}, the worker ran as {pids[-1]}"
+        assert kill.in_flight, (
+            f"kill {n}: nothing in flight (ends {kill.ends}, committed {kill.committed})"
+        )
+        worker.start()
+        pids.append(probes.wait_worker_pid(worker))
+        assert pids[-1] != kill.pid, f"kill {n}: the worker still runs as {kill.pid}"
+        print(f"kill {n}: pid {kill.pid} -> {pids[-1]}, in flight {sum(kill.in_flight.values())}")
+    assert not streamer.error, streamer.error
+    assert len(set(pids)) == count + 1, f"a worker pid came back: {pids}"
+    return kills
+
+
 def test_three_sigkills_at_random_moments_while_events_stream_in_leave_stock_exact(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -70,14 +130,7 @@ def test_three_sigkills_at_random_moments_while_events_stream_in_leave_stock_exa
     rnd = random.Random(81)
     events += rnd.sample(events[:2000], 300)
     streamer = Streamer(cluster, events, chunk=100, pause=0.12).start()
-    kills = 0
-    for _ in range(3):
-        time.sleep(rnd.uniform(0.3, 1.5))  # a random moment, mid-processing
-        worker.kill()
-        kills += 1
-        time.sleep(rnd.uniform(0.0, 0.5))
-        worker.start()
+    sigkill_mid_stream(cluster, worker, streamer, ("pos_sales", "supplier_feeds"), rnd)
     streamer.join()
-    assert kills == 3
     assert_matches(cluster, oracle(events), 180, "stock after three SIGKILLs")
     assert worker.healthy()
