@@ -294,3 +294,10 @@ def progressed(cluster: Cluster, handles: Iterable[str], since: Offsets) -> bool
     """True when the group committed input beyond `since` (a restarted worker is processing)."""
     now = committed_offsets(cluster, handles)
     return any(off > since.get(tp, 0) for tp, off in now.items())
+
+
+def mid_stream(cluster: Cluster, handles: Iterable[str], since: Offsets | None = None) -> bool:
+    """The moment a fault tests something: the group has committed input beyond `since` (the
+    current worker is past start-up and folding) and produced input is still uncommitted."""
+    handles = list(handles)
+    return progressed(cluster, handles, since or {}) and bool(uncommitted(cluster, handles))

@@ -22,9 +22,9 @@ from tests.integration.test_stock_table import diff, load_locations, matches, or
 class Streamer:
     """Sends events in small chunks on a background thread, so faults land mid-stream.
 
-    With `hold_at`, it stops after that many events until `resume` is set: a test that must
-    have input streaming while something slow happens (a worker joining) keeps part of the
-    stream for after it, whatever the speed of the machine.
+    With `holds` (event counts), it stops at each until `release()` is called once more: a
+    fault test keeps part of the stream for after something slow (a worker restarting or
+    joining), so input is streaming when the fault lands, whatever the speed of the machine.
     """
 
     def __init__(
@@ -33,20 +33,32 @@ class Streamer:
         events: list[Any],
         chunk: int = 100,
         pause: float = 0.1,
-        hold_at: int | None = None,
+        holds: tuple[int, ...] = (),
     ) -> None:
         self.cluster, self.events, self.chunk, self.pause = cluster, events, chunk, pause
-        self.hold_at = hold_at
-        self.resume = threading.Event()
+        self.holds = holds
+        self.released = 0
+        self._cond = threading.Condition()
         self.sent = 0
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def release(self) -> None:
+        """Let the stream pass its next hold."""
+        with self._cond:
+            self.released += 1
+            self._cond.notify_all()
+
+    def _held(self, at: int) -> None:
+        passed = sum(1 for h in self.holds if h <= at)
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.released >= passed, timeout=300):
+                raise TimeoutError(f"streamer held at {at} events: nobody released it")
+
     def _run(self) -> None:
         try:
             for i in range(0, len(self.events), self.chunk):
-                if self.hold_at is not None and i >= self.hold_at and not self.resume.wait(300):
-                    raise TimeoutError(f"streamer held at {i} events: nobody resumed it")
+                self._held(i)
                 self.sent += send(self.cluster, self.events[i : i + self.chunk])
                 time.sleep(self.pause)
         except BaseException as exc:  # noqa: BLE001 - reported by join()
@@ -84,12 +96,14 @@ def sigkill_mid_stream(
     count: int = 3,
 ) -> list[probes.Kill]:
     """SIGKILL and restart the worker `count` times while the streamer runs; assert that each
-    kill hit a live worker process with input in flight and that a new process took over.
+    kill hit the running worker process with input in flight and that a new process took over.
 
+    The streamer holds a portion of its events for each restart (its `holds`), released once
+    the restarted worker is up, so every kill has a stream to land in on a fast machine too.
     Each kill waits until the current incarnation has committed input of its own (it is past
-    start-up and processing) and input is uncommitted, after a random extra delay so the kill
-    lands at a different point of the fold each time. What the kill hit is then measured,
-    not assumed (probes.sigkill): a kill after everything was committed, or one that found no
+    start-up and processing) while input is uncommitted, after a random extra delay so the kill
+    lands at a different point of the fold each time. What the kill hit is then measured, not
+    assumed (probes.sigkill): a kill after everything was committed, or one that found no
     worker process, fails here instead of passing as a chaos test that tested nothing.
     """
     kills: list[probes.Kill] = []
@@ -98,9 +112,7 @@ def sigkill_mid_stream(
         since = kills[-1].committed if kills else {}
         time.sleep(rnd.uniform(0.0, 1.0))  # picks the moment of the fault; waits for nothing
         wait_for(
-            lambda since=since: (
-                probes.progressed(cluster, inputs, since) and probes.uncommitted(cluster, inputs)
-            ),
+            lambda since=since: probes.mid_stream(cluster, inputs, since),
             timeout=90,
             interval=0.2,
             what=f"kill {n}: the worker processing, with input left uncommitted",
@@ -114,6 +126,7 @@ def sigkill_mid_stream(
         worker.start()
         pids.append(probes.wait_worker_pid(worker))
         assert pids[-1] != kill.pid, f"kill {n}: the worker still runs as {kill.pid}"
+        streamer.release()  # the next portion streams into the restarted worker
         print(f"kill {n}: pid {kill.pid} -> {pids[-1]}, in flight {sum(kill.in_flight.values())}")
     assert not streamer.error, streamer.error
     assert len(set(pids)) == count + 1, f"a worker pid came back: {pids}"
@@ -129,7 +142,10 @@ def test_three_sigkills_at_random_moments_while_events_stream_in_leave_stock_exa
     # a few hundred re-sent events (same event_id, same topic and key): must change nothing
     rnd = random.Random(81)
     events += rnd.sample(events[:2000], 300)
-    streamer = Streamer(cluster, events, chunk=100, pause=0.12).start()
+    quarter = len(events) // 4
+    streamer = Streamer(
+        cluster, events, chunk=100, pause=0.12, holds=(quarter, 2 * quarter, 3 * quarter)
+    ).start()
     sigkill_mid_stream(cluster, worker, streamer, ("pos_sales", "supplier_feeds"), rnd)
     streamer.join()
     assert_matches(cluster, oracle(events), 180, "stock after three SIGKILLs")

@@ -29,7 +29,7 @@ def test_a_second_worker_joining_and_leaving_mid_stream_leaves_stock_exact(
     first = cluster.worker().start()
     events = stock_events(3000, seed=82)
     # the last third waits for the second worker, so input streams while it owns partitions
-    streamer = Streamer(cluster, events, chunk=100, pause=0.15, hold_at=2000).start()
+    streamer = Streamer(cluster, events, chunk=100, pause=0.15, holds=(2000,)).start()
     wait_for(
         lambda: probes.progressed(cluster, INPUTS, {}),
         timeout=60,
@@ -41,7 +41,7 @@ def test_a_second_worker_joining_and_leaving_mid_stream_leaves_stock_exact(
         timeout=90,
         what="the second worker to own input partitions",
     )
-    streamer.resume.set()
+    streamer.release()
 
     def handed_over() -> tuple[set[str], probes.Offsets, probes.Offsets] | None:
         """(owned, ends, committed) when the second worker owned input partitions with
