@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.dedupe import DAY_S
+from tests.integration import probes
 from tests.integration.harness import (
     Cluster,
     iso,
@@ -148,7 +149,7 @@ def test_a_repeated_event_id_changes_nothing(cluster: Cluster, tmp_path: Path) -
     send(cluster, [*again, marker])
     expected["MARK@ST-3"] = 1
     wait_for(lambda: "MARK@ST-3" in latest_by_key(cluster, "stock_availability"), timeout=60)
-    time.sleep(2)
+    probes.wait_drained(cluster)  # the re-sends on other partitions too: nothing more to come
     assert matches(cluster, expected), diff(cluster, expected)
 
 
@@ -315,15 +316,23 @@ def test_a_worker_killed_mid_stream_and_restarted_matches_the_oracle_exactly(
     load_locations(cluster, tmp_path)
     worker = cluster.worker().start()
     events = stock_events(4000, seed=4)
+    inputs = ("pos_sales", "supplier_feeds")
     send(cluster, events[:2000])
-    time.sleep(1.0)  # mid-stream: part of the first half is folded, part is not
-    worker.kill()
-    send(cluster, events[2000:3000])
-    worker.start()
-    time.sleep(0.7)
-    worker.kill()
-    send(cluster, events[3000:])
-    worker.start()
+    kills: list[probes.Kill] = []
+    for n, more in enumerate((events[2000:3000], events[3000:])):  # sent while it is down
+        since = kills[-1].committed if kills else {}
+        # mid-stream: this incarnation folded (and committed) some input, and some is left
+        wait_for(
+            lambda since=since: probes.mid_stream(cluster, inputs, since),
+            timeout=90,
+            interval=0.2,
+            what=f"kill {n + 1}: part of the input folded, part not",
+        )
+        kills.append(probes.sigkill(worker, inputs))
+        assert kills[-1].in_flight, f"kill {n + 1} hit a worker with nothing in flight"
+        send(cluster, more)
+        worker.start()
+        assert probes.wait_worker_pid(worker) != kills[-1].pid
     expected = oracle(events)
     try:
         wait_for(lambda: matches(cluster, expected), timeout=180, what="stock after SIGKILLs")
