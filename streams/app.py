@@ -305,6 +305,7 @@ def create_runtime(settings: WorkerSettings) -> Runtime:
             "views_ready": rt.views_ready,
             "rebalancing": app.rebalancing,
             "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in _assignment(app)),
+            "views": {v.topic: {str(p): o for p, o in v.positions.items()} for v in rt.views},
         }
         ok = recovered and rt.views_ready and not app.rebalancing
         return web.json({"status": "ok" if ok else "starting", **state}, status=200 if ok else 503)

@@ -32,6 +32,9 @@ class CompactedView:
 
     def __post_init__(self) -> None:
         self.ready = asyncio.Event()
+        # partition -> offset after the last record applied: /health shows it, so a caller can
+        # tell when this worker's copy holds what was produced to the topic up to some point
+        self.positions: dict[int, int] = {}
 
     async def run(self) -> None:
         """Follow the topic until cancelled; reconnects after broker errors."""
@@ -53,11 +56,12 @@ class CompactedView:
             auto_offset_reset="earliest",
         )
         await consumer.start()
+        self.positions = {}  # re-read from the beginning
         try:
             ends: dict[TopicPartition, int] | None = None
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=5000)
-                for records in batch.values():
+                for tp, records in batch.items():
                     for rec in records:
                         try:
                             self.on_message(rec.key, rec.value)
@@ -65,6 +69,8 @@ class CompactedView:
                             log.warning(
                                 "view %s: skipped record at %s: %s", self.topic, rec.offset, exc
                             )
+                    if records:
+                        self.positions[tp.partition] = records[-1].offset + 1
                 if self.ready.is_set():
                     continue
                 tps = consumer.assignment()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration import probes
 from tests.integration.harness import Cluster, send, wait_for
 from tests.integration.test_chaos import assert_matches
 from tests.integration.test_stock_table import load_locations, oracle, stock_events
@@ -66,9 +67,18 @@ def test_the_worker_reconnects_after_a_broker_restart_and_finishes_exact(
         worker = cluster.worker().start()
         events = stock_events(2500, seed=83)
         send(cluster, events[:1200])
-        time.sleep(1.0)  # part of it folded, part not
+        inputs = ("pos_sales", "supplier_feeds")
+        with probes.OffsetReader(cluster) as offsets:  # closed before the broker goes
+            wait_for(
+                lambda: offsets.progressed(inputs, {}),
+                timeout=90,
+                interval=0.2,
+                what="part of the input folded and committed",
+            )
+            left = sum(offsets.uncommitted(inputs).values())
+        print(f"broker stopped with {left} input messages uncommitted")
         kafka_local.down(port, data, quiet=True)
-        time.sleep(3.0)  # the worker sees the broker gone
+        time.sleep(3.0)  # the outage's length (the worker's requests fail meanwhile)
         assert worker.proc is not None and worker.proc.poll() is None, "worker died"
         kafka_local.up(port, data_dir=data, quiet=True)  # same data: topics and offsets kept
         send(cluster, events[1200:])

@@ -1,20 +1,20 @@
 """Orders under chaos: SIGKILL the worker three times while orders and stock stream in.
 
-At the end no order is lost (each has a decision), none is routed twice to conflicting places
-(a shipment id always names one location), and no reservation leaks: for every sku@location,
-reserved units equal the units of the open shipments, never above what was received.
-"""
+Each kill must hit the running worker process while input is in flight, and a new process
+must take over (test_chaos.sigkill_mid_stream). At the end no order is lost (each has a
+decision), none is routed twice to conflicting places (a shipment id always names one
+location), and no reservation leaks: for every sku@location, reserved units equal the units of
+the open shipments, never above what was received."""
 
 from __future__ import annotations
 
 import random
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from tests.integration.harness import Cluster, latest_by_key, location, messages, wait_for
-from tests.integration.test_chaos import Streamer
+from tests.integration.test_chaos import Streamer, sigkill_mid_stream
 from tests.integration.test_routing import load_locations, placed, receipt
 
 LOCATIONS = [
@@ -64,12 +64,11 @@ def test_orders_survive_three_sigkills_without_loss_conflict_or_leak(
     load_locations(cluster, tmp_path, LOCATIONS)
     worker = cluster.worker().start()
     events, received = workload(900, seed=5)
-    streamer = Streamer(cluster, events, chunk=60, pause=0.2).start()
-    rnd = random.Random(11)
-    for _ in range(3):
-        time.sleep(rnd.uniform(0.8, 2.5))
-        worker.kill()
-        worker.start()
+    quarter = len(events) // 4  # a portion per incarnation: ~11 chunks, several seconds
+    streamer = Streamer(
+        cluster, events, chunk=20, pause=0.2, holds=(quarter, 2 * quarter, 3 * quarter)
+    ).start()
+    sigkill_mid_stream(worker, streamer, ("supplier_feeds", "web_orders"), random.Random(11))
     streamer.join()
     order_ids = {e[1] for e in events if e[0] == "web_orders"}
     wait_for(

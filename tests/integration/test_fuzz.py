@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.records import MAX_QTY
+from tests.integration import probes
 from tests.integration.harness import Cluster, iso, messages, send, wait_for
 from tests.integration.test_chaos import assert_matches
 from tests.integration.test_stock_table import load_locations, oracle, stock_events
@@ -307,7 +308,7 @@ def test_bad_input_fuzz_never_crashes_the_worker_dead_letters_each_once_and_good
         got = {raw_of(d) for d in messages(cluster, "dead_letters")}
         missing = [(h, k, r[:120]) for h, k, r in bad if r not in got][:5]
         raise AssertionError(f"bad messages not dead-lettered, e.g. {missing}") from None
-    time.sleep(2)
+    probes.wait_drained(cluster)  # every input handled: a second dead letter would show now
     dead = messages(cluster, "dead_letters")
     counts: dict[bytes, int] = {}
     for letter in dead:

@@ -6,9 +6,11 @@ import json
 import random
 import time
 from collections import Counter, defaultdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tests.integration import probes
 from tests.integration.harness import (
     ROOT,
     Cluster,
@@ -181,7 +183,7 @@ def test_two_thousand_competing_orders_on_two_workers_never_oversell(
         timeout=60,
         what="receipts and the ST-FULL preload to show",
     )
-    time.sleep(1.0)  # the workers' views follow the same topics
+    probes.wait_views(cluster)  # routing reads the workers' views of these topics
 
     orders: dict[str, dict[str, Any]] = {}
     batch = []
@@ -310,7 +312,7 @@ def test_two_thousand_competing_orders_on_two_workers_never_oversell(
         ),
         what="receipts",
     )
-    time.sleep(1.0)
+    probes.wait_views(cluster)
     send(cluster, [placed("R-1", {"RR-1": 2}), placed("C-1", {"CX-1": 3})])
     first = wait_for(lambda: latest_by_key(cluster, "routed_orders").get("R-1"), what="R-1 routed")
     (s1,) = first["shipments"]
@@ -379,7 +381,7 @@ def test_an_acceptance_timeout_reroutes_and_releases(tmp_path: Path) -> None:
             [receipt("a", "ST-1", {"TT-1": 5}), receipt("b", "ST-2", {"TT-1": 5})],
         )
         wait_for(lambda: len(latest_by_key(cluster, "stock_availability")) == 2, what="receipts")
-        time.sleep(1.0)
+        probes.wait_views(cluster)
         send(cluster, [placed("T-1", {"TT-1": 2})])
         first = wait_for(
             lambda: latest_by_key(cluster, "routed_orders").get("T-1"), what="T-1 routed"
@@ -407,8 +409,22 @@ def test_an_acceptance_timeout_reroutes_and_releases(tmp_path: Path) -> None:
         events = [m for m in messages(cluster, "order_events") if m["order_id"] == "T-1"]
         rejected = [e for e in events if e["change"] == "shipment_rejected"]
         assert rejected and rejected[0]["detail"]["reason"] == "acceptance timeout"
-        time.sleep(5.0)  # accepted in time: no further re-route
-        assert latest_by_key(cluster, "routed_orders")["T-1"]["attempt"] == 2
-        assert latest_by_key(cluster, "stock_availability")["TT-1@ST-2"]["reserved"] == 2
+        wait_for(
+            lambda: any(
+                s["shipment_id"] == s2["shipment_id"] and s["status"] == "accepted"
+                for s in latest_by_key(cluster, "order_events")["T-1"]["shipments"]
+            ),
+            what="the acceptance applied",
+        )
+        # accepted in time: no further re-route, through the deadline and a timer tick after it
+        due = datetime.fromisoformat(second["decided_at"]).timestamp() + 3.0
+        probes.holds_for(
+            lambda: (
+                latest_by_key(cluster, "routed_orders")["T-1"]["attempt"] == 2
+                and latest_by_key(cluster, "stock_availability")["TT-1@ST-2"]["reserved"] == 2
+            ),
+            seconds=max(0.0, due + 2.0 - time.time()),
+            what="no re-route after an acceptance in time",
+        )
     finally:
         cluster.stop()

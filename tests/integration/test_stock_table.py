@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.dedupe import DAY_S
+from tests.integration import probes
 from tests.integration.harness import (
     Cluster,
     iso,
@@ -148,7 +149,7 @@ def test_a_repeated_event_id_changes_nothing(cluster: Cluster, tmp_path: Path) -
     send(cluster, [*again, marker])
     expected["MARK@ST-3"] = 1
     wait_for(lambda: "MARK@ST-3" in latest_by_key(cluster, "stock_availability"), timeout=60)
-    time.sleep(2)
+    probes.wait_drained(cluster)  # the re-sends on other partitions too: nothing more to come
     assert matches(cluster, expected), diff(cluster, expected)
 
 
@@ -312,18 +313,36 @@ def BAD_INPUTS_ORDER(letter: dict[str, Any]) -> int:  # noqa: N802 - reads like 
 def test_a_worker_killed_mid_stream_and_restarted_matches_the_oracle_exactly(
     cluster: Cluster, tmp_path: Path
 ) -> None:
+    """Two SIGKILLs, each right after a chunk of input was acknowledged and once the worker
+    incarnation has committed input of its own (so each lands mid-fold, with input in flight:
+    asserted); more input arrives while the worker is down each time."""
+    from tests.integration.test_chaos import Streamer  # it imports this module: not at the top
+
     load_locations(cluster, tmp_path)
     worker = cluster.worker().start()
     events = stock_events(4000, seed=4)
-    send(cluster, events[:2000])
-    time.sleep(1.0)  # mid-stream: part of the first half is folded, part is not
-    worker.kill()
-    send(cluster, events[2000:3000])
-    worker.start()
-    time.sleep(0.7)
-    worker.kill()
-    send(cluster, events[3000:])
-    worker.start()
+    inputs = ("pos_sales", "supplier_feeds")
+    kills: list[probes.Kill] = []
+    send(cluster, events[:1000])
+    # (streamed once the worker is folding, then sent while it is down)
+    plan = ((events[1000:2000], events[2000:3000]), (events[3000:3500], events[3500:]))
+    with probes.OffsetReader(cluster) as offsets:
+        for n, (streamed, while_down) in enumerate(plan, start=1):
+            since = kills[-1].committed if kills else {}
+            wait_for(
+                lambda since=since: offsets.progressed(inputs, since),
+                timeout=90,
+                interval=0.2,
+                what=f"kill {n}: the worker to commit input of its own",
+            )
+            streamer = Streamer(cluster, streamed, chunk=100, pause=0.1).start()
+            streamer.next_chunk()
+            kills.append(probes.sigkill(worker, inputs, offsets))
+            assert kills[-1].in_flight, f"kill {n} hit a worker with nothing in flight"
+            streamer.join()
+            send(cluster, while_down)
+            worker.start()
+            assert probes.wait_worker_pid(worker) != kills[-1].pid
     expected = oracle(events)
     try:
         wait_for(lambda: matches(cluster, expected), timeout=180, what="stock after SIGKILLs")

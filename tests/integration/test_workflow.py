@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
+from tests.integration import probes
 from tests.integration.harness import (
     Cluster,
     iso,
@@ -67,7 +67,7 @@ def test_orders_walk_the_whole_lifecycle_with_short_pick_cancellation_and_return
         ],
     )
     wait_for(lambda: len(latest_by_key(cluster, "stock_availability")) == 6, what="receipts")
-    time.sleep(1.0)
+    probes.wait_views(cluster)  # routing reads the worker's view of stock-availability
 
     send(
         cluster,
