@@ -20,7 +20,7 @@ import faust
 from faust.types import TP
 
 from domain.routing import RoutingPolicy
-from streams import codecs, faust_fixes
+from streams import codecs, faust_fixes, state_check
 from streams.settings import KafkaSettings, WorkerSettings
 from streams.topics import TOPICS, AnyTopic, Topic
 from streams.views import AvailabilityView, CompactedView, LoadsView, LocationsView
@@ -307,7 +307,9 @@ def create_runtime(settings: WorkerSettings) -> Runtime:
             "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in _assignment(app)),
         }
         ok = recovered and rt.views_ready and not app.rebalancing
-        return web.json({"status": "ok" if ok else "starting", **state}, status=200 if ok else 503)
+        # "recovering": this process moved a foreign local state aside and rebuilds it
+        waiting = "recovering" if state_check.rebuilding() and not recovered else "starting"
+        return web.json({"status": "ok" if ok else waiting, **state}, status=200 if ok else 503)
 
     return rt
 
