@@ -543,7 +543,7 @@ async def _prepare(settings: WorkerSettings, *, reset: bool, policy: str) -> Dec
         else:
             then = f"rebuilding the tables from the changelogs ({records} records)"
         found = (
-            "--reset-state"
+            f"--reset-state: local state in {data_dir}"
             if reset
             else f"local state in {data_dir} does not belong to the Kafka cluster at "
             f"{kafka.bootstrap}: {decision.reason}"
