@@ -180,57 +180,69 @@ def decide(
         )
     if marker is not None and marker.app_id != app_id:
         findings.append(f"it was built for app id {marker.app_id}, this worker is {app_id}")
-    lost = False
+    missing: list[str] = []
+    recreated: list[str] = []
+    other: list[str] = []
+    ahead: list[str] = []
+    below: list[str] = []
     if same_cluster and marker is not None:
         for topic, token in sorted(marker.changelogs.items()):
             c = cluster.changelogs.get(topic)
             if token is None or c is None:
                 continue
             if not c.exists:
-                findings.append(f"changelog {topic} no longer exists")
-                lost = True
+                missing.append(topic)
             elif c.token is None:
-                findings.append(f"changelog {topic} was re-created (its identity record is gone)")
+                recreated.append(topic)
             elif c.token != token:
-                findings.append(
-                    f"changelog {topic} is another topic than the one it was built from"
-                )
+                other.append(topic)
     if same_cluster:
         for (topic, partition), offset in sorted(local.persisted.items()):
-            if offset is None:
-                continue
             c = cluster.changelogs.get(topic)
-            if c is None:
-                continue  # not a changelog of this app (findings above say so for app ids)
-            if not c.exists:
-                if not any(f"changelog {topic} " in f for f in findings):
-                    findings.append(f"changelog {topic} does not exist")
-                lost = True
-                continue
-            if partition not in c.offsets:
-                findings.append(f"changelog {topic} has no partition {partition}")
-                lost = True
+            if offset is None or c is None:
+                continue  # c None: not a changelog of this app (the app id finding says so)
+            if not c.exists or partition not in c.offsets:
+                if topic not in missing:
+                    missing.append(topic)
                 continue
             begin, end = c.offsets[partition]
             if offset >= end:
-                findings.append(
-                    f"{topic}:{partition} persisted offset {offset} is beyond the changelog's "
-                    f"end ({end})"
-                )
-                lost = True
+                ahead.append(f"{topic}:{partition} at {offset}, its end {end}")
             elif offset + 1 < begin:
-                findings.append(
-                    f"{topic}:{partition} persisted offset {offset} is below the changelog's "
-                    f"log start ({begin})"
-                )
+                below.append(f"{topic}:{partition} at {offset}, its log start {begin}")
+    if missing:
+        findings.append(f"changelog{_names(missing, app_id)} missing")
+    if recreated:
+        findings.append(f"changelog{_names(recreated, app_id)} re-created (identity record gone)")
+    if other:
+        findings.append(f"changelog{_names(other, app_id)} not the topic the state was built from")
+    if ahead:
+        findings.append(
+            f"persisted offsets beyond the changelog's end on {len(ahead)} partition(s) "
+            f"(e.g. {ahead[0]})"
+        )
+    if below:
+        findings.append(
+            f"persisted offsets below the changelog's log start on {len(below)} partition(s) "
+            f"(e.g. {below[0]})"
+        )
     if not findings:
         return Decision("keep", "the local state matches this cluster and its changelogs")
-    shown = "; ".join(findings[:3]) + (
-        f"; and {len(findings) - 3} more" if len(findings) > 3 else ""
-    )
+    shown = "; ".join(findings)
+    lost = bool(missing or ahead)
     if policy == "fail":
         return Decision("fail", shown, changelogs_empty=empty)
     return Decision("rebuild", shown, reread_inputs=same_cluster and lost, changelogs_empty=empty)
+
+
+def _names(topics: list[str], app_id: str) -> str:
+    """`stockroute-stock-changelog` -> `stock`: the table names, comma separated."""
+    head, tail = f"{app_id}-", "-changelog"
+    names = [
+        t[len(head) : -len(tail)] if t.startswith(head) and t.endswith(tail) else t for t in topics
+    ]
+    plural = "s" if len(names) > 1 else ""
+    return f"{plural} of table{plural} {', '.join(names)}"
 
 
 # ---- the local side ---------------------------------------------------------------------------

@@ -24,7 +24,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -209,7 +208,7 @@ def test_changelogs_recreated_while_the_worker_is_down_rebuild_exactly_without_d
     assert_no_crash_output(text)
     found = [ln for ln in text.splitlines() if "state check:" in ln]
     assert len(found) == 1, text[-3000:]
-    assert "was re-created" in found[0] and "re-reading the inputs" in found[0], found[0]
+    assert "re-created" in found[0] and "re-reading the inputs" in found[0], found[0]
     assert len(moved_dirs(w.data_dir)) == 1
 
     second = stock_events(400, seed=282)

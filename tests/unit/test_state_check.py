@@ -91,8 +91,9 @@ def test_state_ahead_of_the_changelog_is_rebuilt_and_the_inputs_reread() -> None
     recreated = Changelog(exists=True, token=None, offsets={0: (0, 0), 1: (0, 0)})
     d = decide(local(), cluster(stock=recreated), app_id=APP)
     assert d.action == "rebuild"
-    assert f"changelog {STOCK} was re-created" in d.reason
-    assert f"{STOCK}:0 persisted offset 9 is beyond the changelog's end (0)" in d.reason
+    assert "changelog of table stock re-created (identity record gone)" in d.reason
+    assert "persisted offsets beyond the changelog's end on 2 partition(s)" in d.reason
+    assert f"(e.g. {STOCK}:0 at 9, its end 0)" in d.reason
     assert d.reread_inputs
 
 
@@ -101,7 +102,9 @@ def test_a_legacy_state_without_marker_is_judged_by_its_offsets() -> None:
     behind = Changelog(exists=True, offsets={0: (0, 3), 1: (0, 5)})
     d = decide(local(None), cluster(stock=behind), app_id=APP)
     assert d.action == "rebuild" and d.reread_inputs
-    assert "persisted offset 9 is beyond the changelog's end (3)" in d.reason
+    assert f"beyond the changelog's end on 1 partition(s) (e.g. {STOCK}:0 at 9, its end 3)" in (
+        d.reason
+    )
 
 
 def test_a_recreated_and_refilled_changelog_is_caught_by_its_identity() -> None:
@@ -116,18 +119,19 @@ def test_a_recreated_and_refilled_changelog_is_caught_by_its_identity() -> None:
 def test_another_token_means_another_topic() -> None:
     other = Changelog(exists=True, token="t-other", offsets={0: (0, 10), 1: (0, 5)})
     d = decide(local(), cluster(stock=other), app_id=APP)
-    assert d.action == "rebuild" and "another topic" in d.reason
+    assert d.action == "rebuild" and "not the topic the state was built from" in d.reason
 
 
 def test_a_missing_changelog_is_rebuilt() -> None:
     d = decide(local(), cluster(stock=Changelog(exists=False)), app_id=APP)
-    assert d.action == "rebuild" and "no longer exists" in d.reason and d.reread_inputs
+    assert d.action == "rebuild" and "changelog of table stock missing" in d.reason
+    assert d.reread_inputs
 
 
 def test_a_state_below_the_log_start_is_rebuilt() -> None:
     trimmed = Changelog(exists=True, token="t-stock", offsets={0: (20, 30), 1: (0, 5)})
     d = decide(local(), cluster(stock=trimmed), app_id=APP)
-    assert d.action == "rebuild" and "below the changelog's log start (20)" in d.reason
+    assert d.action == "rebuild" and "below the changelog's log start on 1 partition(s)" in d.reason
 
 
 def test_another_app_id_is_rebuilt() -> None:
@@ -140,11 +144,13 @@ def test_reset_always_rebuilds() -> None:
     assert d.action == "rebuild" and "--reset-state" in d.reason and not d.reread_inputs
 
 
-def test_the_reason_stays_one_short_line() -> None:
+def test_the_reason_is_one_line_grouped_by_finding() -> None:
     recreated = Changelog(exists=True, token=None, offsets={0: (0, 0), 1: (0, 0)})
     gone = Changelog(exists=False)
     d = decide(local(persisted={(ORDERS, 0): 3}), cluster(stock=recreated, orders=gone), app_id=APP)
-    assert "\n" not in d.reason and "more" in d.reason
+    assert "\n" not in d.reason
+    assert "changelog of table orders missing" in d.reason
+    assert "changelog of table stock re-created" in d.reason
 
 
 def test_marker_round_trip() -> None:
