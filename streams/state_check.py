@@ -139,10 +139,11 @@ class LocalState:
 
     marker: Marker | None
     persisted: dict[tuple[str, int], int | None] = field(default_factory=dict)
+    unreadable: list[str] = field(default_factory=list)  # databases RocksDB could not open
 
     @property
     def has_tables(self) -> bool:
-        return bool(self.persisted)
+        return bool(self.persisted or self.unreadable)
 
 
 @dataclass(frozen=True)
@@ -226,6 +227,8 @@ def decide(
             f"persisted offsets below the changelog's log start on {len(below)} partition(s) "
             f"(e.g. {below[0]})"
         )
+    if local.unreadable:
+        findings.append(f"unreadable table database(s): {', '.join(local.unreadable[:3])}")
     if not findings:
         return Decision("keep", "the local state matches this cluster and its changelogs")
     shown = "; ".join(findings)
@@ -293,10 +296,15 @@ def read_local(data_dir: Path, app_id: str) -> LocalState:
             marker = Marker.from_json(marker_path.read_text())
         except (ValueError, KeyError, TypeError):
             log.warning("state check: unreadable %s, ignored", marker_path)
-    persisted = {
-        tp: persisted_offset(path) for tp, path in table_databases(data_dir, app_id).items()
-    }
-    return LocalState(marker=marker, persisted=persisted)
+    persisted: dict[tuple[str, int], int | None] = {}
+    unreadable: list[str] = []
+    for tp, path in table_databases(data_dir, app_id).items():
+        try:
+            persisted[tp] = persisted_offset(path)
+        except Exception as exc:  # noqa: BLE001 - a damaged database is rebuilt, not a crash
+            log.warning("state check: cannot read %s (%s: %s)", path, type(exc).__name__, exc)
+            unreadable.append(path.name)
+    return LocalState(marker=marker, persisted=persisted, unreadable=unreadable)
 
 
 def move_aside(data_dir: Path, now: datetime | None = None) -> Path:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from streams.state_check import (
+    MARKER_FILE,
     Changelog,
     ClusterFacts,
     LocalState,
@@ -18,6 +19,7 @@ from streams.state_check import (
     decide,
     move_aside,
     policy_from_env,
+    read_local,
 )
 
 APP = "stockroute-t"
@@ -182,3 +184,30 @@ def test_move_aside_renames_with_a_timestamp_and_never_deletes(tmp_path: Path) -
 def test_every_table_has_its_changelog() -> None:
     topics = changelog_partitions(APP)
     assert STOCK in topics and ORDERS in topics and len(topics) == 7
+
+
+def test_an_unreadable_table_database_is_rebuilt() -> None:
+    state = LocalState(marker=Marker("A", APP, {}), unreadable=["stock-0.db"])
+    d = decide(state, cluster(), app_id=APP)
+    assert d.action == "rebuild" and "unreadable table database(s): stock-0.db" in d.reason
+
+
+def test_read_local_reads_faust_persisted_offsets_and_survives_a_damaged_database(
+    tmp_path: Path,
+) -> None:
+    from faust.stores.rocksdb import Store
+    from rocksdict import Options, Rdict
+
+    tables = tmp_path / "v1" / "tables"
+    tables.mkdir(parents=True)
+    db = Rdict(str(tables / "stock-1.db"), options=Options(raw_mode=True))
+    db[Store.offset_key] = b"41"
+    db[b"SKU-1@ST-1"] = b"{}"
+    db.close()
+    (tables / "orders-0.db").mkdir()
+    (tables / "orders-0.db" / "CURRENT").write_text("garbage\n")
+    (tmp_path / MARKER_FILE).write_text(Marker("A", APP, {STOCK: "t"}).to_json())
+    state = read_local(tmp_path, APP)
+    assert state.marker == Marker("A", APP, {STOCK: "t"})
+    assert state.persisted == {(STOCK, 1): 41}
+    assert state.unreadable == ["orders-0.db"]
