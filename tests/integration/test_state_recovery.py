@@ -59,7 +59,8 @@ def tables(data_dir: Path) -> dict[str, dict[bytes, bytes]]:
     for path in sorted(data_dir.rglob("*.db")):
         db = Rdict(str(path), options=Options(raw_mode=True), access_type=AccessType.read_only())
         try:
-            out[path.name] = {k: v for k, v in db.items() if k != Store.offset_key}
+            items = db.items()  # raw mode: bytes keys and values
+            out[path.name] = {k: v for k, v in items if k != Store.offset_key}  # type: ignore[misc]
         finally:
             db.close()
     return out

@@ -55,7 +55,8 @@ def local(
         if cid is None
         else Marker(cid, app_id, tokens or {STOCK: "t-stock", ORDERS: "t-orders"})
     )
-    return LocalState(marker=marker, persisted={(STOCK, 0): 9, (STOCK, 1): 4} | (persisted or {}))
+    offsets: dict[tuple[str, int], int | None] = {(STOCK, 0): 9, (STOCK, 1): 4}
+    return LocalState(marker=marker, persisted=offsets | (persisted or {}))
 
 
 def test_matching_state_is_kept() -> None:
