@@ -401,7 +401,10 @@ async def _commit(kafka: KafkaSettings, group: str, offsets: dict[Any, tuple[int
     await consumer.start()
     try:
         consumer.assign(list(offsets))
-        await consumer.commit({tp: OffsetAndMetadata(o, m) for tp, (o, m) in offsets.items()})
+        await asyncio.wait_for(
+            consumer.commit({tp: OffsetAndMetadata(o, m) for tp, (o, m) in offsets.items()}),
+            timeout=CONNECT_TIMEOUT_S,
+        )
     finally:
         await consumer.stop()
 
@@ -450,14 +453,25 @@ async def reread_inputs(kafka: KafkaSettings, app_id: str) -> int:
     finally:
         await consumer.stop()
     deadline = asyncio.get_running_loop().time() + GROUP_EMPTY_TIMEOUT_S
-    while True:
-        try:
-            await _commit(kafka, app_id, {tp: (begin[tp], "") for tp in tps})
-            return len(tps)
-        except KafkaError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(2.0)
+    # aiokafka logs each refused commit as an error; the refusal is expected while a stopped
+    # worker's membership lingers, and the outcome is reported below in one line
+    aio_log = logging.getLogger("aiokafka")
+    level = aio_log.level
+    aio_log.setLevel(logging.CRITICAL)
+    try:
+        while True:
+            try:
+                await _commit(kafka, app_id, {tp: (begin[tp], "") for tp in tps})
+                return len(tps)
+            except (KafkaError, TimeoutError) as exc:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise KafkaError(
+                        f"the group still has live members after {GROUP_EMPTY_TIMEOUT_S:.0f}s "
+                        f"({type(exc).__name__})"
+                    ) from None
+                await asyncio.sleep(2.0)
+    finally:
+        aio_log.setLevel(level)
 
 
 async def _retrying(call: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
@@ -538,7 +552,7 @@ async def _prepare(settings: WorkerSettings, *, reset: bool, policy: str) -> Dec
             raise StateMismatchError(
                 f"local state in {data_dir} does not belong to the Kafka cluster at "
                 f"{kafka.bootstrap}: {decision.reason}; the inputs must be re-read but the "
-                f"offsets of consumer group {app_id} could not be reset ({exc!r}): stop every "
+                f"offsets of consumer group {app_id} could not be reset ({exc}): stop every "
                 f"worker of app id {app_id} and start again"
             ) from None
     moved: Path | None = None
