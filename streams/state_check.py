@@ -355,11 +355,6 @@ async def cluster_facts(kafka: KafkaSettings, app_id: str) -> ClusterFacts:
         committed = await admin.list_consumer_group_offsets(identity_group(app_id))
     finally:
         await admin.close()
-    tokens: dict[str, set[str | None]] = {}
-    for tp, meta in committed.items():
-        text = meta.metadata or ""
-        token = text[len(TOKEN_PREFIX) :] if text.startswith(TOKEN_PREFIX) else None
-        tokens.setdefault(tp.topic, set()).add(token)
     tps = [TopicPartition(t, p) for t, ps in partitions.items() for p in ps]
     begin: dict[Any, int] = {}
     end: dict[Any, int] = {}
@@ -371,24 +366,39 @@ async def cluster_facts(kafka: KafkaSettings, app_id: str) -> ClusterFacts:
             end = await consumer.end_offsets(tps)
         finally:
             await consumer.stop()
+    stored = _stored_tokens(committed, partitions)
     changelogs: dict[str, Changelog] = {}
     for topic in topics:
         if topic not in partitions:
             changelogs[topic] = Changelog(exists=False)
             continue
-        found = tokens.get(topic, set())
-        # the token counts only when every partition carries the same one
-        covered = sum(1 for tp in committed if tp.topic == topic) == len(partitions[topic])
-        token = next(iter(found)) if covered and len(found) == 1 else None
         changelogs[topic] = Changelog(
             exists=True,
-            token=token,
+            token=stored.get(topic),
             offsets={
                 p: (begin[TopicPartition(topic, p)], end[TopicPartition(topic, p)])
                 for p in partitions[topic]
             },
         )
     return ClusterFacts(cluster_id=cluster_id, changelogs=changelogs)
+
+
+def _stored_tokens(committed: dict[Any, Any], partitions: dict[str, list[int]]) -> dict[str, str]:
+    """topic -> the identity token committed on every one of its partitions (a topic whose
+    partitions carry none, or different ones, has none)."""
+    found: dict[str, set[str | None]] = {}
+    for tp, meta in committed.items():
+        text = meta.metadata or ""
+        found.setdefault(tp.topic, set()).add(
+            text[len(TOKEN_PREFIX) :] if text.startswith(TOKEN_PREFIX) else None
+        )
+    out: dict[str, str] = {}
+    for topic, tokens in found.items():
+        covered = sum(1 for tp in committed if tp.topic == topic) == len(partitions.get(topic, ()))
+        token = next(iter(tokens)) if covered and len(tokens) == 1 else None
+        if token:
+            out[topic] = token
+    return out
 
 
 async def _commit(kafka: KafkaSettings, group: str, offsets: dict[Any, tuple[int, str]]) -> None:
@@ -428,6 +438,16 @@ async def record_identities(
             offsets[TopicPartition(topic, p)] = (0, TOKEN_PREFIX + token)
     if offsets:
         await _commit(kafka, identity_group(app_id), offsets)
+    new = [t for t, c in cluster.changelogs.items() if c.exists and c.token is None]
+    if new:  # two workers starting at once may both have made one: the one stored wins
+        admin = await _admin(kafka)
+        try:
+            committed = await admin.list_consumer_group_offsets(identity_group(app_id))
+        finally:
+            await admin.close()
+        partitions = {t: sorted(cluster.changelogs[t].offsets) for t in new}
+        stored = _stored_tokens(committed, partitions)
+        tokens.update({t: stored[t] for t in new if t in stored})
     return tokens
 
 

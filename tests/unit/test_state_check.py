@@ -212,3 +212,23 @@ def test_read_local_reads_faust_persisted_offsets_and_survives_a_damaged_databas
     assert state.marker == Marker("A", APP, {STOCK: "t"})
     assert state.persisted == {(STOCK, 1): 41}
     assert state.unreadable == ["orders-0.db"]
+
+
+def test_a_token_counts_only_when_every_partition_carries_the_same_one() -> None:
+    from aiokafka.structs import OffsetAndMetadata, TopicPartition
+
+    from streams.state_check import TOKEN_PREFIX, _stored_tokens
+
+    def tp(topic: str, p: int) -> TopicPartition:
+        return TopicPartition(topic, p)
+
+    committed = {
+        tp("a", 0): OffsetAndMetadata(0, TOKEN_PREFIX + "x"),
+        tp("a", 1): OffsetAndMetadata(0, TOKEN_PREFIX + "x"),
+        tp("b", 0): OffsetAndMetadata(0, TOKEN_PREFIX + "y"),  # partition 1 has none
+        tp("c", 0): OffsetAndMetadata(0, TOKEN_PREFIX + "y"),
+        tp("c", 1): OffsetAndMetadata(0, TOKEN_PREFIX + "z"),  # two tokens
+        tp("d", 0): OffsetAndMetadata(0, "something else"),
+    }
+    parts = {"a": [0, 1], "b": [0, 1], "c": [0, 1], "d": [0]}
+    assert _stored_tokens(committed, parts) == {"a": "x"}
