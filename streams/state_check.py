@@ -568,7 +568,7 @@ async def _prepare(settings: WorkerSettings, *, reset: bool, policy: str) -> Dec
     if decision.reread_inputs:  # first: should it fail, nothing was moved and the next start
         try:  # finds the same mismatch again
             reread = await _retrying(lambda: reread_inputs(kafka, app_id))
-        except KafkaError as exc:
+        except (KafkaError, OSError, TimeoutError) as exc:
             raise StateMismatchError(
                 f"local state in {data_dir} does not belong to the Kafka cluster at "
                 f"{kafka.bootstrap}: {decision.reason}; the inputs must be re-read but the "
@@ -580,7 +580,11 @@ async def _prepare(settings: WorkerSettings, *, reset: bool, policy: str) -> Dec
         moved = move_aside(data_dir)
         _rebuilding = True
     data_dir.mkdir(parents=True, exist_ok=True)
-    tokens = await _retrying(lambda: record_identities(kafka, app_id, cluster))
+    try:
+        tokens = await _retrying(lambda: record_identities(kafka, app_id, cluster))
+    except (KafkaError, OSError, TimeoutError) as exc:  # checked again at the next start
+        log.warning("state check: changelog identities not recorded (%r)", exc)
+        tokens = {t: c.token for t, c in cluster.changelogs.items()}
     (data_dir / MARKER_FILE).write_text(Marker(cluster.cluster_id, app_id, tokens).to_json())
     if moved is not None:
         records = sum(
