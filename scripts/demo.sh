@@ -170,10 +170,17 @@ say "  topics ok"
 
 # ---- 3. worker ----------------------------------------------------------------------------------
 say "starting the worker (data $WORKER_DIR, http://127.0.0.1:$WORKER_PORT/health) ..."
+# A worker state from another broker (its data wiped, a new cluster) is moved aside and rebuilt
+# by the worker itself (streams/state_check.py); its one line about it is echoed below.
+WORKER_LOG_LINES=0
+if [[ -f $DATA_DIR/worker.log ]]; then WORKER_LOG_LINES=$(wc -l <"$DATA_DIR/worker.log"); fi
 start worker "$BIN/stockroute" worker --data-dir "$WORKER_DIR" --web-port "$WORKER_PORT" \
   --loglevel warning
 wait_http worker "http://127.0.0.1:$WORKER_PORT/health" "$WORKER_TIMEOUT"
 say "  worker healthy"
+if found=$(tail -n +"$((WORKER_LOG_LINES + 1))" "$DATA_DIR/worker.log" | grep -m1 -o 'state check: .*'); then
+  say "  $found"
+fi
 
 # ---- 4. simulator -------------------------------------------------------------------------------
 # shellcheck disable=SC2086 # DEMO_ARGS is a list of options

@@ -20,7 +20,7 @@ import faust
 from faust.types import TP
 
 from domain.routing import RoutingPolicy
-from streams import codecs, faust_fixes
+from streams import codecs, faust_fixes, state_check
 from streams.settings import KafkaSettings, WorkerSettings
 from streams.topics import TOPICS, AnyTopic, Topic
 from streams.views import AvailabilityView, CompactedView, LoadsView, LocationsView
@@ -308,7 +308,9 @@ def create_runtime(settings: WorkerSettings) -> Runtime:
             "views": {v.topic: {str(p): o for p, o in v.positions.items()} for v in rt.views},
         }
         ok = recovered and rt.views_ready and not app.rebalancing
-        return web.json({"status": "ok" if ok else "starting", **state}, status=200 if ok else 503)
+        # "recovering": this process moved a foreign local state aside and rebuilds it
+        waiting = "recovering" if state_check.rebuilding() and not recovered else "starting"
+        return web.json({"status": "ok" if ok else waiting, **state}, status=200 if ok else 503)
 
     return rt
 

@@ -195,6 +195,13 @@ def run_worker(args: argparse.Namespace) -> int:
         web_port=args.web_port,
         web_host=args.web_host,
     )
+    from streams import state_check
+
+    try:  # before Faust opens the tables: does the local state belong to this cluster?
+        state_check.prepare(settings, reset=args.reset_state, loglevel=args.loglevel)
+    except state_check.StateMismatchError as exc:
+        print(f"stockroute: {exc}", file=sys.stderr)
+        return 2
     rt = create_worker(settings)
     worker = faust.Worker(rt.app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()
@@ -236,6 +243,11 @@ def main(argv: list[str] | None = None) -> int:
         w.add_argument("--web-host", default=None)
         w.add_argument("--data-dir", default=None)
         w.add_argument("--loglevel", default="info")
+        w.add_argument(
+            "--reset-state",
+            action="store_true",
+            help="move the local table state aside and rebuild it from the changelogs",
+        )
 
     sub.add_parser("schemas", help="regenerate schemas/*.json from streams/records.py")
     sub.add_parser("simulate", help="run the simulated retailer (see `simulate --help`)")

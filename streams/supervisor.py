@@ -23,8 +23,9 @@ def worker_command(argv: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "streams.cli", "worker-process", *argv]
 
 
-def supervise(command: Sequence[str]) -> int:
+def supervise(command: Sequence[str], restart: Sequence[str] | None = None) -> int:
     """Run `command` until it exits with anything but RESTART_EXIT_CODE; return that code.
+    A restart runs `restart` instead when given (a one-time option is not repeated).
 
     SIGTERM and SIGINT received meanwhile go to the running child (which then exits and is not
     restarted unless it asks to be); the previous handlers are restored on return."""
@@ -44,6 +45,7 @@ def supervise(command: Sequence[str]) -> int:
             rc = child.wait()
             if rc != RESTART_EXIT_CODE:
                 return rc
+            command = restart if restart is not None else command
             print("stockroute worker: restarting the worker process", file=sys.stderr, flush=True)
     finally:
         for sig, handler in previous.items():
@@ -51,5 +53,7 @@ def supervise(command: Sequence[str]) -> int:
 
 
 def supervise_worker(argv: Sequence[str]) -> int:
-    """`stockroute worker`: the worker process with `argv`, restarted whenever it asks to."""
-    return supervise(worker_command(argv))
+    """`stockroute worker`: the worker process with `argv`, restarted whenever it asks to
+    (without `--reset-state`: the state is reset once, not at every restart)."""
+    again = [a for a in argv if a != "--reset-state"]
+    return supervise(worker_command(argv), restart=worker_command(again))

@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from streams.settings import KafkaSettings
@@ -109,7 +110,9 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = cluster.tmp / f"worker-{idx}.log"
 
-    def start(self, wait: bool = True, timeout: float = 90.0) -> WorkerProcess:
+    def start(
+        self, wait: bool = True, timeout: float = 90.0, extra_args: Sequence[str] = ()
+    ) -> WorkerProcess:
         self.port = free_port()
         logf = open(self.log, "ab")  # noqa: SIM115 - handed to the child process
         self.proc = subprocess.Popen(
@@ -124,6 +127,7 @@ class WorkerProcess:
                 str(self.port),
                 "--loglevel",
                 "warning",
+                *extra_args,
             ],
             env=self.cluster.env,
             cwd=ROOT,

@@ -69,3 +69,18 @@ def test_the_worker_command_runs_the_unsupervised_worker_process() -> None:
         "--web-port",
         "1",
     ]
+
+
+def test_a_restart_runs_the_restart_command_so_a_one_time_option_is_not_repeated(
+    tmp_path: Path,
+) -> None:
+    runs = tmp_path / "runs"
+    script = (
+        "import pathlib, sys\n"
+        f"p = pathlib.Path({str(runs)!r})\n"
+        "text = p.read_text() if p.exists() else ''\n"
+        "p.write_text(text + sys.argv[1])\n"
+        f"sys.exit({RESTART_EXIT_CODE} if len(text) < 2 else 0)\n"
+    )
+    assert supervise([*_child(script), "R"], restart=[*_child(script), "n"]) == 0
+    assert runs.read_text() == "Rnn"  # --reset-state once, plain restarts after
