@@ -195,8 +195,14 @@ def run_worker(args: argparse.Namespace) -> int:
         web_port=args.web_port,
         web_host=args.web_host,
     )
+    from streams import logs
+
+    logs.configure(args.loglevel.upper())
     rt = create_worker(settings)
-    worker = faust.Worker(rt.app, loglevel=args.loglevel, quiet=True)
+    # our logging (streams/logs.py), not mode's: no colour codes off a terminal, JSON on demand,
+    # and no spinner writing escape codes to stdout
+    worker = faust.Worker(rt.app, loglevel=args.loglevel, quiet=True, override_logging=False)
+    worker.spinner = None
     worker.execute_from_commandline()
     return 0
 
