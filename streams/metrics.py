@@ -218,7 +218,8 @@ class Metrics:
     def lag(self) -> Iterator[tuple[TP, int]]:
         """(partition, messages not yet processed) for each input partition this worker is
         assigned: the high-water mark minus the next offset the loop processes (the
-        committed offset before it processed any)."""
+        committed offset before it processed any). Table changelogs are not listed (their
+        catching up is recovery, which /health reports)."""
         app = self._app
         if app is None:
             return
@@ -234,11 +235,13 @@ class Metrics:
                 high = consumer.highwater(tp)
             except Exception:  # noqa: BLE001 - partition not fetched yet
                 continue
+            if high is None:
+                continue
             pos = self._next.get(tp)
             if pos is None:
-                pos = faust_fixes.committed_offset(app, tp)
-            if high is None or pos is None:
-                continue
+                # nothing processed since the assignment: from the committed offset (none yet:
+                # from offset 0, an upper bound once retention deleted the oldest messages)
+                pos = faust_fixes.committed_offset(app, tp) or 0
             yield tp, max(0, int(high) - int(pos))
 
 
