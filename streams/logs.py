@@ -6,9 +6,11 @@ Runtime.observe), so a record logged while an agent handles a message carries it
 partition, offset and, on order-keyed topics, its order_id (a context variable: each agent runs
 in its own task, so a timer's records never carry an agent's message).
 
-Known transients are lowered, not hidden: aiokafka logs `GroupCoordinatorNotAvailableError` as
-an ERROR while the broker elects the group coordinator at every normal start (and retries by
-itself); during the first COORDINATOR_GRACE_S of a process such records are logged at INFO.
+Known transients are lowered, not hidden (TransientFilter): aiokafka logs
+`GroupCoordinatorNotAvailableError` as an ERROR while the broker elects the group coordinator
+at every normal start (and retries by itself); during the first COORDINATOR_GRACE_S of a process
+such records are logged at INFO, as are mode's "Timer ... is overlapping" warnings (a busy event
+loop, not a fault).
 """
 
 from __future__ import annotations
@@ -118,8 +120,14 @@ class TextFormatter(logging.Formatter):
 
 
 class TransientFilter(logging.Filter):
-    """Lowers aiokafka's ERROR for a group coordinator not available yet (the broker is still
-    electing it; aiokafka retries) to INFO during the first `grace_s` seconds of the process."""
+    """Lowers two known non-errors to INFO:
+
+    - aiokafka's ERROR for a group coordinator not available yet (the broker is still electing
+      it; aiokafka retries by itself), during the first `grace_s` seconds of the process;
+    - mode's WARNING that one of Faust's own timers (the commit livelock detector) ran longer
+      than its interval: the event loop was busy, e.g. folding the opening stock of a demo.
+      That is load, not a fault; /metrics shows it where it matters (consumer lag).
+    """
 
     NEEDLE = "GroupCoordinatorNotAvailableError"
 
@@ -127,13 +135,17 @@ class TransientFilter(logging.Filter):
         super().__init__()
         self.until = time.monotonic() + grace_s
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if (
-            record.levelno > logging.INFO
-            and record.name.startswith("aiokafka")
+    def _transient(self, record: logging.LogRecord) -> bool:
+        if record.name == "mode.timers":
+            return "is overlapping" in record.msg
+        return (
+            record.name.startswith("aiokafka")
             and time.monotonic() < self.until
             and self.NEEDLE in record.getMessage()
-        ):
+        )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO and self._transient(record):
             record.levelno, record.levelname = logging.INFO, "INFO"
             # lowered below the configured level: not shown at all
             return logging.getLogger().isEnabledFor(logging.INFO)

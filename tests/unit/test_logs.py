@@ -152,3 +152,14 @@ def test_other_errors_and_a_coordinator_missing_for_long_stay_errors() -> None:
     aiokafka_error(COORDINATOR)
     levels = [json.loads(line)["level"] for line in lines(out)]
     assert levels == ["ERROR", "ERROR"]
+
+
+def test_a_busy_event_loop_timer_overlap_is_info_not_a_warning() -> None:
+    out = io.StringIO()
+    logs.configure("INFO", fmt="json", stream=out)
+    logging.getLogger("mode.timers").warning(
+        "Timer %s is overlapping (interval=%r runtime=%r)", "livelock", 2.5, 5.02
+    )
+    logging.getLogger("mode.timers").warning("something else")
+    levels = [(r["level"], r["message"][:8]) for r in map(json.loads, lines(out))]
+    assert levels == [("INFO", "Timer li"), ("WARNING", "somethin")]
