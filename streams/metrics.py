@@ -182,6 +182,8 @@ class Metrics:
 
     def on_send(self, value: Any) -> None:
         """A typed record an agent produced (Runtime.send)."""
+        if type(value) not in _COUNTED:
+            return  # most sends (availability, stock and load ops) count nothing here
         if isinstance(value, StoreLoad):
             loc = value.location_id
             self.open_orders.labels(loc).set(value.open_orders)
@@ -243,6 +245,9 @@ class Metrics:
                 # from offset 0, an upper bound once retention deleted the oldest messages)
                 pos = faust_fixes.committed_offset(app, tp) or 0
             yield tp, max(0, int(high) - int(pos))
+
+
+_COUNTED = frozenset({StoreLoad, ReservationResult, RoutedOrder, OrderEvent})
 
 
 class _LagCollector:
