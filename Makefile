@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-all test-unit lint demo bench kafka-up kafka-down clean
+.PHONY: venv shell test test-all test-unit lint demo bench kafka-up kafka-down clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+# A sub-shell with the venv active: `stockroute` on PATH until `exit`.
+shell: $(STAMP)
+	@echo "stockroute is on PATH in this shell; 'exit' leaves it"
+	@$(SHELL) --init-file <(echo '[ -f ~/.bashrc ] && . ~/.bashrc; . $(VENV)/bin/activate') -i
 
 # Unit + agent + integration tests against a real local broker (started and stopped here
 # unless KAFKA_BOOTSTRAP points at another cluster). The broker is stopped even on failure.

@@ -476,10 +476,13 @@ async def run(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    from streams.cliargs import KAFKA_ENV, Parser
+
+    p = Parser(
         prog="stockroute simulate",
         description="Run a simulated retailer (stores, warehouses, web orders, store staff) "
         "against Kafka, faster than real time.",
+        epilog=KAFKA_ENV,
     )
     d = SimOptions()
     p.add_argument(
@@ -491,20 +494,49 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.speed,
         help="simulated seconds per real second (default %(default)s: an hour a minute)",
     )
-    p.add_argument("--peak", action="store_true", help="Black Friday: web orders x --peak-factor")
-    p.add_argument("--peak-factor", type=float, default=d.peak_factor, help="default %(default)s")
-    p.add_argument("--warehouses", type=int, default=d.warehouses)
-    p.add_argument("--stores", type=int, default=d.stores)
-    p.add_argument("--suppliers", type=int, default=d.suppliers)
-    p.add_argument("--marketplaces", type=int, default=d.marketplaces)
-    p.add_argument("--skus", type=int, default=d.skus)
+    p.add_argument(
+        "--peak", action="store_true", help="Black Friday: web orders x --peak-factor (default off)"
+    )
+    p.add_argument(
+        "--peak-factor",
+        type=float,
+        default=d.peak_factor,
+        help="web order multiplier of --peak (default %(default)s)",
+    )
+    p.add_argument(
+        "--warehouses",
+        type=int,
+        default=d.warehouses,
+        help="warehouses in the network (default %(default)s)",
+    )
+    p.add_argument(
+        "--stores", type=int, default=d.stores, help="stores in the network (default %(default)s)"
+    )
+    p.add_argument(
+        "--suppliers",
+        type=int,
+        default=d.suppliers,
+        help="suppliers (drop-ship) in the network (default %(default)s)",
+    )
+    p.add_argument(
+        "--marketplaces",
+        type=int,
+        default=d.marketplaces,
+        help="marketplace sellers in the network (default %(default)s)",
+    )
+    p.add_argument("--skus", type=int, default=d.skus, help="distinct SKUs (default %(default)s)")
     p.add_argument(
         "--web-orders-per-hour",
         type=float,
         default=d.web_orders_per_hour,
         help="daily mean before the peak factor (default %(default)s)",
     )
-    p.add_argument("--pos-sales-per-store-hour", type=float, default=d.pos_sales_per_store_hour)
+    p.add_argument(
+        "--pos-sales-per-store-hour",
+        type=float,
+        default=d.pos_sales_per_store_hour,
+        help="till sales per store and hour (default %(default)s)",
+    )
     p.add_argument(
         "--duration",
         type=float,
@@ -526,13 +558,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--publish-locations",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="publish the generated network to the locations topic first",
+        help="publish the generated network to the locations topic first (default: on)",
     )
     p.add_argument(
         "--initial-stock",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="publish the opening stock as supplier receipts first",
+        help="publish the opening stock as supplier receipts first (default: on)",
     )
     p.add_argument(
         "--stock-wait",
@@ -546,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--staff",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="simulate store staff from routed-orders (fulfilment events, returns)",
+        help="simulate store staff from routed-orders (fulfilment events, returns) (default: on)",
     )
     p.add_argument(
         "--run-id",
@@ -559,7 +591,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="FILE",
-        help="write the network as JSON lines (for `stockroute locations load`) and exit",
+        help="write the network as JSON lines (for `stockroute locations load`) and exit "
+        "(default: publish it)",
     )
     return p
 

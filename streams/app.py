@@ -20,7 +20,8 @@ import faust
 from faust.types import TP
 
 from domain.routing import RoutingPolicy
-from streams import codecs, faust_fixes, state_check
+from streams import codecs, faust_fixes, logs, state_check
+from streams.metrics import InputContext, Metrics
 from streams.settings import KafkaSettings, WorkerSettings
 from streams.topics import TOPICS, AnyTopic, Topic
 from streams.views import AvailabilityView, CompactedView, LoadsView, LocationsView
@@ -58,6 +59,7 @@ class Runtime:
     availability: AvailabilityView = field(default_factory=AvailabilityView)
     loads: LoadsView = field(default_factory=LoadsView)
     views: list[CompactedView] = field(default_factory=list)
+    metrics: Metrics = field(default_factory=Metrics)
     _expected: dict[TP, int] = field(default_factory=dict)
     _gaps: dict[TP, float] = field(default_factory=dict)
 
@@ -74,6 +76,7 @@ class Runtime:
     ) -> None:
         """Produce a value of the topic's type (anything else is refused: Topic.encode). The
         key's partition unless `partition` is given."""
+        self.metrics.on_send(value)
         await self.produce(
             topic.name,
             key.encode() if key is not None else None,
@@ -134,6 +137,7 @@ class Runtime:
     async def dead_letter(self, msg: Any, reason: str) -> None:
         """Park an input that cannot be applied, with the reason and its original bytes."""
         log.warning("dead-letter %s/%s@%s: %s", msg.topic, msg.partition, msg.offset, reason)
+        self.metrics.on_dead_letter(msg.topic, reason)
         await self.send(
             TOPICS.dead_letters,
             None if msg.key is None else msg.key.decode("utf-8", "backslashreplace"),
@@ -200,6 +204,14 @@ class Runtime:
         """After a rebalance partitions restart from their committed offsets."""
         self._expected.clear()
         self._gaps.clear()
+        self.metrics.forget_positions()
+
+    def observe(self, ctx: InputContext) -> None:
+        """The loop is about to process this input: count it (metrics), and make it the
+        context of what this task logs (topic, partition, offset, order_id)."""
+        self.metrics.on_input(ctx)
+        order_id = ctx.key if ctx.topic.key == "order_id" else None
+        logs.set_message(ctx.topic.name, ctx.partition, ctx.offset, order_id)
 
     def timer(self, interval: float, fn: Callable[[], Awaitable[None]]) -> None:
         """Run `fn` every `interval` wall-clock seconds (timers schedule checks only)."""
@@ -275,6 +287,7 @@ def create_runtime(settings: WorkerSettings) -> Runtime:
         web_in_thread=False,
     )
     rt = Runtime(app=app, settings=settings, policy=RoutingPolicy.load(settings.routing_policy))
+    rt.metrics.install(app)  # Faust's Prometheus sensor + ours, GET /metrics
     for spec in TOPICS:
         rt.topics[spec.handle] = _topic(app, spec)
 

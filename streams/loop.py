@@ -212,6 +212,7 @@ async def process(rt: Runtime, agent: Agent, msg: Any) -> None:
     elif not rt.in_order(msg):
         return
     ctx = Ctx(rt, topic, msg)
+    rt.observe(ctx)  # metrics (processed, lag, order timestamps) and the log context
     spec = agent.state
     try:
         message = topic.decode(msg.value)

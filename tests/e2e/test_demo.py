@@ -2,11 +2,13 @@
 
 Asserts flow, not business outcomes: routed orders, order events and store-load messages
 appear on the run's own topics, the dashboard answers HTTP 200 while the demo runs, and the
-script stops everything it started by itself (exit 0, worker and dashboard ports closed).
+script stops everything it started by itself (exit 0, worker and dashboard ports closed), and
+no log of the run has a WARNING, ERROR or traceback.
 """
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -46,5 +48,10 @@ def test_make_demo_flows_and_stops_by_itself(demo_factory) -> None:  # type: ign
     # everything it started is gone: no worker, no dashboard listening any more
     assert not port_open(demo.worker_port), "worker still listening after the demo stopped"
     assert not port_open(demo.dash_port), "dashboard still listening after the demo stopped"
+    loud = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback")
     for log in ("worker", "simulator", "dashboard", "topics"):
-        assert (demo.data_dir / f"{log}.log").is_file(), log
+        path = demo.data_dir / f"{log}.log"
+        assert path.is_file(), log
+        # a normal start and stop logs nothing at WARNING or above (issue 17)
+        noisy = [line for line in path.read_text().splitlines() if loud.search(line)]
+        assert noisy == [], f"{log}.log:\n" + "\n".join(noisy[:20])
