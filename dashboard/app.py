@@ -125,8 +125,9 @@ def show_status(view: View) -> None:
         )
 
 
+# Metric tiles per row: seven tiles on two rows, so no value is clipped on a laptop screen.
+# (A comment, not a docstring: Streamlit would draw a bare string of the main script.)
 OVERVIEW_COLUMNS = 4
-"""Metric tiles per row: seven tiles on two rows, so no value is clipped on a laptop screen."""
 
 
 def show_overview(view: View) -> None:
@@ -185,6 +186,7 @@ def show_store_load(view: View) -> None:
             height=min(38 + 35 * max(len(table), 3), 560),
             column_config={
                 "location_id": st.column_config.TextColumn("location", pinned=True),
+                "name": st.column_config.TextColumn("name", width="medium"),
                 "saturation": st.column_config.NumberColumn(
                     "saturation",
                     help="open orders / capacity per hour: hours of work queued "

@@ -13,6 +13,7 @@ no tile server, no token.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,33 @@ def geo_scope(points: Sequence[Mapping[str, Any]]) -> tuple[str, int]:
     ):
         return "europe", 50
     return "world", 110
+
+
+MAP_ASPECT = 1.7
+"""Width / height the map's frame is filled to (the page's left column at 420 px high)."""
+
+
+def map_ranges(
+    points: Sequence[Mapping[str, Any]], aspect: float = MAP_ASPECT
+) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """(lon range, lat range) framing every point with a margin, widened to `aspect`.
+
+    Plotly's `fitbounds` frames the points tightly and keeps the projection's proportions,
+    which draws a narrow strip for a country taller than wide; these ranges fill the frame
+    instead (Mercator: a degree of latitude spans sec(latitude) degrees of longitude)."""
+    if not points:
+        return None
+    lons = [float(p["lon"]) for p in points]
+    lats = [float(p["lat"]) for p in points]
+    mid_lat = (min(lats) + max(lats)) / 2
+    stretch = 1 / max(math.cos(math.radians(mid_lat)), 0.2)
+    lat_span = max((max(lats) - min(lats)) * 1.2, 1.0)
+    lon_span = max((max(lons) - min(lons)) * 1.2, 1.0)
+    lon_span = max(lon_span, aspect * lat_span * stretch)
+    lat_span = max(lat_span, lon_span / (aspect * stretch))
+    mid_lon = (min(lons) + max(lons)) / 2
+    lat_range = (max(mid_lat - lat_span / 2, -85.0), min(mid_lat + lat_span / 2, 85.0))
+    return (mid_lon - lon_span / 2, mid_lon + lon_span / 2), lat_range
 
 
 def topojson_file(scope: str, resolution: int) -> Path:
@@ -100,11 +128,13 @@ def store_map(points: Sequence[Mapping[str, Any]], height: int = 420) -> go.Figu
             name="locations",
         )
     )
+    ranges = map_ranges(ordered)
+    if ranges is not None:
+        fig.update_geos(lonaxis_range=list(ranges[0]), lataxis_range=list(ranges[1]))
     fig.update_geos(
         scope=scope,
         resolution=resolution,
         projection_type="mercator",
-        fitbounds="locations" if ordered else False,
         showcountries=True,
         countrycolor="#6b7280",
         countrywidth=0.8,

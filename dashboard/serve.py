@@ -28,7 +28,7 @@ FIXTURES_ENV = "STOCKROUTE_DASHBOARD_FIXTURES"
 
 class PageSpec(NamedTuple):
     """One page of the app: its sidebar title, its script (None: the planner, in app.py), its
-    URL path and icon."""
+    URL path and icon (Material Symbols, which Streamlit ships: no emoji font needed)."""
 
     title: str
     file: str | None
@@ -37,9 +37,9 @@ class PageSpec(NamedTuple):
 
 
 PAGES: tuple[PageSpec, ...] = (
-    PageSpec("Planner", None, "", "📦"),
-    PageSpec("Store", "pages/1_Store.py", "Store", "🏬"),
-    PageSpec("Returns desk", "pages/2_Returns_desk.py", "Returns_desk", "↩️"),
+    PageSpec("Planner", None, "", ":material/monitoring:"),
+    PageSpec("Store", "pages/1_Store.py", "Store", ":material/storefront:"),
+    PageSpec("Returns desk", "pages/2_Returns_desk.py", "Returns_desk", ":material/undo:"),
 )
 """The sidebar, in order; the first is the default page (at `/`)."""
 

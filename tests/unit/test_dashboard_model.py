@@ -7,6 +7,7 @@ the JSON shapes the workers publish.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -1088,3 +1089,23 @@ def test_the_sidebar_names_the_pages_planner_store_and_returns_desk() -> None:
         assert page.file is not None and (serve.APP.parent / page.file).is_file()
     # the store app's links keep working: /Store?store=<id>, /Returns_desk
     assert [p.url_path for p in serve.PAGES[1:]] == ["Store", "Returns_desk"]
+
+
+def test_the_map_frames_every_location_and_fills_its_frame() -> None:
+    points = [{"lat": 43.1, "lon": -1.5}, {"lat": 50.6, "lon": 7.7}, {"lat": 48.8, "lon": 2.3}]
+    ranges = charts.map_ranges(points)
+    assert ranges is not None
+    (lon0, lon1), (lat0, lat1) = ranges
+    assert all(lon0 < p["lon"] < lon1 and lat0 < p["lat"] < lat1 for p in points)
+    # as wide as the frame (Mercator: a degree of latitude is sec(lat) degrees of longitude)
+    stretch = 1 / math.cos(math.radians((lat0 + lat1) / 2))
+    assert (lon1 - lon0) / ((lat1 - lat0) * stretch) == pytest.approx(charts.MAP_ASPECT, 0.01)
+    assert charts.map_ranges([]) is None
+    geo = charts.store_map(
+        [
+            {**p, "location_id": f"L{i}", "name": f"L{i}", "kind": "store", "open_orders": 1}
+            | {"saturation": 0.1, "size": 8}
+            for i, p in enumerate(points)
+        ]
+    ).to_plotly_json()["layout"]["geo"]
+    assert list(geo["lonaxis"]["range"]) == [lon0, lon1]
