@@ -10,12 +10,13 @@ table and the backlog chart show live numbers, then:
   "Planner", "Store" and "Returns desk";
 - checks from Chromium's network log that the page fetched nothing but from the dashboard
   itself (no tile server, no CDN: the machines here have no internet);
-saves a screenshot, then stops the demo with SIGINT (what Ctrl-C sends) and checks it stopped
+saves screenshots, then stops the demo with SIGINT (what Ctrl-C sends) and checks it stopped
 everything.
 
 Needs `chromium` and `chromium-driver` (Debian): `bash scripts/install-browser.sh` installs
 them; without them the test skips and says so. The screenshot lands in the test's tmp dir; with
-STOCKROUTE_SCREENSHOT_DIR=docs it is also copied there (docs/dashboard.png), after
+STOCKROUTE_SCREENSHOT_DIR=docs they are also copied there (docs/dashboard.png, the top of the
+page, and docs/dashboard-dead-letters.png, the dead-letters panel), after
 STOCKROUTE_SCREENSHOT_DELAY more seconds of the peak when set (docs: 60).
 """
 
@@ -288,8 +289,28 @@ def test_dashboard_shows_live_store_load_and_backlog(demo_factory, tmp_path: Pat
         if delay > 0:  # docs only: let the peak build up before the picture
             time.sleep(delay)
         d.save_screenshot(str(shot))
+        # the dead-letters panel, scrolled into view, with the test's own dead letter
+        dead_shot = tmp_path / "dashboard-dead-letters.png"
+        d.execute_script(
+            "document.querySelector('.st-key-dead_letters')"
+            ".scrollIntoView({block: 'start', behavior: 'instant'})"
+        )
+        _poll(
+            demo,
+            d,
+            "the dead-letters panel in view",
+            lambda: d.execute_script(
+                "return document.querySelector('.st-key-dead_letters')"
+                ".getBoundingClientRect().top < 200"
+            ),
+            timeout=10,
+        )
+        d.save_screenshot(str(dead_shot))
         if os.environ.get("STOCKROUTE_SCREENSHOT_DIR"):
-            shutil.copyfile(shot, Path(os.environ["STOCKROUTE_SCREENSHOT_DIR"]) / shot.name)
+            for picture in (shot, dead_shot):
+                shutil.copyfile(
+                    picture, Path(os.environ["STOCKROUTE_SCREENSHOT_DIR"]) / picture.name
+                )
 
         # nothing but the dashboard itself was asked for anything: no tiles, no CDN
         urls += _requested_urls(d)
