@@ -301,7 +301,7 @@ def test_dashboard_shows_live_store_load_and_backlog(demo_factory, tmp_path: Pat
             "the dead-letters panel in view",
             lambda: d.execute_script(
                 "return document.querySelector('.st-key-dead_letters')"
-                ".getBoundingClientRect().top < 200"
+                ".getBoundingClientRect().top < window.innerHeight / 2"
             ),
             timeout=10,
         )
