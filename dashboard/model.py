@@ -789,12 +789,13 @@ DEAD_LETTER_COLUMNS = (
     "rejected_at",
     "source_topic",
     "reason_class",
+    "raw",
     "error",
     "key",
     "partition",
     "offset",
-    "raw",
 )
+"""The raw payload before the full reason: both are long, and the payload is what to fix."""
 
 
 def latest_dead_letters(state: DashboardState, n: int = 20, raw_limit: int = 2000) -> pd.DataFrame:

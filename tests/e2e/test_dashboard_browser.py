@@ -300,8 +300,8 @@ def test_dashboard_shows_live_store_load_and_backlog(demo_factory, tmp_path: Pat
             d,
             "the dead-letters panel in view",
             lambda: d.execute_script(
-                "return document.querySelector('.st-key-dead_letters')"
-                ".getBoundingClientRect().top < window.innerHeight / 2"
+                "const r = document.querySelector('.st-key-dead_letters')"
+                ".getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight"
             ),
             timeout=10,
         )
