@@ -359,7 +359,8 @@ def show_dead_letters(view: View) -> None:
             )
             return
         st.markdown(
-            f"**{total:,}** input messages refused by the workers in the history read, "
+            f"**{total:,}** input message{'s' if total != 1 else ''} refused by the workers "
+            "in the history read, "
             "each with the reason and the message as it arrived (`dead-letters`)"
         )
         by_topic, by_reason = st.columns(2)
@@ -429,7 +430,9 @@ def planner_page() -> None:
             st.write("Fixture data (STOCKROUTE_DASHBOARD_FIXTURES=1)")
         else:
             st.write(f"Kafka at `{live_feed().settings.bootstrap}`")
-            st.caption("Compacted topics from the beginning; order topics: last 6 hours.")
+            st.caption(
+                "Compacted topics from the beginning; order topics and dead letters: last 6 hours."
+            )
         st.caption(f"Refreshes every {REFRESH_S:g} s.")
     live_page()
 
