@@ -876,10 +876,12 @@ def compact_number(value: float, decimals: int = 1) -> str:
         return PLACEHOLDER
     sign = "-" if v < 0 else ""
     a = abs(v)
-    for limit, unit, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
-        if a >= limit:
-            text = f"{a / unit:.{decimals}f}".rstrip("0").rstrip(".")
-            return f"{sign}{text}{suffix}"
+    if a >= 1e4:
+        for unit, suffix in ((1e3, "k"), (1e6, "M"), (1e9, "G")):
+            shown = round(a / unit, decimals)
+            if shown < 1000 or suffix == "G":  # else 999 999 would read "1000k": next unit
+                text = f"{shown:.{decimals}f}".rstrip("0").rstrip(".")
+                return f"{sign}{text}{suffix}"
     if round(a, decimals) >= 100 or a.is_integer():
         return f"{sign}{a:,.0f}"
     return f"{sign}{a:.{decimals}f}"
