@@ -1,4 +1,9 @@
-"""Stockroute planner dashboard: the Streamlit page (`streamlit run dashboard/app.py`).
+"""Stockroute dashboard: the Streamlit entry point and the planner page.
+
+`stockroute dashboard` (dashboard/serve.py) runs this file. It declares the app's pages with
+`st.navigation` (the table `serve.PAGES`): "Planner" (this file's `planner_page`, at `/`),
+"Store" (`/Store`) and "Returns desk" (`/Returns_desk`) from dashboard/pages/, so the sidebar
+reads those names rather than the file names.
 
 Why it looks like this: during a peak a planner needs, at a glance, where orders pile up
 and which stores are drowning, and to find any order or SKU in seconds. The page is only
@@ -10,12 +15,16 @@ The data part of the page is one `st.fragment(run_every=...)`, so it refreshes b
 every few seconds (`STOCKROUTE_DASHBOARD_REFRESH_S`, default 3) without rerunning the whole
 script or losing what the planner typed in the search boxes.
 
-Stable markers for browser tests: the headers "Store load" and "Backlog over time" and keyed
-containers, which Streamlit renders with the CSS class `st-key-<key>` (and AppTest finds with
-`at.container(key=...)`): `store_load` (section) > `store_load_table` (the st.dataframe) and
-`store_load_map`; `backlog` (section) > `backlog_chart` (the altair chart); `network_overview`
-(the metric row); `latest_decisions`, `order_lifecycle`, `sku_stock`, `sla_breaches`. Keys sit
-on containers, not on the tables, because st.dataframe uses a key only when selections are on.
+Stable markers for browser tests: the headers "Store load", "Backlog over time" and "Dead
+letters" and keyed containers, which Streamlit renders with the CSS class `st-key-<key>` (and
+AppTest finds with `at.container(key=...)`): `store_load` (section) > `store_load_table` (the
+st.dataframe) and `store_load_map` (the Plotly geo map); `backlog` (section) > `backlog_chart`
+(the Plotly chart); `network_overview` (the metric tiles); `latest_decisions`,
+`order_lifecycle`, `sku_stock`, `sla_breaches`; `dead_letters` (section) >
+`dead_letters_by_topic`, `dead_letters_by_reason`, `dead_letters_latest`. Keys sit on
+containers, not on the tables, because st.dataframe uses a key only when selections are on.
+
+No table shows "None": every frame goes through `model.for_display` before st.dataframe.
 """
 
 from __future__ import annotations
@@ -25,17 +34,16 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:  # `streamlit run dashboard/app.py` without an installed package
     sys.path.insert(0, str(_ROOT))
 
-import altair as alt  # noqa: E402
 import pandas as pd  # noqa: E402
-import pydeck as pdk  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from dashboard import model  # noqa: E402
+from dashboard import charts, model, serve  # noqa: E402
 from dashboard.fixtures import FIXTURE_ORDER_ID, FIXTURE_SKU, Fixture, build_fixture  # noqa: E402
 from dashboard.source import FeedStatus, LiveFeed  # noqa: E402
 
@@ -117,55 +125,33 @@ def show_status(view: View) -> None:
         )
 
 
+# Metric tiles per row: seven tiles on two rows, so no value is clipped on a laptop screen.
+# (A comment, not a docstring: Streamlit would draw a bare string of the main script.)
+OVERVIEW_COLUMNS = 4
+
+
 def show_overview(view: View) -> None:
     st.header("Network overview")
     late_min = int(st.session_state.get("sla_threshold_min", DEFAULT_SLA_MIN))
     ov = model.network_overview(view.state, view.now, late_after_s=late_min * 60)
-    cols = st.container(key="network_overview").columns(7)
-    cols[0].metric("Orders routed (1 h)", f"{ov.orders_routed:,}", help="distinct orders routed")
-    cols[1].metric("In preparation", f"{ov.in_preparation:,}", help="orders being prepared now")
-    cols[2].metric(
-        "Shipped (1 h)",
-        f"{ov.shipped:,}",
-        help="orders handed over in the last hour (shipped or ready for pickup)",
-    )
-    cols[3].metric(
-        "Late",
-        f"{ov.late:,}",
-        help=f"not handed over within {late_min} min of routing (the SLA threshold below)",
-    )
-    cols[4].metric(
-        "Routing rate", f"{ov.routing_rate_per_min:.1f}/min", help="decisions, last 5 minutes"
-    )
-    cols[5].metric("Unroutable", f"{ov.unroutable_rate:.1%}", help="share of decisions (1 h)")
-    cols[6].metric("Re-routed", f"{ov.reroute_rate:.1%}", help="decisions with attempt > 1 (1 h)")
+    tiles = model.overview_metrics(ov, late_min)
+    box = st.container(key="network_overview")
+    for row in range(0, len(tiles), OVERVIEW_COLUMNS):
+        cols = box.columns(OVERVIEW_COLUMNS)
+        for col, tile in zip(cols, tiles[row : row + OVERVIEW_COLUMNS], strict=False):
+            col.metric(tile.label, tile.value, help=tile.help)
 
 
-def _map(table: pd.DataFrame) -> pdk.Deck | None:
-    points = model.map_points(table)
-    if not points:
-        return None
-    lat = sum(p["lat"] for p in points) / len(points)
-    lon = sum(p["lon"] for p in points) / len(points)
-    layer = pdk.Layer(
-        "ScatterplotLayer",
-        data=points,
-        get_position="[lon, lat]",
-        get_fill_color="colour",
-        get_radius="radius",
-        radius_min_pixels=4,
-        radius_max_pixels=40,
-        pickable=True,
-        stroked=True,
-        get_line_color=[40, 40, 40, 160],
-        line_width_min_pixels=1,
-    )
-    return pdk.Deck(
-        layers=[layer],
-        initial_view_state=pdk.ViewState(latitude=lat, longitude=lon, zoom=5),
-        tooltip={"text": "{location_id} ({kind})\n{name}\nopen {open_orders}, sat {saturation}"},
-        map_style=None,
-    )
+def plotly_config() -> dict[str, object]:
+    """Plotly's config for this server: country outlines from /app/static/, never a CDN."""
+    return charts.plotly_config(str(st.get_option("server.baseUrlPath") or ""))
+
+
+def _time_column(df: pd.DataFrame, column: str, label: str, fmt: str) -> Any:
+    """A DatetimeColumn, or a TextColumn where `for_display` turned gaps into text."""
+    if pd.api.types.is_datetime64_any_dtype(df[column]):
+        return st.column_config.DatetimeColumn(label, format=fmt)
+    return st.column_config.TextColumn(label)
 
 
 STORE_LOAD_SHOWN = [
@@ -189,20 +175,23 @@ def show_store_load(view: View) -> None:
     with st.container(key="store_load"):
         if table.empty:
             st.info("No store-load published yet: the routing worker publishes it per location.")
-        top = max(1.0, float(table["saturation"].max())) if not table.empty else 1.0
+        shown = model.for_display(table[STORE_LOAD_SHOWN])
+        styled = shown.style.map(model.saturation_cell_style, subset=["saturation"]).format(
+            {"saturation": "{:.2f}"}
+        )
         st.container(key="store_load_table").dataframe(
-            table[STORE_LOAD_SHOWN],
+            styled,
             hide_index=True,
             width="stretch",
             height=min(38 + 35 * max(len(table), 3), 560),
             column_config={
                 "location_id": st.column_config.TextColumn("location", pinned=True),
-                "saturation": st.column_config.ProgressColumn(
+                "name": st.column_config.TextColumn("name", width="medium"),
+                "saturation": st.column_config.NumberColumn(
                     "saturation",
-                    help="open orders / capacity per hour: hours of work queued",
+                    help="open orders / capacity per hour: hours of work queued "
+                    "(green idle, amber half an hour, red an hour or more)",
                     format="%.2f",
-                    min_value=0.0,
-                    max_value=top,
                 ),
                 "open_orders": st.column_config.NumberColumn("open orders"),
                 "open_units": st.column_config.NumberColumn("open units"),
@@ -216,21 +205,28 @@ def show_store_load(view: View) -> None:
                 "prep_time_s": st.column_config.NumberColumn(
                     "prep time (s)", help="typical routing-to-hand-over time", format="%d"
                 ),
-                "updated_at": st.column_config.DatetimeColumn("updated", format="HH:mm:ss"),
+                "updated_at": _time_column(shown, "updated_at", "updated", "HH:mm:ss"),
             },
         )
         left, right = st.columns([2, 1])
-        deck = _map(table)
+        points = model.map_points(table)
         with left:
-            if deck is None:
+            if not points:
                 st.caption("No location coordinates yet (the `locations` topic).")
             else:
-                st.container(key="store_load_map").pydeck_chart(deck, height=380)
-                st.caption("Green: idle · red: an hour of work or more queued · size: open orders")
+                st.container(key="store_load_map").plotly_chart(
+                    charts.store_map(points), config=plotly_config(), width="stretch"
+                )
+                st.caption(
+                    "Colour: saturation, green idle → red an hour of work or more queued · "
+                    "size: open orders · hover a dot for the location"
+                )
         with right:
             st.markdown("**Orders by status** (followed by this dashboard)")
             st.container(key="order_statuses").dataframe(
-                model.status_breakdown(view.state), hide_index=True, width="stretch"
+                model.for_display(model.status_breakdown(view.state)),
+                hide_index=True,
+                width="stretch",
             )
 
 
@@ -241,33 +237,12 @@ def show_backlog(view: View) -> None:
         if series.empty:
             st.info("No backlog samples yet: they start with the first store-load message.")
         long = model.backlog_long(series)
-        # naive UTC times: Vega reads them as given, so the axis shows UTC whatever the
+        # naive UTC times: Plotly draws them as given, so the axis shows UTC whatever the
         # browser's zone is (the page's clock is UTC everywhere)
         long["time"] = pd.to_datetime(long["time"], utc=True).dt.tz_localize(None)
-        names = list(dict.fromkeys(["total", *long["series"].astype(str).tolist()]))
-        chart = (
-            alt.Chart(long)
-            .mark_line(interpolate="step-after")
-            .encode(
-                x=alt.X("time:T", title="time (UTC)", axis=alt.Axis(format="%H:%M")),
-                y=alt.Y("open_orders:Q", title="open orders"),
-                color=alt.Color(
-                    "series:N",
-                    title=None,
-                    scale=alt.Scale(
-                        domain=names,
-                        range=[KIND_COLOURS.get(n, "#6b7280") for n in names],
-                    ),
-                ),
-                tooltip=[
-                    alt.Tooltip("time:T", format="%H:%M:%S"),
-                    "series:N",
-                    "open_orders:Q",
-                ],
-            )
-            .properties(height=300)
+        st.container(key="backlog_chart").plotly_chart(
+            charts.backlog_chart(long, KIND_COLOURS), config=plotly_config(), width="stretch"
         )
-        st.container(key="backlog_chart").altair_chart(chart, width="stretch")
         if not series.empty:
             last = series.iloc[-1]
             peak = int(series["total"].max())
@@ -285,12 +260,12 @@ def show_order_flow(view: View) -> None:
         st.info("No routing decisions yet (routed-orders).")
     else:
         st.container(key="latest_decisions").dataframe(
-            decisions,
+            model.for_display(decisions),
             hide_index=True,
             width="stretch",
             height=320,
             column_config={
-                "decided_at": st.column_config.DatetimeColumn("decided", format="HH:mm:ss"),
+                "decided_at": _time_column(decisions, "decided_at", "decided", "HH:mm:ss"),
                 "reasons": st.column_config.TextColumn("reasons", width="large"),
             },
         )
@@ -305,11 +280,12 @@ def show_order_flow(view: View) -> None:
         return
     status = model.order_status(view.state, order_id)
     st.markdown(f"**{order_id}** — current status: `{status}` · {len(lifecycle)} events")
+    shown = model.for_display(lifecycle)
     st.container(key="order_lifecycle").dataframe(
-        lifecycle,
+        shown,
         hide_index=True,
         width="stretch",
-        column_config={"time": st.column_config.DatetimeColumn("time", format="HH:mm:ss.SSS")},
+        column_config={"time": _time_column(shown, "time", "time", "HH:mm:ss.SSS")},
     )
 
 
@@ -329,11 +305,12 @@ def show_stock(view: View) -> None:
         f"{int(stock['reserved'].sum()):,}, available {int(stock['available'].sum()):,} "
         f"across {len(stock)} locations"
     )
+    shown = model.for_display(stock)
     st.container(key="sku_stock").dataframe(
-        stock,
+        shown,
         hide_index=True,
         width="stretch",
-        column_config={"updated_at": st.column_config.DatetimeColumn("updated", format="HH:mm:ss")},
+        column_config={"updated_at": _time_column(shown, "updated_at", "updated", "HH:mm:ss")},
     )
 
 
@@ -356,7 +333,7 @@ def show_sla(view: View) -> None:
         f"{int(breaches['waiting_shipments'].sum()):,} shipments in all"
     )
     st.container(key="sla_breaches").dataframe(
-        breaches,
+        model.for_display(breaches),
         hide_index=True,
         width="stretch",
         column_config={
@@ -368,6 +345,67 @@ def show_sla(view: View) -> None:
     )
 
 
+DEAD_LETTERS_SHOWN = 20
+
+
+def show_dead_letters(view: View) -> None:
+    st.header("Dead letters")
+    total = model.dead_letter_total(view.state)
+    with st.container(key="dead_letters"):
+        if total == 0:
+            st.success(
+                "No dead letters in the history read: every input message was applied "
+                "(`dead-letters` is empty)."
+            )
+            return
+        st.markdown(
+            f"**{total:,}** input message{'s' if total != 1 else ''} refused by the workers "
+            "in the history read, "
+            "each with the reason and the message as it arrived (`dead-letters`)"
+        )
+        by_topic, by_reason = st.columns(2)
+        with by_topic:
+            st.markdown("**By source topic**")
+            st.container(key="dead_letters_by_topic").dataframe(
+                model.for_display(model.dead_letters_by_topic(view.state)),
+                hide_index=True,
+                width="stretch",
+                column_config={
+                    "source_topic": st.column_config.TextColumn("source topic"),
+                    "dead_letters": st.column_config.NumberColumn("dead letters"),
+                },
+            )
+        with by_reason:
+            st.markdown("**By reason**")
+            st.container(key="dead_letters_by_reason").dataframe(
+                model.for_display(model.dead_letters_by_reason(view.state)),
+                hide_index=True,
+                width="stretch",
+                column_config={
+                    "reason_class": st.column_config.TextColumn(
+                        "reason", help="the first words of the reason, without ids"
+                    ),
+                    "dead_letters": st.column_config.NumberColumn("dead letters"),
+                },
+            )
+        latest = model.for_display(model.latest_dead_letters(view.state, DEAD_LETTERS_SHOWN))
+        st.markdown(f"**Latest {len(latest)}** (newest first)")
+        st.container(key="dead_letters_latest").dataframe(
+            latest,
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "rejected_at": _time_column(latest, "rejected_at", "rejected", "MM-DD HH:mm:ss"),
+                "source_topic": st.column_config.TextColumn("source topic"),
+                "reason_class": st.column_config.TextColumn("reason class"),
+                "error": st.column_config.TextColumn("reason", width="large"),
+                "raw": st.column_config.TextColumn(
+                    "raw payload", width="large", help="the refused message's value as received"
+                ),
+            },
+        )
+
+
 @st.fragment(run_every=REFRESH_S)
 def live_page() -> None:
     """Everything data-driven; Streamlit reruns just this every REFRESH_S seconds."""
@@ -377,12 +415,13 @@ def live_page() -> None:
     show_store_load(view)
     show_backlog(view)
     show_order_flow(view)
+    show_dead_letters(view)
     show_stock(view)
     show_sla(view)
 
 
-def main() -> None:
-    """Static frame (title, sidebar) once per run; the fragment refreshes the rest."""
+def planner_page() -> None:
+    """The planner page: static frame (title, sidebar) once per run; the fragment the rest."""
     st.set_page_config(page_title=TITLE, page_icon="📦", layout="wide")
     st.title(TITLE)
     with st.sidebar:
@@ -391,9 +430,29 @@ def main() -> None:
             st.write("Fixture data (STOCKROUTE_DASHBOARD_FIXTURES=1)")
         else:
             st.write(f"Kafka at `{live_feed().settings.bootstrap}`")
-            st.caption("Compacted topics from the beginning; order topics: last 6 hours.")
+            st.caption(
+                "Compacted topics from the beginning; order topics and dead letters: last 6 hours."
+            )
         st.caption(f"Refreshes every {REFRESH_S:g} s.")
     live_page()
+
+
+def main() -> None:
+    """Declare the pages (sidebar names from serve.PAGES) and run the one asked for."""
+    st.set_page_config(page_title=TITLE, page_icon="📦", layout="wide")
+    pages = []
+    for spec in serve.PAGES:
+        if spec.file is None:
+            page = st.Page(planner_page, title=spec.title, icon=spec.icon, default=True)
+        else:
+            page = st.Page(
+                str(serve.APP.parent / spec.file),
+                title=spec.title,
+                icon=spec.icon,
+                url_path=spec.url_path,
+            )
+        pages.append(page)
+    st.navigation(pages).run()
 
 
 main()

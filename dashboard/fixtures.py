@@ -24,6 +24,7 @@ from typing import Any
 
 from dashboard.model import (
     H_AVAILABILITY,
+    H_DEAD_LETTERS,
     H_LOCATIONS,
     H_ORDER_EVENTS,
     H_ROUTED,
@@ -32,6 +33,7 @@ from dashboard.model import (
     fold_many,
 )
 from streams.records import (
+    DeadLetter,
     Location,
     OrderEvent,
     RoutedOrder,
@@ -41,6 +43,7 @@ from streams.records import (
     StockAvailability,
     StoreLoad,
 )
+from streams.topics import TOPICS
 
 FIXTURE_SEED = 7
 FIXTURE_ORDER_ID = "ORD-100001"
@@ -279,8 +282,61 @@ class _Simulation:
             if t > self.as_of:
                 break
             getattr(self, f"_do_{action}")(t, *args)
+        self._dead_letters()
         self.out.sort(key=lambda item: (item[0], item[1]))
         return [m for _, _, m in self.out]
+
+    def _dead_letters(self) -> None:
+        """Inputs a worker would refuse, spread over the window (their own random stream, so
+        the network above is the same with or without them)."""
+        rng = random.Random(f"dead-letters-{self.rng.random()}")
+        span = self.as_of - self.t0
+        samples: list[tuple[str, str | None, str, str]] = [
+            (
+                "web_orders",
+                "ORD-900001",
+                '{"order_id": "ORD-900001", "lines": [{"sku": "SKU-0004", "qty": 2}',
+                "malformed JSON: EOF while parsing a list at line 1 column 63",
+            ),
+            (
+                "web_orders",
+                "ORD-900002",
+                '{"order_id": "ORD-900002", "lines": [{"sku": "SKU-0007", "qty": 0}]}',
+                "invalid WebOrder: lines.0.qty: Input should be greater than 0; "
+                "customer: Field required",
+            ),
+            (
+                "pos_sales",
+                None,
+                '{"event_id": "pos-77", "location_id": "ST-999", "sku": "SKU-0002", "qty": 1}',
+                "unknown location_id 'ST-999'",
+            ),
+            (
+                "fulfilment_events",
+                "ORD-100002",
+                '{"event_id": "fe-31", "order_id": "ORD-100003", "type": "accepted"}',
+                "message key must be the order_id 'ORD-100003'",
+            ),
+            (
+                "web_orders",
+                "ORD-900003",
+                "order ORD-900003, 2 x SKU-0001",
+                "malformed JSON: expected value at line 1 column 1",
+            ),
+        ]
+        for i in range(12):
+            handle, key, raw, error = samples[i % len(samples)] if i < 5 else rng.choice(samples)
+            t = self.t0 + span * (i + rng.random()) / 12
+            rec = DeadLetter(
+                source_topic=getattr(TOPICS, handle).name,
+                partition=rng.randrange(4),
+                offset=1000 + i * 37,
+                key=key,
+                raw=raw,
+                error=error,
+                rejected_at=_dt(t),
+            )
+            self._emit(t, H_DEAD_LETTERS, rec.model_dump(mode="json"), key or "")
 
     def _setup(self) -> None:
         rng = self.rng

@@ -6,10 +6,11 @@ is computed here by plain functions over a `DashboardState`, so it can be unit-t
 a browser, a broker or Streamlit. No Kafka, Faust or Streamlit import belongs here.
 
 The state is filled by `fold()` from the output topics exactly as published (the JSON shapes
-of streams/records.py): `locations`, `store-load`, `stock-availability`, `routed-orders` and
-`order-events`. It is bounded (recent decisions, an LRU of orders, a capped backlog series) so a
-dashboard left open through a peak does not grow without limit, and it carries its own lock
-because the Kafka reader folds on a background thread while the page reads.
+of streams/records.py): `locations`, `store-load`, `stock-availability`, `routed-orders`,
+`order-events` and `dead-letters`. It is bounded (recent decisions, an LRU of orders, a capped
+backlog series, the latest dead letters) so a dashboard left open through a peak does not grow
+without limit, and it carries its own lock because the Kafka reader folds on a background
+thread while the page reads.
 
 Times: every timestamp is kept as float epoch seconds internally (cheap to compare) and turned
 into timezone-aware pandas timestamps only in the DataFrames handed to the page.
@@ -18,6 +19,7 @@ into timezone-aware pandas timestamps only in the DataFrames handed to the page.
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections import Counter, OrderedDict, deque
@@ -64,12 +66,14 @@ H_STORE_LOAD = _handle("store_load")
 H_AVAILABILITY = _handle("stock_availability")
 H_ROUTED = _handle("routed_orders")
 H_ORDER_EVENTS = _handle("order_events")
+H_DEAD_LETTERS = _handle("dead_letters")
 DASHBOARD_HANDLES: tuple[str, ...] = (
     H_LOCATIONS,
     H_STORE_LOAD,
     H_AVAILABILITY,
     H_ROUTED,
     H_ORDER_EVENTS,
+    H_DEAD_LETTERS,
 )
 """Every topic the dashboard reads, by handle (TOPICS.<handle>.name is the Kafka name)."""
 
@@ -184,6 +188,21 @@ class OrderTrack:
 
 
 @dataclass(frozen=True)
+class DeadLetterRow:
+    """One message a worker refused (the `dead-letters` topic, DeadLetter of streams/records.py)."""
+
+    rejected_at: float | None
+    source_topic: str
+    partition: int | None
+    offset: int | None
+    key: str | None
+    reason_class: str
+    error: str
+    raw: str
+    raw_encoding: str
+
+
+@dataclass(frozen=True)
 class BacklogSample:
     """Network backlog at one instant: open orders in total and per location kind."""
 
@@ -211,6 +230,8 @@ class DashboardState:
         max_events_per_order: int = 200,
         sample_every_s: float = 5.0,
         max_samples: int = 20_000,
+        max_dead_letters: int = 500,
+        max_dead_seen: int = 100_000,
     ) -> None:
         self.lock = threading.RLock()
         self.max_orders = max_orders
@@ -235,6 +256,12 @@ class DashboardState:
         self.history_start: float | None = None
         self.load_time: float | None = None
         self.load_time_wall: float = 0.0
+        # dead letters: counted since the dashboard's history starts, the latest kept whole
+        self.dead_letters: deque[DeadLetterRow] = deque(maxlen=max_dead_letters)
+        self.dead_seen: OrderedDict[tuple[object, ...], None] = OrderedDict()
+        self.max_dead_seen = max_dead_seen
+        self.dead_by_topic: Counter[str] = Counter()
+        self.dead_by_reason: Counter[str] = Counter()
         self.messages = 0
         self.skipped = 0
         self.last_problem: str | None = None
@@ -320,6 +347,8 @@ def _fold_locked(
             return _fold_routed(state, value)
         if handle == H_ORDER_EVENTS:
             return _fold_order_event(state, value)
+        if handle == H_DEAD_LETTERS:
+            return _fold_dead_letter(state, value)
         return _skip(state, f"topic handle {handle!r} is not shown by the dashboard")
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         return _skip(state, f"{handle}: {type(exc).__name__}: {exc}")
@@ -641,6 +670,261 @@ def _fold_order_event(state: DashboardState, value: Mapping[str, Any] | None) ->
     return True
 
 
+# ---- dead letters ----------------------------------------------------------------------------
+
+KNOWN_REASON_CLASSES: tuple[str, ...] = (
+    "malformed JSON",
+    "not a JSON object",
+    "empty message",
+    "message key must be",
+    "unknown location_id",
+    "unknown pickup_location_id",
+    "unknown shipment",
+    "unknown order",
+)
+"""Reason prefixes of the runtime (streams/topics.py, streams/loop.py) and of the agents: a
+reason starting with one of them is counted under it, whatever ids or details follow."""
+
+_INVALID_MODEL = re.compile(r"^invalid [A-Za-z_][A-Za-z0-9_]*")
+_REASON_CUT = re.compile(r"[:(\[{'\"]")
+_HAS_DIGIT = re.compile(r"\d")
+REASON_CLASS_WORDS = 4
+
+
+def reason_class(error: object) -> str:
+    """The first words of a dead letter's reason, without the ids and details that follow.
+
+    "malformed JSON: EOF while parsing" -> "malformed JSON"; "invalid WebOrder: lines.0.qty:
+    ..." -> "invalid WebOrder"; "unknown location_id 'ST-9'" -> "unknown location_id";
+    "message key must be the sku 'X'" -> "message key must be". A reason of no known shape is
+    cut at the first colon, quote or bracket, words with digits (order and shipment ids) are
+    dropped and at most `REASON_CLASS_WORDS` words kept, so counts group by what went wrong
+    rather than by which message."""
+    text = " ".join(str(error or "").split())
+    if not text:
+        return "(no reason)"
+    for known in KNOWN_REASON_CLASSES:
+        if text == known or text.startswith(known + " ") or text.startswith(known + ":"):
+            return known
+    model = _INVALID_MODEL.match(text)
+    if model:
+        return model.group(0)
+    head = _REASON_CUT.split(text, maxsplit=1)[0]
+    words = [w for w in head.split() if not _HAS_DIGIT.search(w)]
+    return " ".join(words[:REASON_CLASS_WORDS]) or text.split()[0]
+
+
+def _fold_dead_letter(state: DashboardState, value: Mapping[str, Any] | None) -> bool:
+    if value is None:
+        return False
+    topic = _str(value.get("source_topic"))
+    error = value.get("error")
+    if topic is None or not isinstance(error, str):
+        return _skip(state, "dead-letters: message without source_topic or error")
+    partition = value.get("partition")
+    offset = value.get("offset")
+    rejected = to_epoch(value.get("rejected_at"))
+    raw = value.get("raw")
+    raw_text = raw if isinstance(raw, str) else ""
+    if isinstance(partition, int) and isinstance(offset, int):
+        seen: tuple[object, ...] = (topic, partition, offset)
+    else:
+        seen = (topic, rejected, raw_text, error)
+    if seen in state.dead_seen:
+        return False  # the same refused input (a re-read, or a worker re-reading it)
+    state.dead_seen[seen] = None
+    while len(state.dead_seen) > state.max_dead_seen:
+        state.dead_seen.popitem(last=False)
+    cls = reason_class(error)
+    state.dead_by_topic[topic] += 1
+    state.dead_by_reason[cls] += 1
+    key = value.get("key")
+    state.dead_letters.append(
+        DeadLetterRow(
+            rejected_at=rejected,
+            source_topic=topic,
+            partition=partition if isinstance(partition, int) else None,
+            offset=offset if isinstance(offset, int) else None,
+            key=key if isinstance(key, str) else None,
+            reason_class=cls,
+            error=error,
+            raw=raw_text,
+            raw_encoding=_str(value.get("raw_encoding")) or "utf-8",
+        )
+    )
+    # not `_advance`: rejected_at is the worker's wall clock, which under a simulator is not
+    # the network's clock the rest of the page is measured in
+    return True
+
+
+def dead_letter_total(state: DashboardState) -> int:
+    """Dead letters read since the dashboard's history starts (each refused input once)."""
+    with state.lock:
+        return sum(state.dead_by_topic.values())
+
+
+def _counts_frame(counts: Counter[str], label: str) -> pd.DataFrame:
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return pd.DataFrame(
+        {
+            label: [k for k, _ in items],
+            "dead_letters": pd.Series([v for _, v in items], dtype="int64"),
+        }
+    )
+
+
+def dead_letters_by_topic(state: DashboardState) -> pd.DataFrame:
+    """(source_topic, dead_letters), the most first: which input is being refused."""
+    with state.lock:
+        return _counts_frame(Counter(state.dead_by_topic), "source_topic")
+
+
+def dead_letters_by_reason(state: DashboardState) -> pd.DataFrame:
+    """(reason_class, dead_letters), the most first: what is wrong with the refused inputs."""
+    with state.lock:
+        return _counts_frame(Counter(state.dead_by_reason), "reason_class")
+
+
+DEAD_LETTER_COLUMNS = (
+    "rejected_at",
+    "source_topic",
+    "reason_class",
+    "raw",
+    "error",
+    "key",
+    "partition",
+    "offset",
+)
+"""The raw payload before the full reason: both are long, and the payload is what to fix."""
+
+
+def latest_dead_letters(state: DashboardState, n: int = 20, raw_limit: int = 2000) -> pd.DataFrame:
+    """The `n` most recent dead letters, newest first, with the refused message's raw payload.
+
+    A payload that was not UTF-8 is kept base64-encoded by the worker and shown with a
+    `base64:` prefix; a long one is cut at `raw_limit` characters."""
+    with state.lock:
+        recent = list(state.dead_letters)[-n:] if n > 0 else []
+    rows = []
+    for d in reversed(recent):
+        raw = d.raw if d.raw_encoding == "utf-8" else f"base64:{d.raw}"
+        if len(raw) > raw_limit:
+            raw = raw[: raw_limit - 1] + "…"
+        rows.append(
+            {
+                "rejected_at": d.rejected_at,
+                "source_topic": d.source_topic,
+                "reason_class": d.reason_class,
+                "error": d.error,
+                "key": d.key,
+                "partition": d.partition,
+                "offset": d.offset,
+                "raw": raw,
+            }
+        )
+    df = pd.DataFrame(rows, columns=list(DEAD_LETTER_COLUMNS))
+    df["rejected_at"] = _ts_series(df["rejected_at"])
+    df["partition"] = df["partition"].astype("Int64")
+    df["offset"] = df["offset"].astype("Int64")
+    return df
+
+
+# ---- display helpers ---------------------------------------------------------------------------
+
+PLACEHOLDER = "–"
+"""What an empty cell shows: never "None" (Streamlit's rendering of a missing value)."""
+
+
+def for_display(df: pd.DataFrame, placeholder: str = PLACEHOLDER) -> pd.DataFrame:
+    """A copy of `df` where no cell is missing, so no table shows "None", "nan" or "NaT".
+
+    Only columns that have a missing value change: text gets `placeholder`; numbers become
+    text (integers without a decimal point) with `placeholder` where missing; timestamps
+    become "YYYY-MM-DD HH:MM:SS" text (UTC) with `placeholder`. Columns without gaps keep their
+    type, so the page's number and time formats still apply to them."""
+    out = df.copy()
+    for col in out.columns:
+        series = out[col]
+        missing = series.isna()
+        if not missing.any():
+            continue
+        if pd.api.types.is_datetime64_any_dtype(series):
+            text = series.dt.strftime("%Y-%m-%d %H:%M:%S")
+        elif pd.api.types.is_bool_dtype(series):
+            text = series.map(lambda v: "" if v is pd.NA else str(bool(v)))
+        elif pd.api.types.is_integer_dtype(series) or pd.api.types.is_float_dtype(series):
+            text = series.map(_number_text)
+        else:
+            text = series.map(lambda v: v if isinstance(v, str) else ("" if v is None else v))
+        out[col] = text.astype(object).where(~missing, placeholder)
+    return out
+
+
+def _number_text(v: object) -> str:
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def compact_number(value: float, decimals: int = 1) -> str:
+    """A figure short enough for a metric tile: 950 -> "950", 9 999 -> "9,999", 12 345 ->
+    "12.3k", 1 234 567 -> "1.2M"; below 100, `decimals` decimals are kept when not whole."""
+    v = float(value)
+    if not math.isfinite(v):
+        return PLACEHOLDER
+    sign = "-" if v < 0 else ""
+    a = abs(v)
+    if a >= 1e4:
+        for unit, suffix in ((1e3, "k"), (1e6, "M"), (1e9, "G")):
+            shown = round(a / unit, decimals)
+            if shown < 1000 or suffix == "G":  # else 999 999 would read "1000k": next unit
+                text = f"{shown:.{decimals}f}".rstrip("0").rstrip(".")
+                return f"{sign}{text}{suffix}"
+    if round(a, decimals) >= 100 or a.is_integer():
+        return f"{sign}{a:,.0f}"
+    return f"{sign}{a:.{decimals}f}"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One tile of the network overview: label (with its unit), short value, help text."""
+
+    label: str
+    value: str
+    help: str
+
+
+METRIC_VALUE_MAX_CHARS = 7
+"""The longest value a metric tile shows: what fits a quarter of a narrow page unclipped."""
+
+
+def overview_metrics(ov: NetworkOverview, late_after_min: int) -> list[Metric]:
+    """The network overview as metric tiles, units in the labels so values stay short."""
+    return [
+        Metric("Orders routed (1 h)", compact_number(ov.orders_routed), "distinct orders routed"),
+        Metric("In preparation", compact_number(ov.in_preparation), "orders being prepared now"),
+        Metric(
+            "Shipped (1 h)",
+            compact_number(ov.shipped),
+            "orders handed over in the last hour (shipped or ready for pickup)",
+        ),
+        Metric(
+            "Late",
+            compact_number(ov.late),
+            f"not handed over within {late_after_min} min of routing (the SLA threshold below)",
+        ),
+        Metric(
+            "Routing rate (/min)",
+            compact_number(ov.routing_rate_per_min),
+            "routing decisions per minute, last 5 minutes",
+        ),
+        Metric("Unroutable (1 h)", f"{ov.unroutable_rate:.1%}", "share of decisions (1 h)"),
+        Metric("Re-routed (1 h)", f"{ov.reroute_rate:.1%}", "decisions with attempt > 1 (1 h)"),
+    ]
+
+
 # ---- queries ---------------------------------------------------------------------------------
 
 
@@ -819,20 +1103,57 @@ def store_load_table(state: DashboardState, now: datetime | float | None = None)
     return df.reset_index(drop=True)
 
 
-def saturation_colour(saturation: float) -> list[int]:
-    """Green (idle) through amber to red (one hour of work queued or more), RGBA for pydeck."""
-    s = min(max(saturation, 0.0), 1.0)
-    if s < 0.5:
-        r, g = int(510 * s), 170
-    else:
-        r, g = 255, int(170 * (1 - (s - 0.5) * 2))
-    return [r, g, 60, 200]
+SATURATION_SCALE: tuple[tuple[float, str], ...] = (
+    (0.0, "#16a34a"),
+    (0.25, "#84cc16"),
+    (0.5, "#f59e0b"),
+    (0.75, "#ea580c"),
+    (1.0, "#dc2626"),
+)
+"""Green (idle) through amber (half an hour of work queued) to red (an hour or more): one
+continuous scale for the map's dots, its colour bar and the table's saturation cells."""
+
+SATURATION_RED_AT = 1.0
+"""Saturation (hours of work queued) that reads fully red; anything above is clipped to it."""
+
+
+def _rgb(hex_colour: str) -> tuple[int, int, int]:
+    h = hex_colour.lstrip("#")
+    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+
+
+def saturation_rgb(saturation: float) -> tuple[int, int, int]:
+    """The colour of `saturation` on `SATURATION_SCALE`, linearly interpolated (RGB)."""
+    s = _float(saturation) / SATURATION_RED_AT
+    s = min(max(s, 0.0), 1.0)
+    for (lo, lo_c), (hi, hi_c) in zip(SATURATION_SCALE, SATURATION_SCALE[1:], strict=False):
+        if s <= hi:
+            f = 0.0 if hi == lo else (s - lo) / (hi - lo)
+            a, b = _rgb(lo_c), _rgb(hi_c)
+            return (
+                round(a[0] + (b[0] - a[0]) * f),
+                round(a[1] + (b[1] - a[1]) * f),
+                round(a[2] + (b[2] - a[2]) * f),
+            )
+    return _rgb(SATURATION_SCALE[-1][1])
+
+
+def saturation_colour(saturation: float) -> str:
+    """`saturation_rgb` as "#rrggbb" (0.09 is green, 0.5 amber, 1 and more red)."""
+    r, g, b = saturation_rgb(saturation)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def saturation_cell_style(saturation: object) -> str:
+    """CSS for a saturation cell of a table: the scale's colour, pale, with readable text."""
+    r, g, b = saturation_rgb(_float(saturation))
+    return f"background-color: rgba({r}, {g}, {b}, 0.55); color: #111827"
 
 
 def map_points(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of `store_load_table` with coordinates, ready for a pydeck ScatterplotLayer.
+    """Rows of `store_load_table` with coordinates, ready for the map.
 
-    Radius grows with open orders so a drowning store is both red and big."""
+    Size grows with open orders so a drowning store is both red and big."""
     points = []
     for row in table.itertuples(index=False):
         if math.isnan(row.lat) or math.isnan(row.lon):
@@ -840,14 +1161,14 @@ def map_points(table: pd.DataFrame) -> list[dict[str, Any]]:
         points.append(
             {
                 "location_id": row.location_id,
-                "name": row.name,
+                "name": row.name or row.location_id,
                 "kind": row.kind,
                 "lat": float(row.lat),
                 "lon": float(row.lon),
                 "open_orders": int(row.open_orders),
                 "saturation": round(float(row.saturation), 2),
                 "colour": saturation_colour(float(row.saturation)),
-                "radius": 4000 + 900 * math.sqrt(max(int(row.open_orders), 0)),
+                "size": round(7 + 2.2 * math.sqrt(max(int(row.open_orders), 0)), 1),
             }
         )
     return points

@@ -1,9 +1,14 @@
-"""Start the planner dashboard: `streamlit run dashboard/app.py` on 127.0.0.1 by default.
+"""Start the dashboard: `streamlit run dashboard/app.py` on 127.0.0.1 by default.
 
 Why a launcher instead of documenting the streamlit command: the `stockroute dashboard`
 console command needs one function to call, the defaults must be safe (loopback only,
 headless, no usage statistics sent anywhere) and the Streamlit process must stop when its
 parent is told to stop, so scripts and the end-to-end test can manage it by one pid.
+
+The app's pages are declared here (`PAGES`, a plain table) and built with `st.navigation` by
+dashboard/app.py, the entry point: the sidebar reads "Planner", "Store" and "Returns desk",
+at `/`, `/Store` and `/Returns_desk`. Static file serving is on so the planner's map reads its
+country outlines from `dashboard/static/` (`/app/static/`), never from the internet.
 """
 
 from __future__ import annotations
@@ -15,9 +20,28 @@ import subprocess
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import NamedTuple
 
 APP = Path(__file__).resolve().parent / "app.py"
 FIXTURES_ENV = "STOCKROUTE_DASHBOARD_FIXTURES"
+
+
+class PageSpec(NamedTuple):
+    """One page of the app: its sidebar title, its script (None: the planner, in app.py), its
+    URL path and icon (Material Symbols, which Streamlit ships: no emoji font needed)."""
+
+    title: str
+    file: str | None
+    url_path: str
+    icon: str
+
+
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec("Planner", None, "", ":material/monitoring:"),
+    PageSpec("Store", "pages/1_Store.py", "Store", ":material/storefront:"),
+    PageSpec("Returns desk", "pages/2_Returns_desk.py", "Returns_desk", ":material/undo:"),
+)
+"""The sidebar, in order; the first is the default page (at `/`)."""
 
 
 def build_command(
@@ -41,6 +65,8 @@ def build_command(
         "true",
         "--browser.gatherUsageStats",
         "false",
+        "--server.enableStaticServing",
+        "true",
         *(extra or []),
     ]
 
@@ -49,7 +75,8 @@ def parser() -> argparse.ArgumentParser:
     """The options of `stockroute dashboard` (reusable by the CLI to embed them)."""
     p = argparse.ArgumentParser(
         prog="stockroute dashboard",
-        description="Serve the planner dashboard (Streamlit) reading Kafka's output topics.",
+        description="Serve the dashboard (Streamlit): the Planner page reading Kafka's output "
+        "topics, and the store app's Store and Returns desk pages.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")

@@ -9,9 +9,10 @@ Reading policy (no consumer group, so nothing is committed and several dashboard
 partitions from each other):
 - compacted topics (locations, store-load, stock-availability) are read from the beginning:
   they hold the latest value per key, which is exactly what the page shows;
-- append-only topics (routed-orders, order-events) are read from `history_hours` ago (looked up
-  with offsets_for_times), but never more than `max_history` messages per topic, so a restart
-  during a long peak still catches up in seconds.
+- append-only topics (routed-orders, order-events, dead-letters) are read from `history_hours`
+  ago (looked up with offsets_for_times), but never more than `max_history` messages per topic,
+  so a restart during a long peak still catches up in seconds; the dead-letters panel counts
+  what was refused in that window.
 The dashboard never opens a worker's RocksDB: Kafka is the only interface.
 
 A broker that is not reachable yet (the dashboard started before Kafka, or Kafka restarts) is

@@ -2,27 +2,43 @@
 
 Starts the whole demo (scripts/demo.sh: worker, simulator, dashboard on the test broker),
 opens the page with the system chromedriver (no browser download), waits until the store-load
-table and the backlog chart show live numbers, saves a screenshot, then stops the demo with
-SIGINT (what Ctrl-C sends) and checks it stopped everything.
+table and the backlog chart show live numbers, then:
+- sends one malformed message of its own to `web-orders` and waits until the dead-letters
+  panel counts it (source topic, reason class "malformed JSON") and shows its raw payload;
+- checks the map drew country outlines, the backlog axis has no two identical labels, no
+  metric value is clipped, no table cell reads "None", and the sidebar names the pages
+  "Planner", "Store" and "Returns desk";
+- checks from Chromium's network log that the page fetched nothing but from the dashboard
+  itself (no tile server, no CDN: the machines here have no internet);
+saves screenshots, then stops the demo with SIGINT (what Ctrl-C sends) and checks it stopped
+everything.
 
 Needs `chromium` and `chromium-driver` (Debian): `bash scripts/install-browser.sh` installs
-them; without them the test skips and says so. STOCKROUTE_SCREENSHOT=path also writes the
-screenshot there, STOCKROUTE_SCREENSHOT_DELAY=seconds waits that long first (docs/dashboard.png:
-STOCKROUTE_SCREENSHOT=docs/dashboard.png STOCKROUTE_SCREENSHOT_DELAY=60).
+them; without them the test skips and says so. The screenshot lands in the test's tmp dir; with
+STOCKROUTE_SCREENSHOT_DIR=docs they are also copied there (docs/dashboard.png, the top of the
+page, and docs/dashboard-dead-letters.png, the dead-letters panel), after
+STOCKROUTE_SCREENSHOT_DELAY more seconds of the peak when set (docs: 60).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import shutil
 import signal
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 
-from tests.e2e.conftest import http_status, port_open
+from streams.settings import KafkaSettings
+from tests.e2e.conftest import Demo, http_status, port_open
 
 LOCATION_ID = re.compile(r"^(ST|WH|SUP|MP)-\d+$")
 
@@ -61,6 +77,8 @@ def _driver(chromium: str, driver: str, profile: Path):  # type: ignore[no-untyp
         "--window-size=1600,2400",
     ):
         opts.add_argument(arg)
+    # every request the page makes, to prove nothing is fetched from outside
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     d = webdriver.Chrome(service=Service(driver), options=opts)
     d.set_window_size(1600, 2400)
     d.set_page_load_timeout(60)
@@ -134,8 +152,81 @@ def _live(state: dict[str, object]) -> bool:
     )
 
 
+async def _send_raw(demo: Demo, handle: str, key: bytes, raw: bytes) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(**KafkaSettings.from_env().aiokafka_kwargs(), acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(getattr(demo.topics, handle).name, key=key, value=raw)
+    finally:
+        await producer.stop()
+
+
+def _text(d: Any, key: str) -> str:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    return " ".join(
+        (e.get_attribute("textContent") or "")
+        for e in d.find_elements(By.CSS_SELECTOR, f".st-key-{key}")
+    )
+
+
+def _poll(demo: Demo, d: Any, what: str, check: Callable[[], bool], timeout: float) -> None:
+    """Bounded poll of the page (Streamlit re-renders under our feet every 2 s)."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as exc:  # noqa: BLE001 - stale elements while Streamlit re-renders
+            last = exc
+        assert demo.proc.poll() is None, f"demo stopped early:\n{demo.logs()}"
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what} (last error {last!r})\n{demo.logs()}")
+
+
+# what the page shows, read by script (st.dataframe draws on a canvas: the accessible table
+# mirror holds the cell text; Plotly draws SVG)
+_CLIPPED_METRICS = """
+return Array.from(document.querySelectorAll('[data-testid=stMetricValue]')).flatMap(
+  el => [el, ...el.querySelectorAll('*')]).filter(
+  el => el.scrollWidth > el.clientWidth + 1).map(el => el.textContent);
+"""
+_NONE_CELLS = """
+return Array.from(document.querySelectorAll('[data-testid=stDataFrame] td, [role=gridcell]'))
+  .map(td => td.textContent.trim()).filter(t => t === 'None' || t === 'nan' || t === 'NaT');
+"""
+_OUTLINES = """
+const map = document.querySelector('.st-key-store_load_map');
+if (!map) return 0;
+return Array.from(map.querySelectorAll('.countries path, .coastlines path, .land path'))
+  .filter(p => (p.getAttribute('d') || '').length > 100).length;
+"""
+_X_TICKS = """
+return Array.from(document.querySelectorAll('.st-key-backlog_chart .xtick text'))
+  .map(t => t.textContent);
+"""
+_NAV = """
+return Array.from(document.querySelectorAll('[data-testid=stSidebarNav] a'))
+  .map(a => a.textContent.trim());
+"""
+
+
+def _requested_urls(d: Any) -> list[str]:  # type: ignore[no-untyped-def]
+    urls = []
+    for entry in d.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message.get("method") in ("Network.requestWillBeSent", "Network.webSocketCreated"):
+            params = message["params"]
+            url = params.get("request", {}).get("url") or params.get("url") or ""
+            urls.append(url)
+    return urls
+
+
 @pytest.mark.e2e
-@pytest.mark.timeout(480)
+@pytest.mark.timeout(600)
 def test_dashboard_shows_live_store_load_and_backlog(demo_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     chromium, driver = _browser_paths()
     demo = demo_factory(duration=None)
@@ -160,11 +251,77 @@ def test_dashboard_shows_live_store_load_and_backlog(demo_factory, tmp_path: Pat
         else:
             d.save_screenshot(str(shot))
             raise AssertionError(f"no live numbers on the page: {state}\n{demo.logs()}")
-        # one more refresh so the chart has a few points (longer for a docs screenshot)
-        time.sleep(float(os.environ.get("STOCKROUTE_SCREENSHOT_DELAY", "4")))
+        urls = _requested_urls(d)
+
+        # a dead letter of our own: malformed JSON on web-orders, refused by the worker
+        marker = f"E2E-DL-{uuid.uuid4().hex[:8]}"
+        raw = f'{{"order_id": "{marker}", "lines": [{{"sku": '.encode()
+        asyncio.run(_send_raw(demo, "web_orders", marker.encode(), raw))
+        source_topic = demo.topics.web_orders.name
+        _poll(
+            demo,
+            d,
+            f"the dead letter {marker} in the dead-letters panel",
+            lambda: (
+                marker in _text(d, "dead_letters_latest")
+                and "malformed JSON" in _text(d, "dead_letters_latest")
+            ),
+            timeout=90,
+        )
+        latest = _text(d, "dead_letters_latest")
+        assert raw.decode() in latest  # the raw payload, as sent
+        assert source_topic in _text(d, "dead_letters_by_topic")
+        assert "malformed JSON" in _text(d, "dead_letters_by_reason")
+
+        # the map's country outlines, drawn from the dashboard's own static files
+        _poll(demo, d, "country outlines on the map", lambda: d.execute_script(_OUTLINES) > 0, 60)
+        # a readable time axis: no two tick labels alike
+        ticks = d.execute_script(_X_TICKS)
+        assert len(ticks) >= 2 and len(set(ticks)) == len(ticks), ticks
+        assert d.execute_script(_CLIPPED_METRICS) == []  # every metric value fully shown
+        assert d.execute_script(_NONE_CELLS) == []
+        nav = d.execute_script(_NAV)  # link text is the icon then the title
+        assert len(nav) == 3, nav
+        for link, title in zip(nav, ("Planner", "Store", "Returns desk"), strict=True):
+            assert link.endswith(title), nav
+
+        delay = float(os.environ.get("STOCKROUTE_SCREENSHOT_DELAY", "0"))
+        if delay > 0:  # docs only: let the peak build up before the picture
+            time.sleep(delay)
         d.save_screenshot(str(shot))
-        if os.environ.get("STOCKROUTE_SCREENSHOT"):
-            shutil.copyfile(shot, os.environ["STOCKROUTE_SCREENSHOT"])
+        # the dead-letters panel, scrolled into view, with the test's own dead letter
+        dead_shot = tmp_path / "dashboard-dead-letters.png"
+        d.execute_script(
+            "document.querySelector('.st-key-dead_letters')"
+            ".scrollIntoView({block: 'start', behavior: 'instant'})"
+        )
+        _poll(
+            demo,
+            d,
+            "the dead-letters panel in view",
+            lambda: d.execute_script(
+                "const r = document.querySelector('.st-key-dead_letters')"
+                ".getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight"
+            ),
+            timeout=10,
+        )
+        d.save_screenshot(str(dead_shot))
+        if os.environ.get("STOCKROUTE_SCREENSHOT_DIR"):
+            for picture in (shot, dead_shot):
+                shutil.copyfile(
+                    picture, Path(os.environ["STOCKROUTE_SCREENSHOT_DIR"]) / picture.name
+                )
+
+        # nothing but the dashboard itself was asked for anything: no tiles, no CDN
+        urls += _requested_urls(d)
+        assert any("/app/static/" in u and u.endswith(".json") for u in urls), urls
+        outside = {
+            u
+            for u in urls
+            if urlparse(u).scheme in ("http", "https", "ws", "wss")
+            and urlparse(u).hostname not in ("127.0.0.1", "localhost")
+        }
+        assert not outside, f"the page fetched from outside: {sorted(outside)}"
     finally:
         d.quit()
 

@@ -6,6 +6,8 @@ the JSON shapes the workers publish.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,9 +16,10 @@ import pandas as pd
 import pytest
 from pydantic import BaseModel
 
-from dashboard import fixtures, model, serve, source
+from dashboard import charts, fixtures, model, serve, source
 from dashboard.model import DashboardState, fold
 from streams.records import (
+    DeadLetter,
     Location,
     OrderEvent,
     RoutedOrder,
@@ -34,6 +37,7 @@ ROUTED = TOPICS.routed_orders.handle
 EVENTS = TOPICS.order_events.handle
 AVAIL = TOPICS.stock_availability.handle
 LOCS = TOPICS.locations.handle
+DEAD = TOPICS.dead_letters.handle
 
 
 def at(minutes: float) -> datetime:
@@ -250,10 +254,18 @@ def test_store_load_table_takes_names_and_coordinates_from_the_locations_topic()
 
 
 def test_saturated_locations_are_red_on_the_map_and_idle_ones_green() -> None:
-    idle, half, full = (model.saturation_colour(s) for s in (0.0, 0.5, 3.0))
-    assert idle[:3] == [0, 170, 60]
-    assert half[0] == 255 and half[1] == 170
-    assert full[:3] == [255, 0, 60]
+    def hue(s: float) -> tuple[int, int, int]:
+        return model.saturation_rgb(s)
+
+    idle, low, half, full, over = (hue(s) for s in (0.0, 0.09, 0.5, 1.0, 3.0))
+    assert idle[1] > idle[0] + 60 and low[1] > low[0] + 60  # 0.09 is green, not red
+    assert half[0] > 200 and 100 < half[1] < 200  # amber
+    assert full[0] > 200 and full[1] < 60 and over == full  # red from one hour queued on
+    # continuous and ever redder: red minus green grows with saturation
+    redness = [hue(i / 20)[0] - hue(i / 20)[1] for i in range(21)]
+    assert redness == sorted(redness) and len(set(redness)) == len(redness)
+    assert model.saturation_colour(0.09).startswith("#") and len(model.saturation_colour(0)) == 7
+    assert "background-color: rgba(" in model.saturation_cell_style(0.09)
 
 
 # ---- backlog ---------------------------------------------------------------------------------
@@ -681,6 +693,7 @@ def test_every_fixture_message_validates_against_its_output_model() -> None:
         EVENTS: OrderEvent,
         AVAIL: StockAvailability,
         LOCS: Location,
+        DEAD: DeadLetter,
     }
     messages = fixtures.build_messages(now=T0, n_orders=150)
 
@@ -776,3 +789,326 @@ def test_store_load_replay_is_released_in_time_order_across_partitions() -> None
     assert b not in replay and a in replay  # a is not finished yet
     done.add(a)
     assert replay.release(lambda k: k in done) == [] and a not in replay
+
+
+# ---- dead letters ----------------------------------------------------------------------------
+
+
+def dead_letter(
+    error: str,
+    *,
+    topic: str = "web-orders",
+    offset: int = 1,
+    key: str | None = "ORD-1",
+    raw: str = "{nope",
+    minute: float = 0,
+) -> dict[str, Any]:
+    return DeadLetter(
+        source_topic=topic,
+        partition=0,
+        offset=offset,
+        key=key,
+        raw=raw,
+        error=error,
+        rejected_at=at(minute),
+    ).model_dump(mode="json")
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        ("malformed JSON: EOF while parsing a value at line 1 column 5", "malformed JSON"),
+        ("invalid WebOrder: lines.0.qty: Input should be greater than 0", "invalid WebOrder"),
+        ("invalid FulfilmentEvent: type: Input should be 'accepted'", "invalid FulfilmentEvent"),
+        ("unknown location_id 'ST-999'", "unknown location_id"),
+        ("message key must be the order_id 'ORD-7'", "message key must be"),
+        ("empty message (tombstone or null value)", "empty message"),
+        ("not a JSON object", "not a JSON object"),
+        ("unknown shipment 'S-1' for order ORD-1", "unknown shipment"),
+        ("order ORD-1 was already placed", "order was already placed"),
+        ("cannot reject shipment S-9 once packed", "cannot reject shipment once"),
+        ("", "(no reason)"),
+    ],
+)
+def test_a_dead_letter_reason_is_classed_by_its_first_words_without_ids(
+    error: str, expected: str
+) -> None:
+    assert model.reason_class(error) == expected
+
+
+def test_dead_letters_are_counted_by_source_topic_and_reason_class() -> None:
+    state = DashboardState()
+    fold(state, DEAD, dead_letter("malformed JSON: EOF at column 5", offset=1))
+    fold(state, DEAD, dead_letter("malformed JSON: expected value", offset=2))
+    fold(state, DEAD, dead_letter("unknown location_id 'ST-9'", topic="pos-sales", offset=1))
+    fold(state, DEAD, dead_letter("invalid WebOrder: lines: Field required", offset=3))
+
+    by_topic = model.dead_letters_by_topic(state)
+    by_reason = model.dead_letters_by_reason(state)
+
+    assert by_topic.to_dict("records") == [
+        {"source_topic": "web-orders", "dead_letters": 3},
+        {"source_topic": "pos-sales", "dead_letters": 1},
+    ]
+    assert by_reason.to_dict("records") == [
+        {"reason_class": "malformed JSON", "dead_letters": 2},
+        {"reason_class": "invalid WebOrder", "dead_letters": 1},
+        {"reason_class": "unknown location_id", "dead_letters": 1},
+    ]
+    assert model.dead_letter_total(state) == 4
+
+
+def test_a_dead_letter_read_twice_is_counted_once() -> None:
+    state = DashboardState()
+    letter = dead_letter("malformed JSON: x", offset=5)
+    assert fold(state, DEAD, letter)
+    assert not fold(state, DEAD, letter)  # a re-read of the topic
+    assert model.dead_letter_total(state) == 1
+    assert len(model.latest_dead_letters(state)) == 1
+
+
+def test_latest_dead_letters_are_newest_first_with_their_raw_payload() -> None:
+    state = DashboardState(max_dead_letters=3)
+    for i in range(5):
+        fold(state, DEAD, dead_letter(f"malformed JSON: {i}", offset=i, raw=f"raw-{i}", minute=i))
+    fold(state, DEAD, dead_letter("unknown location_id 'X'", offset=9, key=None, minute=9))
+    binary = dead_letter("malformed JSON: bad utf-8", offset=10, raw="/w==", minute=10)
+    binary["raw_encoding"] = "base64"
+    fold(state, DEAD, binary)
+
+    latest = model.latest_dead_letters(state, 10)
+
+    assert list(latest.columns) == list(model.DEAD_LETTER_COLUMNS)
+    assert latest["raw"].tolist() == ["base64:/w==", "{nope", "raw-4"]  # bounded, newest first
+    assert latest["rejected_at"].iloc[0] == pd.Timestamp(at(10))
+    assert pd.isna(latest["key"].iloc[1])
+    assert model.dead_letter_total(state) == 7  # counts are not bounded by the kept rows
+    shown = model.for_display(latest)
+    assert shown["key"].iloc[1] == model.PLACEHOLDER
+
+
+def test_a_dead_letter_without_source_topic_or_error_is_skipped() -> None:
+    state = DashboardState()
+    assert not fold(state, DEAD, {"raw": "x"})
+    assert state.skipped == 1 and model.dead_letter_total(state) == 0
+
+
+def test_the_live_feed_follows_the_dead_letters_topic() -> None:
+    import inspect
+
+    assert TOPICS.dead_letters.handle in model.DASHBOARD_HANDLES
+    default = inspect.signature(source.LiveFeed).parameters["handles"].default
+    assert TOPICS.dead_letters.handle in default
+
+
+def test_the_fixture_has_dead_letters_of_every_reason_class() -> None:
+    state = fixtures.build_state(now=T0)
+    reasons = set(model.dead_letters_by_reason(state)["reason_class"])
+    assert {"malformed JSON", "invalid WebOrder", "unknown location_id"} <= reasons
+    assert "message key must be" in reasons
+
+
+# ---- display helpers -------------------------------------------------------------------------
+
+
+def test_for_display_leaves_no_missing_cell() -> None:
+    df = pd.DataFrame(
+        {
+            "text": ["a", None],
+            "count": pd.array([1, None], dtype="Int64"),
+            "ratio": [0.5, float("nan")],
+            "when": pd.to_datetime([T0, None], utc=True),
+            "full": [1, 2],
+            "stamp": pd.to_datetime([T0, T0], utc=True),
+        }
+    )
+
+    shown = model.for_display(df)
+
+    assert not shown.isna().any().any()
+    assert shown["text"].tolist() == ["a", "–"]
+    assert shown["count"].tolist() == ["1", "–"]
+    assert shown["ratio"].tolist() == ["0.5", "–"]
+    assert shown["when"].tolist() == ["2025-11-28 12:00:00", "–"]
+    # columns without gaps keep their type (and so the page's number and time formats)
+    assert shown["full"].dtype == "int64"
+    assert pd.api.types.is_datetime64_any_dtype(shown["stamp"])
+    assert pd.isna(df["text"].iloc[1])  # the input is not changed
+
+
+def test_no_fixture_table_has_a_missing_cell_once_displayed() -> None:
+    fx = fixtures.build_fixture(now=T0)
+    state, now = fx.state, fx.as_of
+    frames = [
+        model.store_load_table(state, now),
+        model.latest_decisions(state, 50),
+        model.order_lifecycle(state, fixtures.FIXTURE_ORDER_ID),
+        model.sku_stock(state, fixtures.FIXTURE_SKU),
+        model.sla_breaches(state, now, 60),
+        model.status_breakdown(state),
+        model.latest_dead_letters(state),
+        model.dead_letters_by_topic(state),
+    ]
+    assert model.order_lifecycle(state, fixtures.FIXTURE_ORDER_ID)["attempt"].isna().any()
+    for frame in frames:
+        shown = model.for_display(frame)
+        assert not shown.isna().any().any()
+        assert not shown.astype(str).isin(["None", "nan", "NaT", "<NA>"]).any().any()
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0, "0"),
+        (7, "7"),
+        (1.84, "1.8"),
+        (99.95, "100"),
+        (322.6, "323"),
+        (9999, "9,999"),
+        (12_345, "12.3k"),
+        (1_234_567, "1.2M"),
+        (999_999, "1M"),
+        (999_949, "999.9k"),
+        (2.5e12, "2500G"),
+        (-5.25, "-5.2"),
+        (float("nan"), "–"),
+    ],
+)
+def test_compact_number_keeps_metric_values_short(value: float, text: str) -> None:
+    assert model.compact_number(value) == text
+
+
+def test_overview_metrics_carry_units_in_labels_and_short_values() -> None:
+    ov = model.NetworkOverview(
+        orders_routed=123_456,
+        in_preparation=9_876,
+        shipped=54_321,
+        late=1_234,
+        routing_rate_per_min=322.6,
+        unroutable_rate=0.1234,
+        reroute_rate=1.0,
+        decisions=200_000,
+        open_orders=12_000,
+    )
+
+    tiles = model.overview_metrics(ov, 30)
+
+    labels = [t.label for t in tiles]
+    assert "Routing rate (/min)" in labels
+    values = {t.label: t.value for t in tiles}
+    assert values["Routing rate (/min)"] == "323"
+    assert values["Orders routed (1 h)"] == "123.5k"
+    assert values["Re-routed (1 h)"] == "100.0%"
+    assert all(len(t.value) <= model.METRIC_VALUE_MAX_CHARS for t in tiles), values
+    assert "30 min" in tiles[3].help
+
+
+# ---- charts ----------------------------------------------------------------------------------
+
+
+def test_the_map_is_plotly_geo_with_country_outlines_and_no_tiles() -> None:
+    state = DashboardState()
+    fold(state, LOCS, location("S-1", lat=48.85, lon=2.35))
+    fold(state, LOCS, location("S-2", lat=43.3, lon=5.4))
+    fold(state, LOAD, load("S-1", 4, 8))
+    fold(state, LOAD, load("S-2", 12, 8))
+    points = model.map_points(model.store_load_table(state))
+
+    fig = charts.store_map(points).to_plotly_json()
+
+    (trace,) = fig["data"]
+    geo = fig["layout"]["geo"]
+    assert trace["type"] == "scattergeo"
+    assert "mapbox" not in fig["layout"] and "map" not in fig["layout"]
+    assert geo["showcountries"] and geo["showland"] and geo["showcoastlines"]
+    assert (geo["scope"], geo["resolution"]) == ("europe", 50)
+    assert list(trace["text"]) == ["S-1 name", "S-2 name"]  # least saturated drawn first
+    assert list(trace["marker"]["color"]) == [0.5, 1.5]
+    assert trace["marker"]["cmax"] == model.SATURATION_RED_AT
+
+
+def test_the_map_outlines_ship_with_the_dashboard_and_plotly_is_pointed_at_them() -> None:
+    assert charts.geo_scope([{"lat": 48.8, "lon": 2.3}]) == ("europe", 50)
+    assert charts.geo_scope([{"lat": 40.7, "lon": -74.0}]) == ("world", 110)
+    assert charts.geo_scope([]) == ("world", 110)
+    for scope, resolution in (("europe", 50), ("world", 110)):
+        topo = json.loads(charts.topojson_file(scope, resolution).read_text())
+        assert {"countries", "land", "coastlines", "ocean"} <= set(topo["objects"])
+    assert charts.plotly_config()["topojsonURL"] == "/app/static/"
+    assert charts.plotly_config("/sr/")["topojsonURL"] == "/sr/app/static/"
+    cmd = serve.build_command(python="python")
+    assert cmd[cmd.index("--server.enableStaticServing") + 1] == "true"
+    assert serve.APP.parent / "static" == charts.STATIC_DIR  # Streamlit serves <app dir>/static
+
+
+def test_backlog_tick_labels_never_repeat_whatever_the_tick_spacing() -> None:
+    fig = charts.backlog_chart(
+        pd.DataFrame(
+            {
+                "time": pd.date_range("2025-11-28 12:00", periods=4, freq="10s"),
+                "series": "total",
+                "open_orders": [1, 2, 3, 2],
+            }
+        ),
+        {"total": "#000000"},
+    ).to_plotly_json()
+    xaxis = fig["layout"]["xaxis"]
+    assert xaxis["type"] == "date"
+    stops = [(s["dtickrange"], s["value"]) for s in xaxis["tickformatstops"]]
+
+    def fmt(dtick_ms: int) -> str:
+        for (lo, hi), value in stops:
+            if (lo is None or dtick_ms >= lo) and (hi is None or dtick_ms < hi):
+                return value.replace("%L", "%f")
+        raise AssertionError(dtick_ms)
+
+    start = datetime(2025, 11, 28, 11, 58, 40)
+    for dtick_ms in (
+        500,
+        5_000,
+        10_000,
+        30_000,
+        60_000,
+        300_000,
+        1_800_000,
+        7_200_000,
+        6 * 3_600_000,
+        43_200_000,
+        86_400_000,
+        7 * 86_400_000,
+    ):
+        ticks = [start + timedelta(milliseconds=dtick_ms * i) for i in range(12)]
+        labels = [t.strftime(fmt(dtick_ms)) for t in ticks]
+        assert len(set(labels)) == len(labels), (dtick_ms, labels)
+
+
+# ---- pages -----------------------------------------------------------------------------------
+
+
+def test_the_sidebar_names_the_pages_planner_store_and_returns_desk() -> None:
+    assert [p.title for p in serve.PAGES] == ["Planner", "Store", "Returns desk"]
+    assert serve.PAGES[0].file is None  # the planner is app.py's own page, the default one
+    for page in serve.PAGES[1:]:
+        assert page.file is not None and (serve.APP.parent / page.file).is_file()
+    # the store app's links keep working: /Store?store=<id>, /Returns_desk
+    assert [p.url_path for p in serve.PAGES[1:]] == ["Store", "Returns_desk"]
+
+
+def test_the_map_frames_every_location_and_fills_its_frame() -> None:
+    points = [{"lat": 43.1, "lon": -1.5}, {"lat": 50.6, "lon": 7.7}, {"lat": 48.8, "lon": 2.3}]
+    ranges = charts.map_ranges(points)
+    assert ranges is not None
+    (lon0, lon1), (lat0, lat1) = ranges
+    assert all(lon0 < p["lon"] < lon1 and lat0 < p["lat"] < lat1 for p in points)
+    # as wide as the frame (Mercator: a degree of latitude is sec(lat) degrees of longitude)
+    stretch = 1 / math.cos(math.radians((lat0 + lat1) / 2))
+    assert (lon1 - lon0) / ((lat1 - lat0) * stretch) == pytest.approx(charts.MAP_ASPECT, 0.01)
+    assert charts.map_ranges([]) is None
+    geo = charts.store_map(
+        [
+            {**p, "location_id": f"L{i}", "name": f"L{i}", "kind": "store", "open_orders": 1}
+            | {"saturation": 0.1, "size": 8}
+            for i, p in enumerate(points)
+        ]
+    ).to_plotly_json()["layout"]["geo"]
+    assert list(geo["lonaxis"]["range"]) == [lon0, lon1]
