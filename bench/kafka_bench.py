@@ -733,9 +733,8 @@ async def bench_soak(quick: bool) -> dict[str, Any]:
             "web_orders",
             "fulfilment_events",
             "returns",
-            "stock_ops",
+            "location_ops",
             "order_commands",
-            "load_ops",
         )
     ]
     samples: list[dict[str, Any]] = []
