@@ -25,7 +25,7 @@ from domain.location import Working, apply_load, apply_stock, release_shipment, 
 from domain.stock import StockState, ops_for_pos_sale, ops_for_supplier_feed, stock_key
 from streams.app import Runtime
 from streams.codecs import Rejected, now
-from streams.loop import UNCHANGED, Agent, Ctx, Effect, Put, Send
+from streams.loop import UNCHANGED, Agent, Batch, Batching, Ctx, Effect, Put, Send
 from streams.records import (
     LoadOp,
     PosSale,
@@ -54,35 +54,52 @@ OwnerInput = (
 
 
 def _working(ctx: Ctx, location_id: str) -> Working:
+    """The location's working set for this batch: made at its first input, then shared by the
+    batch's later inputs for it (all on one partition: inputs are keyed by location)."""
+    w: Working | None = ctx.batch.scratch.get(location_id)
+    if w is not None:
+        return w
+
     def read_stock(sku: str) -> StockState | None:
         raw = ctx.get(STOCK, stock_key(sku, location_id))
         return None if raw is None else StockState.from_dict(raw)
 
-    return Working(
+    w = ctx.batch.scratch[location_id] = Working(
         location_id=location_id,
+        partition=ctx.partition,
+        safety=ctx.locations.safety_stock(location_id),
         read_stock=read_stock,
         read_load=lambda: LoadState.from_dict(ctx.get(LOAD, location_id)),
         read_shipment=lambda sid: Shipment.from_list(ctx.get(SHIPMENTS, f"{sid}@{location_id}")),
     )
+    return w
 
 
-def _flush(w: Working, ctx: Ctx, safety: int) -> list[Effect]:
-    """Each changed record written once, each changed availability and the load published once."""
-    loc = w.location_id
+def flush(batch: Batch) -> list[Effect]:
+    """Per location of the batch: each changed record written once, each changed availability
+    and the location's load published once."""
+    out: list[Effect] = []
+    for w in batch.scratch.values():
+        out.extend(_flush(w, batch))
+    return out
+
+
+def _flush(w: Working, batch: Batch) -> list[Effect]:
+    loc, part = w.location_id, w.partition
     out: list[Effect] = []
     for sku in sorted(w.changed_stock):
-        out.append(Put(STOCK, stock_key(sku, loc), w.stocks[sku].to_dict()))
+        out.append(Put(STOCK, stock_key(sku, loc), w.stocks[sku].to_dict(), part))
     if w.load_changed:  # before the shipment records: it holds the positions (domain/load.py)
-        out.append(Put(LOAD, loc, w.load.to_dict()))
+        out.append(Put(LOAD, loc, w.load.to_dict(), part))
     for sid in sorted(w.changed_shipments):
         record = w.shipments[sid]
         if record is not None:
-            out.append(Put(SHIPMENTS, f"{sid}@{loc}", record.to_list()))
+            out.append(Put(SHIPMENTS, f"{sid}@{loc}", record.to_list(), part))
     at = now()
     for sku in sorted(w.published):
         st = w.stocks[sku]
-        available = st.available(safety)
-        ctx.availability.set(sku, loc, available)
+        available = st.available(w.safety)
+        batch.availability.set(sku, loc, available)
         out.append(
             Send(
                 TOPICS.stock_availability,
@@ -98,7 +115,7 @@ def _flush(w: Working, ctx: Ctx, safety: int) -> list[Effect]:
             )
         )
     if w.load_touched:
-        load = snapshot(loc, w.load, ctx.locations.by_id.get(loc), time.time())
+        load = snapshot(loc, w.load, batch.locations.by_id.get(loc), time.time())
         out.append(Send(TOPICS.store_load, loc, load))
     return out
 
@@ -106,10 +123,11 @@ def _flush(w: Working, ctx: Ctx, safety: int) -> list[Effect]:
 def agent() -> Agent:
     pruned_through: dict[int, int] = {}  # partition -> period whose expired ids are all gone
 
-    def ingest(w: Working, event: PosSale | SupplierFeed, ctx: Ctx, safety: int) -> list[Effect]:
+    def ingest(event: PosSale | SupplierFeed, ctx: Ctx) -> list[Effect]:
         """A till sale or supplier feed: dropped when its event_id was seen before, else folded."""
         if event.location_id not in ctx.locations.by_id:
             raise Rejected(f"unknown location_id {event.location_id!r}")
+        w = _working(ctx, event.location_id)
         here = f"{ctx.origin}:{ctx.offset}"
         period = dedupe.period_of(ctx.timestamp, ctx.settings.dedupe_days)
         first = next(
@@ -140,7 +158,7 @@ def agent() -> Agent:
                 event_id=event.event_id,
             )
         for op in ops:
-            apply_stock(w, op, safety)
+            apply_stock(w, op, w.safety)
         effects: list[Effect] = []
         if first is None:
             effects.append(Put(SEEN, dedupe.key(period, event.event_id), here))
@@ -157,20 +175,23 @@ def agent() -> Agent:
         for every SKU it holds; re-published between this location's ops, so it can never
         overtake a newer value."""
         suffix = "@" + msg.location_id
+        w.safety = msg.safety_stock
+        w.published.update(w.stocks)  # those this batch touched may not be stored yet
         for key in ctx.keys(STOCK):
             if key.endswith(suffix):
                 w.stock(key[: -len(suffix)])
                 w.published.add(key[: -len(suffix)])
 
     def handle(_state: None, msg: OwnerInput, ctx: Ctx) -> tuple[None, list[Effect]]:
+        """Fold the input into its location's working set (flushed once per batch); effects now
+        only for what is not a record of the location (answers, dedupe ids)."""
+        if isinstance(msg, PosSale | SupplierFeed):
+            return UNCHANGED, ingest(msg, ctx)
         loc = msg.location_id
         w = _working(ctx, loc)
-        safety = ctx.locations.safety_stock(loc)
         effects: list[Effect] = []
-        if isinstance(msg, PosSale | SupplierFeed):
-            effects = ingest(w, msg, ctx, safety)
-        elif isinstance(msg, StockOp):
-            outcome = apply_stock(w, msg, safety)
+        if isinstance(msg, StockOp):
+            outcome = apply_stock(w, msg, w.safety)
             if msg.kind == "reserve" and msg.order_id and msg.reservation_id:  # before 2026-11
                 answer = ReservationResult(
                     order_id=msg.order_id,
@@ -184,7 +205,7 @@ def agent() -> Agent:
                 effects.append(Send(TOPICS.order_commands, msg.order_id, answer))
         elif isinstance(msg, ReserveShipment):
             known = ctx.locations.by_id.get(loc)
-            granted = reserve_shipment(w, msg, known.max_backlog if known else 0, safety)
+            granted = reserve_shipment(w, msg, known.max_backlog if known else 0, w.safety)
             reply = ShipmentReservation(
                 order_id=msg.order_id,
                 shipment_id=msg.shipment_id,
@@ -196,13 +217,12 @@ def agent() -> Agent:
             )
             effects.append(Send(TOPICS.order_commands, msg.order_id, reply))
         elif isinstance(msg, ReleaseShipment):
-            release_shipment(w, msg, safety)
+            release_shipment(w, msg, w.safety)
         elif isinstance(msg, LoadOp):
             apply_load(w, msg)
         else:
             resync(w, msg, ctx)
-            safety = msg.safety_stock
-        return UNCHANGED, _flush(w, ctx, safety) + effects
+        return UNCHANGED, effects
 
     return Agent(
         name="location-owner",
@@ -211,6 +231,8 @@ def agent() -> Agent:
         tables=(STOCK, SEEN, LOAD, SHIPMENTS),
         keyed_by="location_id",
         timers=((REFRESH_S, _refresher),),
+        flush=flush,
+        batching=Batching(),
     )
 
 

@@ -29,6 +29,8 @@ class Working:
     """The records of one location that an input reads and changes; loaded lazily."""
 
     location_id: str
+    partition: int  # of the inputs that carry this location: where its records are written
+    safety: int  # the location's safety stock (availability is net of it)
     read_stock: Callable[[str], StockState | None]  # sku -> state (None: never seen)
     read_load: Callable[[], LoadState]
     read_shipment: Callable[[str], Shipment | None]  # shipment_id -> record

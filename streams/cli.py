@@ -238,6 +238,12 @@ def main(argv: list[str] | None = None) -> int:
         w.add_argument("--loglevel", default="info")
 
     sub.add_parser("schemas", help="regenerate schemas/*.json from streams/records.py")
+    up = sub.add_parser(
+        "upgrade",
+        help="move stock from the SKU-partitioned layout (before 2026-11) to the location "
+        "owner's (workers stopped, after `stockroute topics`; tooling/upgrade.py)",
+    )
+    up.add_argument("--dry-run", action="store_true", help="count what would move, write nothing")
     sub.add_parser("simulate", help="run the simulated retailer (see `simulate --help`)")
     sub.add_parser("dashboard", help="run the planner dashboard (see `dashboard --help`)")
 
@@ -270,6 +276,16 @@ def main(argv: list[str] | None = None) -> int:
             return supervise_worker(argv[1:])
         if args.cmd == "worker-process":
             return run_worker(args)
+        if args.cmd == "upgrade":
+            from tooling.upgrade import UpgradeRefused, upgrade
+
+            try:
+                app_id = WorkerSettings.from_env().app_id
+                report = asyncio.run(upgrade(kafka, app_id, dry_run=args.dry_run))
+            except UpgradeRefused as exc:
+                raise CliError(str(exc)) from None
+            print(("dry run, nothing written: " if args.dry_run else "") + str(report))
+            return 0
         if args.cmd == "schemas":
             for path in write_schemas(ROOT):
                 print(path.relative_to(ROOT))

@@ -76,6 +76,8 @@ class Feeder:
         self.topic: AnyTopic | None = None
         self.partition = 0
         self.timestamp = 1.0
+        self.puts = 0
+        self.base = sum(rt.processed.values())
         ctx.to_message = self.to_message
 
     def to_message(self, key: Any, value: Any, **_: Any) -> Message:
@@ -109,6 +111,18 @@ class Feeder:
         self.topic, self.partition, self.timestamp = topic, partition, timestamp
         raw = value if isinstance(value, bytes) else orjson.dumps(value)
         await self.ctx.put(key=key.encode(), value=raw)
+        self.puts += 1
+        await self.settle()
+
+    async def settle(self, timeout_s: float = 10.0) -> None:
+        """Wait until the agent took every input put so far (a batched agent holds inputs for
+        a few milliseconds before it takes them)."""
+        name = self.ctx.name if hasattr(self.ctx, "name") else None
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while sum(self.rt.processed.values()) < self.base + self.puts:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"agent {name} took {self.rt.processed} of {self.puts} inputs")
+            await asyncio.sleep(0.001)
 
     def sent(self, handle: str) -> list[dict[str, Any]]:
         return [v for h, _, v in self.rt.sent if h == handle]  # type: ignore[attr-defined]

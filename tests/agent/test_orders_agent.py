@@ -12,7 +12,6 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-
 from streams.app import Runtime
 from streams.records import Location
 from streams.topics import TOPICS, AnyTopic

@@ -20,6 +20,8 @@ class Store:
     def working(self) -> Working:
         return Working(
             location_id="ST-1",
+            partition=0,
+            safety=0,
             read_stock=lambda sku: self.stock.get(sku),
             read_load=lambda: self.load,
             read_shipment=lambda sid: self.shipments.get(sid),

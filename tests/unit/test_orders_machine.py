@@ -406,7 +406,7 @@ def test_a_rejection_releases_and_reroutes_never_back_to_the_rejecting_location(
     assert stock_ops(effects, "release") == [("SKU-1", "ST-A", 0)]
     assert load_ops(effects, "close") == [("ST-A", first.shipment_id)]
     assert Deadline(first.shipment_id, None) in effects
-    again = reserves(effects)
+    assert len(reserves(effects)) == 1
     assert [(loc, qty) for _, loc, qty in reserved_lines(effects)] == [("ST-B", 2)]
     (decision,) = published(w.answer_all(effects), "routed_orders")
     assert decision["attempt"] == 2
