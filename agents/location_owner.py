@@ -25,7 +25,7 @@ from domain.location import Working, apply_load, apply_stock, release_shipment, 
 from domain.stock import StockState, ops_for_pos_sale, ops_for_supplier_feed, stock_key
 from streams.app import Runtime
 from streams.codecs import Rejected, now
-from streams.loop import UNCHANGED, Agent, Batch, Batching, Ctx, Effect, Put, Send
+from streams.loop import UNCHANGED, Agent, Batch, Ctx, Effect, Put, Send
 from streams.records import (
     LoadOp,
     PosSale,
@@ -232,7 +232,7 @@ def agent() -> Agent:
         keyed_by="location_id",
         timers=((REFRESH_S, _refresher),),
         flush=flush,
-        batching=Batching(),
+        batched=True,
     )
 
 

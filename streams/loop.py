@@ -21,16 +21,17 @@ input this module does, in this order and nowhere else:
    validated against its topic's model; `ctx.position()` numbers the positioned ops an input
    makes.
 
-Batches: an agent with `batching` is fed `take_events` batches (at most `max_events`, closed
-after `within_s` at the latest, so a quiet stream waits a few milliseconds, never more). Each
-input still goes through steps 2-5 on its own, in order; what a handler folds across the
-batch it keeps in `ctx.batch.scratch` (e.g. one working set per location) and the agent's
-`flush` turns that into effects once at the end of the batch: each changed key written once,
-each changed record published once. Writes carry their input's partition explicitly (never
-Faust's "current event", which in a batch is only the last input's). A handler must raise
-`Rejected` before it changes anything in the scratch, so a dead-lettered input leaves no trace.
-Nothing of a batch is committed before all of it was produced (Faust acks a batch's events after
-the agent took the next one), so a crash mid-batch re-reads it, and positions make that a no-op.
+Batches: a `batched` agent is fed `take_events` batches (at most STOCKROUTE_BATCH_MAX inputs,
+closed after STOCKROUTE_BATCH_WITHIN_MS at the latest, so a quiet stream waits a few
+milliseconds, never more). Each input still goes through steps 2-5 on its own, in order; what
+a handler folds across the batch it keeps in `ctx.batch.scratch` (e.g. one working set per
+location) and the agent's `flush` turns that into effects once at the end of the batch: each
+changed key written once, each changed record published once. Writes carry their input's
+partition explicitly (never Faust's "current event", which in a batch is only the last
+input's). A handler must raise `Rejected` before it changes anything in the scratch, so a
+dead-lettered input leaves no trace. Nothing of a batch is committed before all of it was
+produced (Faust acks a batch's events after the agent took the next one), so a crash mid-batch
+re-reads it, and positions make that a no-op.
 """
 
 from __future__ import annotations
@@ -185,14 +186,6 @@ Handler = Callable[[Any, Any, Ctx], tuple[Any, list[Effect]]]
 
 
 @dataclass(frozen=True)
-class Batching:
-    """Feed the agent batches of at most `max_events`, closed within `within_s` seconds."""
-
-    max_events: int = 500
-    within_s: float = 0.003
-
-
-@dataclass(frozen=True)
 class Agent:
     """A handler and what the runtime needs to run it."""
 
@@ -207,7 +200,8 @@ class Agent:
     timers: tuple[tuple[float, Callable[[Runtime], Any]], ...] = field(default=())
     # what the handlers left in ctx.batch.scratch -> effects, once per batch (or per input)
     flush: Callable[[Batch], list[Effect]] | None = None
-    batching: Batching | None = None
+    # take batches (sized by STOCKROUTE_BATCH_MAX / _WITHIN_MS) rather than one input at a time
+    batched: bool = False
 
     @property
     def partitions(self) -> int:
@@ -232,12 +226,12 @@ def register(rt: Runtime, agent: Agent) -> None:
 
     async def run(stream: faust.StreamT[bytes]) -> None:
         await rt.wait_views()
-        if agent.batching is None:
+        size, within_s = rt.settings.batch_max, rt.settings.batch_within_ms / 1000
+        if not agent.batched or size <= 1:
             async for event in stream.events():
                 await process_batch(rt, agent, [event.message])
         else:
-            batching = agent.batching
-            takes = stream.take_events(batching.max_events, batching.within_s)  # type: ignore[attr-defined]
+            takes = stream.take_events(size, within_s)  # type: ignore[attr-defined]
             async for events in takes:
                 await process_batch(rt, agent, [e.message for e in events])
 
