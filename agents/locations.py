@@ -3,8 +3,8 @@
 The worker's LocationsView reads the same topic. Availability is published net of each
 location's safety stock, so a new safety stock changes the availability of every SKU held
 there: this handler remembers each location's safety stock (`location_safety`) and, when it
-changes, sends a `resync_location` message to every stock-ops partition; each stock owner then
-re-publishes that location's availability, in order with its other ops (agents/stock.py).
+changes, sends a `resync_location` message to that location's owner, which re-publishes its
+availability in order with its other ops (agents/location_owner.py).
 """
 
 from __future__ import annotations
@@ -22,10 +22,7 @@ def handle(previous: int | None, loc: Location, ctx: Ctx) -> tuple[int, list[Eff
         resync = ResyncLocation(
             kind="resync_location", location_id=loc.location_id, safety_stock=loc.safety_stock
         )
-        effects = [
-            Send(TOPICS.stock_ops, loc.location_id, resync, partition)
-            for partition in range(TOPICS.stock_ops.partitions)
-        ]
+        effects = [Send(TOPICS.location_ops, loc.location_id, resync)]
     return loc.safety_stock, effects
 
 

@@ -27,6 +27,8 @@ from domain.orders import (
     LoadEffect,
     Machine,
     OrderState,
+    ReleaseEffect,
+    ReserveEffect,
     StockEffect,
 )
 from streams import faust_fixes
@@ -40,9 +42,13 @@ from streams.records import (
     LoadOp,
     OrderEvent,
     Refund,
+    ReleaseShipment,
     ReservationResult,
+    ReservedLine,
+    ReserveShipment,
     Return,
     RoutedOrder,
+    ShipmentReservation,
     StockOp,
     WebOrder,
 )
@@ -53,7 +59,14 @@ RESCAN_S = 60.0  # full scan of the deadlines table (besides every assignment ch
 ORDERS = "orders"
 DEADLINES = "acceptance_deadlines"
 
-OrderInput = WebOrder | FulfilmentEvent | Return | ReservationResult | AcceptanceTimeout
+OrderInput = (
+    WebOrder
+    | FulfilmentEvent
+    | Return
+    | ReservationResult
+    | ShipmentReservation
+    | AcceptanceTimeout
+)
 
 
 def _apply(m: Machine, msg: OrderInput) -> None:
@@ -66,6 +79,8 @@ def _apply(m: Machine, msg: OrderInput) -> None:
         m.fulfilment(msg)
     elif isinstance(msg, Return):
         m.return_(msg)
+    elif isinstance(msg, ShipmentReservation):
+        m.shipment_reservation(msg)
     elif isinstance(msg, ReservationResult):
         m.reservation_result(msg)
     else:
@@ -93,7 +108,31 @@ def agent() -> Agent:
         """The machine's effects as messages and table writes, in order."""
         msgs: list[Out] = []
         for eff in effects:
-            if isinstance(eff, StockEffect):
+            if isinstance(eff, ReserveEffect):
+                for sku, qty in eff.lines:
+                    ctx.availability.take(sku, eff.location_id, qty)
+                ctx.loads.add(eff.location_id, sum(qty for _, qty in eff.lines))
+                ask = ReserveShipment(
+                    order_id=order_id,
+                    shipment_id=eff.shipment_id,
+                    location_id=eff.location_id,
+                    lines=[ReservedLine(sku=sku, qty=qty) for sku, qty in eff.lines],
+                    origin=ctx.origin,
+                    seq=ctx.position(),
+                    at=time.time(),
+                )
+                msgs.append(Send(TOPICS.location_ops, eff.location_id, ask))
+            elif isinstance(eff, ReleaseEffect):
+                release = ReleaseShipment(
+                    order_id=order_id,
+                    shipment_id=eff.shipment_id,
+                    location_id=eff.location_id,
+                    skus=list(eff.skus),
+                    origin=ctx.origin,
+                    seq=ctx.position(),
+                )
+                msgs.append(Send(TOPICS.location_ops, eff.location_id, release))
+            elif isinstance(eff, StockEffect):
                 op = StockOp(
                     kind=eff.kind,  # type: ignore[arg-type]
                     sku=eff.sku,
@@ -106,7 +145,7 @@ def agent() -> Agent:
                 )
                 if eff.kind == "reserve":
                     ctx.availability.take(eff.sku, eff.location_id, eff.qty)
-                msgs.append(Send(TOPICS.stock_ops, eff.sku, op))
+                msgs.append(Send(TOPICS.location_ops, eff.location_id, op))
             elif isinstance(eff, LoadEffect):
                 if eff.kind == "open":
                     ctx.loads.add(eff.location_id, eff.units)
@@ -121,7 +160,7 @@ def agent() -> Agent:
                     step=eff.step,
                     seconds=eff.seconds,
                 )
-                msgs.append(Send(TOPICS.load_ops, eff.location_id, load))
+                msgs.append(Send(TOPICS.location_ops, eff.location_id, load))
             elif isinstance(eff, Deadline):
                 if eff.at is None:
                     if ctx.get(DEADLINES, eff.shipment_id) is not None:

@@ -174,3 +174,86 @@ async def group_lag(group: str, topics: list[str]) -> tuple[int, dict[str, int]]
         return sum(per.values()), per
     finally:
         await admin.close()
+
+
+# ---- CPU by process (procfs; psutil is not a dependency) ----------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _tree(pid: int) -> list[int]:
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            kids += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue  # a thread that ended meanwhile
+    return [pid, *(q for k in kids for q in _tree(k))]
+
+
+def _own_cpu(pid: int) -> float:
+    """utime + stime of the process and cutime + cstime (its children already reaped), s."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    f = stat.rsplit(")", 1)[1].split()  # the command name may hold spaces and parentheses
+    # f[0] is field 3 (state): utime, stime, cutime, cstime are fields 14-17
+    return sum(int(x) for x in f[11:15]) / _TICK
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system) used so far by a process and all its descendants, those
+    that ended included once reaped (`stockroute worker` is a supervisor; the worker is its
+    child). None when the process is gone or there is no procfs."""
+    try:
+        total = 0.0
+        for p in _tree(pid):
+            try:
+                total += _own_cpu(p)
+            except OSError:
+                continue  # a child that exited between the listing and the read
+        return round(total, 3)
+    except OSError:
+        return None
+
+
+def _listening_inodes(port: int) -> set[str]:
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            # local address "ADDR:PORT" (hex), state 0A = LISTEN, inode in column 10
+            if len(cols) > 9 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(cols[9])
+    return inodes
+
+
+def listener_pid(port: int) -> int | None:
+    """The local process listening on TCP `port` (its socket among its open files), or None."""
+    wanted = {f"socket:[{i}]" for i in _listening_inodes(port)}
+    if not wanted:
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd) in wanted:
+                    return int(proc.name)
+        except OSError:
+            continue  # another user's process, or gone
+    return None
+
+
+def broker_pid() -> int | None:
+    """The pid of the broker KAFKA_BOOTSTRAP names when it runs on this host (the java process
+    listening on the bootstrap port; BENCH_BROKER_PID overrides), else None."""
+    if os.environ.get("BENCH_BROKER_PID"):
+        return int(os.environ["BENCH_BROKER_PID"])
+    boot = os.environ.get("KAFKA_BOOTSTRAP", "").split(",")[0].strip()
+    host, _, port = boot.rpartition(":")
+    if host not in ("127.0.0.1", "localhost", "::1", "[::1]", "0.0.0.0") or not port.isdigit():
+        return None
+    return listener_pid(int(port))

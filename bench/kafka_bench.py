@@ -1,4 +1,4 @@
-"""Benchmarks against the real broker: fold, routing, scale, peak soak.
+"""Benchmarks against the real broker: fold, routing, capacity burst, scale, peak soak.
 
 Every figure comes with a reference measured in the same run on the same broker: raw aiokafka
 loops for the fold, Kafka's own produce->consume latency for routing.
@@ -14,14 +14,30 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from bench.common import ROOT, dumps, group_lag, kafka, new_consumer, pct, produce_raw, rss_mb
+from bench.common import (
+    ROOT,
+    broker_pid,
+    cpu_seconds,
+    dumps,
+    group_lag,
+    kafka,
+    new_consumer,
+    pct,
+    produce_raw,
+    rss_mb,
+)
+from streams.topic_reader import read_to_end
 from tooling.cluster import Cluster, WorkerProcess
 from tooling.fixtures import iso, location
 
@@ -30,6 +46,51 @@ from tooling.fixtures import iso, location
 
 def _tmp() -> Path:
     return Path(tempfile.mkdtemp(prefix="stockroute-bench-"))
+
+
+class _CpuProbe:
+    """CPU seconds used so far, by process, at named moments: each worker's process tree
+    (supervisor + worker), the local broker (None when it is not on this host) and this bench
+    process (the clients that produce and watch)."""
+
+    def __init__(self, workers: list[WorkerProcess], broker: int | None) -> None:
+        self.workers = workers
+        self.broker = broker
+        self.marks: dict[str, dict[str, Any]] = {}
+
+    def snapshot(self) -> dict[str, Any]:
+        per = [cpu_seconds(w.proc.pid) if w.proc else 0.0 for w in self.workers]
+        return {
+            "per_worker_s": per,
+            "workers_s": None if None in per else sum(p or 0.0 for p in per),
+            "broker_s": cpu_seconds(self.broker) if self.broker else None,
+            "bench_client_s": time.process_time(),
+        }
+
+    def mark(self, name: str) -> None:
+        self.marks[name] = self.snapshot()
+
+    def window(self, start: str, end: str, events: int) -> dict[str, Any] | None:
+        """CPU between two marks, in total and per 1,000 events."""
+        a, b = self.marks.get(start), self.marks.get(end)
+        if a is None or b is None:
+            return None
+
+        def d(x: float | None, y: float | None) -> float | None:
+            return None if x is None or y is None else round(y - x, 3)
+
+        def per_1k(x: float | None) -> float | None:
+            return None if x is None else round(1000.0 * x / events, 4)
+
+        out: dict[str, Any] = {
+            "per_worker_s": [
+                d(x, y) for x, y in zip(a["per_worker_s"], b["per_worker_s"], strict=True)
+            ]
+        }
+        for k in ("workers_s", "broker_s", "bench_client_s"):
+            out[k] = d(a[k], b[k])
+            out[k.removesuffix("_s") + "_s_per_1k_events"] = per_1k(out[k])
+        return out
 
 
 async def _wait_healthy(workers: list[WorkerProcess], timeout: float = 180.0) -> float:
@@ -136,10 +197,15 @@ def _encode(
 
 
 async def _watch_availability(
-    topic: str, expected: dict[str, int], timeout: float, started: asyncio.Event
+    topic: str,
+    expected: dict[str, int],
+    timeout: float,
+    started: asyncio.Event,
+    on_mark: Callable[[str], None] | None = None,
 ) -> tuple[float | None, float | None, int, int]:
     """Consume stock-availability until every key shows its expected on_hand. Returns
-    (perf_counter of the first message, of completion or None, messages seen, keys matching)."""
+    (perf_counter of the first message, of completion or None, messages seen, keys matching);
+    `on_mark` is called with "first_output" and "last_output" at those moments."""
     c = await new_consumer(topic)
     started.set()
     latest: dict[str, int] = {}
@@ -152,6 +218,8 @@ async def _watch_availability(
             batch = await c.getmany(timeout_ms=200, max_records=20000)
             if batch and first is None:
                 first = time.perf_counter()
+                if on_mark:
+                    on_mark("first_output")
             for recs in batch.values():
                 for r in recs:
                     seen += 1
@@ -164,7 +232,10 @@ async def _watch_availability(
                         else:
                             missing.add(key)
             if not missing:
-                return first, time.perf_counter(), seen, len(expected)
+                done = time.perf_counter()
+                if on_mark:
+                    on_mark("last_output")
+                return first, done, seen, len(expected)
         return first, None, seen, len(expected) - len(missing)
     finally:
         await c.stop()
@@ -193,15 +264,20 @@ async def _fold_once(
         cluster.workers.extend(ws)
     else:
         ws = [cluster.worker() for _ in range(workers)]
+    probe = _CpuProbe(ws, broker_pid())
     started = asyncio.Event()
     watch = asyncio.create_task(
-        _watch_availability(cluster.name("stock_availability"), expected, timeout, started)
+        _watch_availability(
+            cluster.name("stock_availability"), expected, timeout, started, probe.mark
+        )
     )
     await started.wait()
     try:
+        probe.mark("spawn")
         t_spawn = time.perf_counter()
         await asyncio.to_thread(_start, ws)
         t_ready = await _wait_healthy(ws)
+        probe.mark("ready")
         t_first, t_done, seen, matched = await watch
         rss = [rss_mb(w.proc.pid) for w in ws if w.proc]
     finally:
@@ -219,6 +295,12 @@ async def _fold_once(
         "complete": t_done is not None,
         "worker_rss_mb": rss,
         "faust_overrides": overrides or {},
+        "cpu": {
+            "broker_pid": probe.broker,
+            # the window of events_per_s, and the whole run with the workers' start-up
+            "first_to_last_output": probe.window("first_output", "last_output", n),
+            "spawn_to_last_output": probe.window("spawn", "last_output", n),
+        },
     }
     if t_done is not None and t_first is not None:
         # the rate from the first output to the last: processing only, as the raw loops are
@@ -478,19 +560,25 @@ def _r(x: float | None) -> float | None:
 
 
 async def _routing_cluster(
-    workers: int, overrides: dict[str, Any] | None = None
+    workers: int,
+    overrides: dict[str, Any] | None = None,
+    *,
+    locations: list[dict[str, Any]] | None = None,
+    skus: list[str] | None = None,
+    qty: int = 100000,
 ) -> tuple[Cluster, list[WorkerProcess]]:
+    """A running cluster with `locations` (the routing ones by default) each holding `qty`
+    units of every one of `skus` (ROUTING_SKUS), the opening stock folded."""
+    locs = locations if locations is not None else _routing_locations()
+    sku_list = skus if skus is not None else ROUTING_SKUS
     env = {"BENCH_FAUST_OVERRIDES": orjson.dumps(overrides).decode()} if overrides else None
     cluster = Cluster(_tmp(), extra_env=env)
     await asyncio.to_thread(cluster.create_topics)
     await produce_raw(
-        [
-            (cluster.name("locations"), loc["location_id"].encode(), dumps(loc))
-            for loc in _routing_locations()
-        ]
+        [(cluster.name("locations"), loc["location_id"].encode(), dumps(loc)) for loc in locs]
     )
     stock = []
-    for loc in _routing_locations():
+    for loc in locs:
         lid = loc["location_id"]
         stock.append(
             (
@@ -502,15 +590,13 @@ async def _routing_cluster(
                         "occurred_at": iso(),
                         "type": "receipt",
                         "location_id": lid,
-                        "lines": [{"sku": s, "qty": 100000} for s in ROUTING_SKUS],
+                        "lines": [{"sku": s, "qty": qty} for s in sku_list],
                     }
                 ),
             )
         )
     await produce_raw(stock)
-    expected = {
-        f"{s}@{loc['location_id']}": 100000 for loc in _routing_locations() for s in ROUTING_SKUS
-    }
+    expected = {f"{s}@{loc['location_id']}": qty for loc in locs for s in sku_list}
     if overrides:
         ws: list[WorkerProcess] = [TunedWorker(cluster, i) for i in range(workers)]
         cluster.workers.extend(ws)
@@ -531,12 +617,23 @@ async def _routing_cluster(
 
 
 async def _saturation(cluster: Cluster, n: int, prefix: str, timeout: float) -> dict[str, Any]:
+    return await _saturation_of(cluster, n, prefix, _order, timeout)
+
+
+async def _saturation_of(
+    cluster: Cluster,
+    n: int,
+    prefix: str,
+    build: Callable[[str, random.Random], dict[str, Any]],
+    timeout: float,
+) -> dict[str, Any]:
+    """n orders (`build`) produced in one burst; decided / (first send -> last decision)."""
     dec = _Decisions(cluster.name("routed_orders"))
     task = asyncio.create_task(dec.run())
     await dec.ready.wait()
     rng = random.Random(11)
     ids = [f"{prefix}{i:07d}" for i in range(n)]
-    msgs = [(cluster.name("web_orders"), oid.encode(), dumps(_order(oid, rng))) for oid in ids]
+    msgs = [(cluster.name("web_orders"), oid.encode(), dumps(build(oid, rng))) for oid in ids]
     t0 = time.perf_counter()
     produce_s = await produce_raw(msgs)
     t_done = await dec.wait_count(set(ids), timeout)
@@ -647,6 +744,197 @@ async def bench_routing(quick: bool) -> dict[str, Any]:
     return out
 
 
+# ---- capacity burst ------------------------------------------------------------------------------
+
+# small max_backlog (2..8, 28 slots in all) and plenty of stock: capacity, not stock, runs out
+BURST_STORES = {"BST-A": 3, "BST-B": 5, "BST-C": 8, "BST-D": 4, "BST-E": 2, "BST-F": 6}
+BURST_SKUS = [f"BSKU-{i}" for i in range(4)]
+BURST_QTY = 100
+
+
+def _burst_locations() -> list[dict[str, Any]]:
+    return [
+        location(sid, "store", lat=48.80 + 0.02 * i, lon=2.30 + 0.02 * i, max_backlog=cap)
+        for i, (sid, cap) in enumerate(BURST_STORES.items())
+    ]
+
+
+def _burst_order(order_id: str, rng: random.Random) -> dict[str, Any]:
+    skus = rng.sample(BURST_SKUS, rng.randint(1, 2))
+    return {
+        "event_id": f"place-{order_id}",
+        "occurred_at": iso(),
+        "type": "order_placed",
+        "order_id": order_id,
+        "channel": "web",
+        "customer": {"lat": 48.85 + rng.uniform(-0.1, 0.1), "lon": 2.35},
+        "delivery": {"mode": "home", "service": "standard"},
+        "lines": [{"sku": s, "qty": 1, "unit_price": 10.0} for s in skus],
+        "currency": "EUR",
+        "payment": {"method": "card", "reference": f"pay-{order_id}"},
+    }
+
+
+def _health(port: int) -> dict[str, Any]:
+    """A worker's /health body (a 503 while starting carries the same body), {} if none."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+            return dict(orjson.loads(r.read()))
+    except urllib.error.HTTPError as exc:
+        try:
+            return dict(orjson.loads(exc.read()))
+        except Exception:  # noqa: BLE001
+            return {}
+    except Exception:  # noqa: BLE001
+        return {}
+
+
+async def _wait_all_assigned(ws: list[WorkerProcess], timeout: float = 120.0) -> None:
+    """Until every worker is healthy and owns partitions (the burst meets a settled group)."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        bodies = [await asyncio.to_thread(_health, w.port) for w in ws]
+        if all(b.get("status") == "ok" and b.get("assigned") for b in bodies):
+            return
+        await asyncio.sleep(0.5)
+    raise TimeoutError("burst bench: not every worker owns partitions")
+
+
+def _inputs_owned(health: dict[str, Any]) -> dict[str, list[int]]:
+    """The partitions of web-orders and of the location owners' topic a worker owns."""
+    out: dict[str, list[int]] = {}
+    for tp in health.get("assigned", []):
+        topic, _, part = str(tp).rpartition(":")
+        for name in ("web-orders", "stockroute-location-ops"):
+            if topic.endswith(f"-{name}"):
+                out.setdefault(name, []).append(int(part))
+    return out
+
+
+def _mentions(value: Any, word: str) -> bool:
+    if isinstance(value, str):
+        return value == word
+    if isinstance(value, dict):
+        return any(k == word or _mentions(v, word) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_mentions(v, word) for v in value)
+    return False
+
+
+async def _latest_by_key(topic: str) -> dict[str, dict[str, Any]]:
+    """The latest value per key of a topic, read to its current end."""
+    latest: dict[str, dict[str, Any]] = {}
+    for r in await read_to_end(kafka(), [topic], timeout_s=120.0):
+        if r.key is not None and r.value is not None:
+            latest[r.key.decode()] = orjson.loads(r.value)
+    return latest
+
+
+def _burst_oracle(
+    decisions: dict[str, dict[str, Any]], orders: set[str]
+) -> tuple[Counter[str], Counter[str], list[dict[str, Any]]]:
+    """Open shipments per location, reserved units per sku@location, unroutable decisions:
+    from the latest decision per order. Nothing is fulfilled, so every routed shipment is open."""
+    open_at: Counter[str] = Counter()
+    reserved: Counter[str] = Counter()
+    unroutable = []
+    for oid in orders:
+        d = decisions.get(oid)
+        if d is None:
+            continue
+        if d.get("status") == "unroutable":
+            unroutable.append(d)
+        for sh in d.get("shipments", []):
+            open_at[sh["location_id"]] += 1
+            for ln in sh["lines"]:
+                reserved[f"{ln['sku']}@{sh['location_id']}"] += ln["qty"]
+    return open_at, reserved, unroutable
+
+
+async def bench_burst(quick: bool) -> dict[str, Any]:
+    """Capacity burst (issue 13): orders produced in one burst to 2 workers against stores
+    with small max_backlog; checked from routed-orders against an oracle of what was sent."""
+    n = 300 if quick else 2000
+    workers = 2
+    cluster, ws = await _routing_cluster(
+        workers, locations=_burst_locations(), skus=BURST_SKUS, qty=BURST_QTY
+    )
+    try:
+        await _wait_all_assigned(ws)
+        assigned = {f"worker-{w.idx}": _inputs_owned(_health(w.port)) for w in ws}
+        sat = await _saturation_of(cluster, n, "BRST-", _burst_order, timeout=300)
+        # a decision may be followed by another (a refused round decided again): let them land
+        await asyncio.sleep(3.0)
+        ids = {f"BRST-{i:07d}" for i in range(n)}
+        latest = await _latest_by_key(cluster.name("routed_orders"))
+        open_at, reserved, unroutable = _burst_oracle(latest, ids)
+        # store-load is the published view: wait (bounded) until it shows what was granted
+        load: dict[str, dict[str, Any]] = {}
+        deadline = time.perf_counter() + 30.0
+        while time.perf_counter() < deadline:
+            load = await _latest_by_key(cluster.name("store_load"))
+            if all(load.get(loc, {}).get("open_orders") == open_at[loc] for loc in BURST_STORES):
+                break
+            await asyncio.sleep(1.0)
+        rss = [rss_mb(w.proc.pid) for w in ws if w.proc]
+    finally:
+        cluster.stop()
+    received = {f"{s}@{loc}": BURST_QTY for loc in BURST_STORES for s in BURST_SKUS}
+    over = {loc: n_open for loc, n_open in open_at.items() if n_open > BURST_STORES.get(loc, 0)}
+    oversold = {k: q - received.get(k, 0) for k, q in reserved.items() if q > received.get(k, 0)}
+    slots = sum(BURST_STORES.values())
+    return {
+        "parameters": {
+            "orders": n,
+            "workers": workers,
+            "partitions": 4,
+            "stores_max_backlog": BURST_STORES,
+            "skus": len(BURST_SKUS),
+            "units_per_sku_per_store": BURST_QTY,
+            "lines_per_order": "1-2 of the SKUs, 1 unit each, home delivery near the stores",
+            "method": "orders produced in one burst to 2 running workers (stock folded, both "
+            "owning partitions); rate = decided / (first send -> last first decision); the "
+            "oracle is the latest routed-orders decision per order against the locations and "
+            "receipts sent: no fulfilment event is sent, so every routed shipment stays open",
+        },
+        "assigned": assigned,
+        "orders": n,
+        "decided": sat["decided"],
+        "seconds": sat["seconds"],
+        "orders_per_s": sat["orders_per_s"],
+        "complete": sat["complete"],
+        "statuses": sat["statuses"],
+        "open_shipments": {
+            loc: {"open": open_at.get(loc, 0), "max_backlog": cap}
+            for loc, cap in BURST_STORES.items()
+        },
+        "locations_over_max_backlog": len(over),
+        "over_max_backlog": over,
+        "slots": slots,
+        "slots_taken": sum(open_at.values()),
+        "routed": sum(1 for oid in ids if latest.get(oid, {}).get("status") == "routed"),
+        "oversell": len(oversold),
+        "oversold_units": oversold,
+        "reserved_units": dict(sorted(reserved.items())),
+        "unroutable": len(unroutable),
+        "unroutable_saturated": sum(
+            1 for d in unroutable if _mentions(d.get("reasons"), "saturated")
+        ),
+        "unroutable_reasons": dict(
+            Counter(str(d.get("reasons", {}).get("unroutable")) for d in unroutable)
+        ),
+        "store_load_open_orders": {
+            loc: load.get(loc, {}).get("open_orders") for loc in BURST_STORES
+        },
+        "store_load_matches_decisions": all(
+            load.get(loc, {}).get("open_orders") == open_at[loc] for loc in BURST_STORES
+        ),
+        "worker_rss_mb": rss,
+        "reference": {"max_backlog_total": slots, "units_received": sum(received.values())},
+        "target": {"locations_over_max_backlog": 0, "oversell": 0},
+    }
+
+
 # ---- scale ---------------------------------------------------------------------------------------
 
 
@@ -664,6 +952,29 @@ async def bench_scale(quick: bool) -> dict[str, Any]:
         a, b = one.get(key), two.get(key)
         return round(b / (2 * a), 3) if a and b else None
 
+    def cpu(runs: list[dict[str, Any]], window: str) -> dict[str, Any]:
+        """Median over the runs of each CPU figure per 1,000 events, with every run's."""
+        out: dict[str, Any] = {}
+        for k in ("workers_s_per_1k_events", "broker_s_per_1k_events"):
+            vals = [(r["cpu"].get(window) or {}).get(k) for r in runs]
+            got = [v for v in vals if v is not None]
+            out[k] = pct(got, 50) if got else None
+            out[k.replace("_per_1k_events", "_per_1k_events_runs")] = vals
+        return out
+
+    cpu_by_window: dict[str, Any] = {}
+    for window in ("first_to_last_output", "spawn_to_last_output"):
+        c1, c2 = cpu(ones, window), cpu(twos, window)
+        w1, w2 = c1["workers_s_per_1k_events"], c2["workers_s_per_1k_events"]
+        b1, b2 = c1["broker_s_per_1k_events"], c2["broker_s_per_1k_events"]
+        cpu_by_window[window] = {
+            "one_worker": c1,
+            "two_workers": c2,
+            "workers_cpu_ratio_two_to_one": round(w2 / w1, 3) if w1 and w2 else None,
+            "broker_cpu_ratio_two_to_one": round(b2 / b1, 3) if b1 and b2 else None,
+        }
+    main = cpu_by_window["first_to_last_output"]
+
     return {
         "parameters": {
             "pipeline": "fold (stock events -> stock-availability)",
@@ -674,14 +985,32 @@ async def bench_scale(quick: bool) -> dict[str, Any]:
             "note": "broker and both workers share the host's cores",
             "repeats": len(ones),
             "rate": "events / (first -> last output); median run of each worker count",
+            "cpu": "user + system CPU seconds from /proc (utime + stime, reaped children "
+            "included): every worker's process tree (supervisor + worker) summed, and the "
+            "broker (the process listening on the bootstrap port), per 1,000 events, over the "
+            "rate's window (first -> last output) and over spawn -> last output (start-up "
+            "included); median over the repeats",
         },
         "one_worker": one,
         "two_workers": two,
-        "reference": {"one_worker_events_per_s": one.get("events_per_s")},
+        "reference": {
+            "one_worker_events_per_s": one.get("events_per_s"),
+            "one_worker_cpu_s_per_1k_events": main["one_worker"]["workers_s_per_1k_events"],
+        },
         "efficiency": eff("events_per_s"),
         "efficiency_from_ready": eff("events_per_s_from_ready"),
         "efficiency_from_spawn": eff("events_per_s_from_spawn"),
-        "target": {"efficiency": 0.8},
+        "cpu": cpu_by_window,
+        "workers_cpu_s_per_1k_events": {
+            "one_worker": main["one_worker"]["workers_s_per_1k_events"],
+            "two_workers": main["two_workers"]["workers_s_per_1k_events"],
+        },
+        "broker_cpu_s_per_1k_events": {
+            "one_worker": main["one_worker"]["broker_s_per_1k_events"],
+            "two_workers": main["two_workers"]["broker_s_per_1k_events"],
+        },
+        "workers_cpu_ratio_two_to_one": main["workers_cpu_ratio_two_to_one"],
+        "target": {"efficiency": 0.8, "workers_cpu_ratio_two_to_one_max": 1.15},
     }
 
 
@@ -733,9 +1062,8 @@ async def bench_soak(quick: bool) -> dict[str, Any]:
             "web_orders",
             "fulfilment_events",
             "returns",
-            "stock_ops",
+            "location_ops",
             "order_commands",
-            "load_ops",
         )
     ]
     samples: list[dict[str, Any]] = []

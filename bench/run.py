@@ -1,4 +1,4 @@
-"""`python -m bench.run [--quick] [--only fold,routing,scale,soak,quality]`.
+"""`python -m bench.run [--quick] [--only fold,routing,burst,scale,soak,quality]`.
 
 Writes bench/results/latest.json and prints a table. Benchmarks never fail on a number: a
 section that raises is recorded with its error and the others still run.
@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.common import commit, dirty, machine
 
-SECTIONS = ("quality", "floor", "fold", "routing", "scale", "soak", "tuning")
+SECTIONS = ("quality", "floor", "fold", "routing", "burst", "scale", "soak", "tuning")
 OUT = Path(__file__).parent / "results" / "latest.json"
 
 
@@ -112,6 +112,40 @@ def table(results: dict[str, Any]) -> str:
                 ),
                 ("  p99 - kafka p99 ms", _fmt(low.get("p99_minus_kafka_p99_ms")), "", ""),
             ]
+    b = s.get("burst", {})
+    if "locations_over_max_backlog" in b:
+        rows += [
+            (
+                f"burst {b['orders']} orders, 2 workers: decided, orders/s",
+                f"{_fmt(b['decided'])}, {_fmt(b['orders_per_s'])}",
+                "",
+                "",
+            ),
+            ("  locations over max_backlog", _fmt(b["locations_over_max_backlog"]), "0", ""),
+            ("  oversold sku@location", _fmt(b["oversell"]), "0", ""),
+            (
+                "  slots taken / slots, unroutable (saturated)",
+                f"{_fmt(b['slots_taken'])} / {_fmt(b['slots'])}, "
+                f"{_fmt(b['unroutable'])} ({_fmt(b['unroutable_saturated'])})",
+                "",
+                "",
+            ),
+            (
+                "  open / max_backlog per location",
+                " ".join(
+                    f"{loc}:{v['open']}/{v['max_backlog']}"
+                    for loc, v in b["open_shipments"].items()
+                ),
+                "",
+                "",
+            ),
+            (
+                "  store-load open_orders = decisions",
+                str(b["store_load_matches_decisions"]),
+                "",
+                "",
+            ),
+        ]
     sc = s.get("scale", {})
     if "efficiency" in sc:
         rows += [
@@ -129,6 +163,28 @@ def table(results: dict[str, Any]) -> str:
                 "",
             ),
         ]
+        wc, bc = sc.get("workers_cpu_s_per_1k_events"), sc.get("broker_cpu_s_per_1k_events")
+        if wc and bc:
+            rows += [
+                (
+                    "  workers CPU-s / 1k events, 1 -> 2 workers",
+                    f"{_fmt(wc['one_worker'])} -> {_fmt(wc['two_workers'])}",
+                    "",
+                    "",
+                ),
+                (
+                    "  workers CPU ratio 2 / 1",
+                    _fmt(sc.get("workers_cpu_ratio_two_to_one")),
+                    "<= 1.15",
+                    "",
+                ),
+                (
+                    "  broker CPU-s / 1k events, 1 -> 2 workers",
+                    f"{_fmt(bc['one_worker'])} -> {_fmt(bc['two_workers'])}",
+                    "",
+                    "",
+                ),
+            ]
     so = s.get("soak", {})
     if "max_lag" in so:
         rows += [

@@ -43,6 +43,7 @@ from streams.records import (
     RoutedOrder,
     RoutedShipment,
     ShipmentLine,
+    ShipmentReservation,
     ShipmentState,
     WebOrder,
 )
@@ -86,6 +87,24 @@ class StockEffect:
 
 
 @dataclass(frozen=True)
+class ReserveEffect:
+    """Ask the location's owner for a slot and every line's units, all or nothing."""
+
+    shipment_id: str
+    location_id: str
+    lines: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class ReleaseEffect:
+    """Give back a shipment's units (each of `skus`) and its slot at the location."""
+
+    shipment_id: str
+    location_id: str
+    skus: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class LoadEffect:
     kind: str  # open | close | step
     location_id: str
@@ -103,7 +122,16 @@ class Deadline:
 
 # Stock and load effects become positioned ops (streams.records StockOp, LoadOp) one-to-one in the
 # order agent, which knows the input's position; the records are published as they are.
-Effect = StockEffect | LoadEffect | Deadline | RoutedOrder | OrderEvent | Refund
+Effect = (
+    StockEffect
+    | ReserveEffect
+    | ReleaseEffect
+    | LoadEffect
+    | Deadline
+    | RoutedOrder
+    | OrderEvent
+    | Refund
+)
 
 
 # ---- state -----------------------------------------------------------------------------------
@@ -147,12 +175,13 @@ class Round:
 
     lines: dict[str, int]
     plans: list[dict[str, Any]]  # shipment dicts planned, not yet confirmed
-    awaiting: list[str]
+    awaiting: list[str]  # shipment ids (reservation ids "sid/sku" in rounds from before 2026-11)
     ok: list[str] = field(default_factory=list)
     failed: dict[str, int] = field(default_factory=dict)  # "sku@loc" -> free units at the owner
     overrides: dict[str, int] = field(default_factory=dict)
     tries: int = 1
     reasons: dict[str, Any] = field(default_factory=dict)
+    saturated: list[str] = field(default_factory=list)  # owners that had no slot left
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -164,6 +193,7 @@ class Round:
             "overrides": dict(self.overrides),
             "tries": self.tries,
             "reasons": self.reasons,
+            "saturated": list(self.saturated),
         }
 
     @classmethod
@@ -331,8 +361,7 @@ class Machine:
                 s.status = "cancelled"
                 released.append(s.shipment_id)
         if st.pending is not None:
-            for rid in st.pending.ok:
-                self._release_rid(rid, st.pending)
+            self._release_round(st.pending)
             st.pending = None
         st.queued = {}
         self._order_event("cancelled", detail={"released_shipments": released})
@@ -353,6 +382,27 @@ class Machine:
             rnd.ok.append(rid)
         else:
             rnd.failed[f"{msg.sku}@{msg.location_id}"] = msg.free_after or 0
+        if not rnd.awaiting:
+            self._close_round()
+
+    def shipment_reservation(self, msg: ShipmentReservation) -> None:
+        """A location owner's answer: the shipment's slot and units, or nothing (and why)."""
+        st = self._require()
+        sid = msg.shipment_id
+        rnd = st.pending
+        if rnd is None or sid not in rnd.awaiting:
+            if msg.ok and not self._shipment_is_live(sid):
+                # an answer to an abandoned round (or a replayed ask): give it all back
+                self.effects.append(ReleaseEffect(sid, msg.location_id, tuple(msg.skus)))
+            return
+        rnd.awaiting.remove(sid)
+        if msg.ok:
+            rnd.ok.append(sid)
+        else:
+            for sku, free in msg.free.items():
+                rnd.failed[f"{sku}@{msg.location_id}"] = free
+            if msg.saturated and msg.location_id not in rnd.saturated:
+                rnd.saturated.append(msg.location_id)
         if not rnd.awaiting:
             self._close_round()
 
@@ -463,9 +513,11 @@ class Machine:
         if st.pending is not None:
             for plan in st.pending.plans:
                 s = Shipment.from_dict(plan)
+                if s.shipment_id in st.pending.awaiting:
+                    self.effects.append(self._reserve(s))
                 for sku, qty in s.lines.items():
                     rid = s.rid(sku)
-                    if rid in st.pending.awaiting:
+                    if rid in st.pending.awaiting:  # a round from before 2026-11
                         self.effects.append(StockEffect("reserve", sku, s.location_id, qty, rid))
         elif not st.cancelled and (st.shipments or st.unroutable):
             # the decision may be what the dead worker did not flush: publish the current one
@@ -494,7 +546,7 @@ class Machine:
             self._request(rnd.lines),
             _Overlay(self.ctx.stock, rnd.overrides),
             self.ctx.locations,
-            self.ctx.loads,
+            self._loads(rnd.saturated),
             self.ctx.policy,
             now=self.ctx.now,
         )
@@ -506,10 +558,12 @@ class Machine:
         for planned in decision.shipments:
             s = self._new_shipment(planned)
             rnd.plans.append(s.to_dict())
-            for sku, qty in s.lines.items():
-                rnd.awaiting.append(s.rid(sku))
-                self.effects.append(StockEffect("reserve", sku, s.location_id, qty, s.rid(sku)))
+            rnd.awaiting.append(s.shipment_id)
+            self.effects.append(self._reserve(s))
         st.pending = rnd
+
+    def _reserve(self, s: Shipment) -> ReserveEffect:
+        return ReserveEffect(s.shipment_id, s.location_id, tuple(sorted(s.lines.items())))
 
     def _new_shipment(self, planned: Any) -> Shipment:
         st = self._require()
@@ -531,17 +585,21 @@ class Machine:
         st = self._require()
         rnd = st.pending
         assert rnd is not None
-        if not rnd.failed:
+        full = {p["location_id"] for p in rnd.plans} & set(rnd.saturated)
+        if not rnd.failed and not full:
             st.pending = None
             self._confirm(rnd)
         else:
-            for rid in rnd.ok:
-                self._release_rid(rid, rnd)
+            self._release_round(rnd)
             if rnd.tries >= MAX_ROUNDS:
                 st.pending = None
                 self._unroutable(
                     rnd.lines,
-                    {"why": "stock taken by concurrent orders", "contended": sorted(rnd.failed)},
+                    {
+                        "why": "stock or capacity taken by concurrent orders",
+                        "contended": sorted(rnd.failed),
+                        "saturated": sorted(rnd.saturated),
+                    },
                 )
             else:
                 rnd.overrides.update(rnd.failed)
@@ -559,8 +617,7 @@ class Machine:
             s = Shipment.from_dict(plan)
             s.history["routed"] = self.ctx.now.isoformat()
             st.shipments[s.shipment_id] = s
-            self.effects.append(LoadEffect("open", s.location_id, s.shipment_id, units=s.units))
-            self.effects.append(Deadline(s.shipment_id, deadline))
+            self.effects.append(Deadline(s.shipment_id, deadline))  # its slot: since reserved
         self._publish_decision("routed", rnd.reasons, new=[p["shipment_id"] for p in rnd.plans])
         self._order_event(
             "routed",
@@ -733,6 +790,36 @@ class Machine:
             raise LifecycleError("unknown order: never placed")
         return self.state
 
+    def _loads(self, saturated: list[str]) -> Mapping[str, LoadView]:
+        """The load view, with the owners that refused a slot in this decision counted full."""
+        if not saturated:
+            return self.ctx.loads
+        loads = dict(self.ctx.loads)
+        for loc in saturated:
+            cur = loads.get(loc, LoadView())
+            known = self.ctx.locations.get(loc)
+            full = max(cur.open_orders, known.max_backlog if known else 0)
+            loads[loc] = LoadView(full, cur.open_units)
+        return loads
+
+    def _shipment_is_live(self, sid: str) -> bool:
+        st = self._require()
+        if st.pending is not None and sid in st.pending.ok:
+            return True  # a repeated answer for the round in progress
+        s = st.shipments.get(sid)
+        return s is not None and s.status in OPEN
+
+    def _release_round(self, rnd: Round) -> None:
+        """Give back what a round's owners granted (before its decision was abandoned)."""
+        for key in rnd.ok:
+            if "/" in key:  # a round from before 2026-11: per-line reservation ids
+                self._release_rid(key, rnd)
+                continue
+            plan = next(p for p in rnd.plans if p["shipment_id"] == key)
+            self.effects.append(
+                ReleaseEffect(key, plan["location_id"], tuple(sorted(plan["lines"])))
+            )
+
     def _rid_is_live(self, rid: str) -> bool:
         st = self._require()
         if st.pending is not None and (rid in st.pending.ok or rid in st.pending.awaiting):
@@ -750,12 +837,8 @@ class Machine:
                 )
 
     def _release_shipment(self, s: Shipment) -> None:
-        for sku in s.lines:
-            self.effects.append(
-                StockEffect("release", sku, s.location_id, reservation_id=s.rid(sku))
-            )
+        self.effects.append(ReleaseEffect(s.shipment_id, s.location_id, tuple(sorted(s.lines))))
         if s.status in OPEN:
-            self.effects.append(LoadEffect("close", s.location_id, s.shipment_id))
             self.effects.append(Deadline(s.shipment_id, None))
 
     def _order_event(

@@ -55,6 +55,7 @@ class Runtime:
     policy: RoutingPolicy
     topics: dict[str, faust.TopicT] = field(default_factory=dict)
     tables: dict[str, Any] = field(default_factory=dict)
+    processed: dict[str, int] = field(default_factory=dict)  # agent -> inputs taken (counted)
     locations: LocationsView = field(default_factory=LocationsView)
     availability: AvailabilityView = field(default_factory=AvailabilityView)
     loads: LoadsView = field(default_factory=LoadsView)
@@ -102,10 +103,11 @@ class Runtime:
         fut.add_done_callback(_fail_fast)
         return fut
 
-    def get(self, table: Any, key: str) -> Any | None:
+    def get(self, table: Any, key: str, partition: int | None = None) -> Any | None:
         """Read a table key (None when absent) with one store lookup: Faust's `table.get`
-        looks a missing-or-present key up twice (contains, then get) and runs its sensors."""
-        return faust_fixes.store_get(table, key)
+        looks a missing-or-present key up twice (contains, then get) and runs its sensors.
+        `partition`: the reading input's (a handler's reads), else wherever the key is."""
+        return faust_fixes.store_get(table, key, partition)
 
     def partition_keys(self, table: Any, partition: int) -> Iterator[str]:
         """The keys of one partition of a table, in key order: for handlers that prune or
@@ -123,7 +125,7 @@ class Runtime:
         builds a FutureMessage and a buffered send per write, the largest cost in the fold.
         """
         store = table.data
-        kb, vb = faust_fixes.store_set_local(table, key, value)
+        kb, vb = faust_fixes.store_set_local(table, key, value, partition)
         changelog = table.changelog_topic.get_topic_name()
         fut = await self.produce(changelog, kb, vb, partition)
         fut.add_done_callback(

@@ -403,6 +403,17 @@ def build_parser() -> Parser:
         description="Write one JSON Schema per topic of topics.yaml into schemas/, generated "
         "from the models of streams/records.py.",
     )
+    up = sub.add_parser(
+        "upgrade",
+        help="move stock from the SKU-partitioned layout (before 2026-11) to the location owner's",
+        description="With every worker stopped and after `stockroute topics`: copy each stock "
+        "record of the old `stock` changelog into its location's partition of the "
+        "`location_stock` changelog, and re-send the ops the old agents had not consumed to "
+        "stockroute-location-ops (tooling/upgrade.py). Refuses to run twice.",
+    )
+    up.add_argument(
+        "--dry-run", action="store_true", help="count what would move, write nothing (default: off)"
+    )
     sub.add_parser("simulate", help="run the simulated retailer (see `simulate --help`)")
     sub.add_parser("dashboard", help="run the planner dashboard (see `dashboard --help`)")
     return p
@@ -453,6 +464,16 @@ def main(argv: list[str] | None = None) -> int:
             return supervise_worker(argv[1:])
         if args.cmd == HIDDEN:
             return run_worker(args)
+        if args.cmd == "upgrade":
+            from tooling.upgrade import UpgradeRefused, upgrade
+
+            try:
+                app_id = WorkerSettings.from_env().app_id
+                report = asyncio.run(upgrade(kafka, app_id, dry_run=args.dry_run))
+            except UpgradeRefused as exc:
+                raise CliError(str(exc)) from None
+            print(("dry run, nothing written: " if args.dry_run else "") + str(report))
+            return 0
         if args.cmd == "schemas":
             for path in write_schemas(ROOT):
                 print(path.relative_to(ROOT))

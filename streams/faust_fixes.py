@@ -226,28 +226,43 @@ def install() -> None:
 # Accessors: the private Faust internals the runtime reads, behind public names.
 
 
-def store_get(table: Any, key: str) -> Any | None:
+def store_get(table: Any, key: str, partition: int | None = None) -> Any | None:
     """A table key's value, None when absent, with one store lookup: Faust's `table.get` looks
-    a key up twice (contains, then get) and runs its sensors on each call. A RocksDB store
-    reads the current event's partition database (any opened one outside an event)."""
+    a key up twice (contains, then get) and runs its sensors on each call. With `partition`, a
+    RocksDB store reads that partition's database (the caller's input carries it, so a batch of
+    inputs reads right); without, the current event's (any opened one outside an event)."""
     store = table.data
+    if isinstance(store, RocksDBStore) and partition is not None:
+        raw = store._db_for_partition(partition).get(store._encode_key(key))
+        return None if raw is None else store._decode_value(raw)
     if isinstance(store, SerializedStore):
         raw = store._get(store._encode_key(key))
         return None if raw is None else store._decode_value(raw)
     return store.get(key)
 
 
-def store_set_local(table: Any, key: str, value: Any | None) -> tuple[bytes, bytes | None]:
+def store_set_local(
+    table: Any, key: str, value: Any | None, partition: int | None = None
+) -> tuple[bytes, bytes | None]:
     """Write (None: delete) a key in the local store only, and return the encoded key and value
     (None for a delete, a changelog tombstone) for the caller to send to the changelog itself:
     Faust's `table[key] = value` builds a FutureMessage and a buffered send per write.
 
-    A RocksDB store writes into the database of the current event's partition (Faust takes the
-    partition from the event), so call it from an agent's event only."""
+    A RocksDB store writes into the database of `partition` (Faust's own `_set` takes the
+    partition from the current event, which in a batch of inputs is not the writer's); without
+    `partition`, the current event's, so call it from an agent's event only."""
     store = table.data
     kb = store._encode_key(key)
     vb = None if value is None else store._encode_value(value)
-    if isinstance(store, SerializedStore):
+    if isinstance(store, RocksDBStore) and partition is not None:
+        db = store._db_for_partition(partition)
+        if vb is None:
+            db.delete(kb)
+            store._key_index.pop(kb, None)
+        else:
+            db.put(kb, vb)
+            store._key_index[kb] = partition
+    elif isinstance(store, SerializedStore):
         if vb is None:
             store._del(kb)
         else:

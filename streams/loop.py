@@ -21,8 +21,17 @@ input this module does, in this order and nowhere else:
    validated against its topic's model; `ctx.position()` numbers the positioned ops an input
    makes.
 
-Writes carry the input's partition and offset explicitly (never Faust's "current event"), so
-the same code serves a batch of inputs at a time.
+Batches: a `batched` agent is fed `take_events` batches (at most STOCKROUTE_BATCH_MAX inputs,
+closed after STOCKROUTE_BATCH_WITHIN_MS at the latest, so a quiet stream waits a few
+milliseconds, never more). Each input still goes through steps 2-5 on its own, in order; what
+a handler folds across the batch it keeps in `ctx.batch.scratch` (e.g. one working set per
+location) and the agent's `flush` turns that into effects once at the end of the batch: each
+changed key written once, each changed record published once. Writes carry their input's
+partition explicitly (never Faust's "current event", which in a batch is only the last
+input's). A handler must raise `Rejected` before it changes anything in the scratch, so a
+dead-lettered input leaves no trace. Nothing of a batch is committed before all of it was
+produced (Faust acks a batch's events after the agent took the next one), so a crash mid-batch
+re-reads it, and positions make that a no-op.
 """
 
 from __future__ import annotations
@@ -64,11 +73,13 @@ class Send(Generic[V]):
 
 @dataclass(frozen=True, slots=True)
 class Put:
-    """Write (None: delete) `key` of one of the agent's other tables."""
+    """Write (None: delete) `key` of one of the agent's other tables, in the partition of the
+    input being processed unless `partition` is given (a batch's flush gives it)."""
 
     table: str
     key: str
     value: Any | None
+    partition: int | None = None
 
 
 Effect = Send[Any] | Put
@@ -86,6 +97,20 @@ UNCHANGED: Any = _Unchanged()
 # ---- context -----------------------------------------------------------------------------------
 
 
+class Batch:
+    """What handlers fold across the inputs of one batch (one input when unbatched), flushed by
+    the agent's `flush` at its end; with the worker's views, which the flush may publish to."""
+
+    __slots__ = ("availability", "loads", "locations", "scratch", "size")
+
+    def __init__(self, rt: Runtime) -> None:
+        self.scratch: dict[Any, Any] = {}
+        self.size = 0
+        self.locations: LocationsView = rt.locations
+        self.availability: AvailabilityView = rt.availability
+        self.loads: LoadsView = rt.loads
+
+
 class Ctx:
     """What a handler may know about the input being processed and the worker's world."""
 
@@ -93,6 +118,7 @@ class Ctx:
         "_index",
         "_rt",
         "availability",
+        "batch",
         "key",
         "loads",
         "locations",
@@ -105,8 +131,9 @@ class Ctx:
         "topic",
     )
 
-    def __init__(self, rt: Runtime, topic: AnyTopic, msg: Any) -> None:
+    def __init__(self, rt: Runtime, topic: AnyTopic, msg: Any, batch: Batch) -> None:
         self._rt = rt
+        self.batch = batch
         self._index = 0
         self.topic: AnyTopic = topic
         self.partition: int = msg.partition
@@ -129,7 +156,7 @@ class Ctx:
 
     def get(self, table: str, key: str) -> Any | None:
         """Read one of the agent's tables (the raw stored value; None when absent)."""
-        return self._rt.get(self._rt.tables[table], key)
+        return self._rt.get(self._rt.tables[table], key, self.partition)
 
     def keys(self, table: str) -> Iterator[str]:
         """The keys of this input's partition of a table, in key order."""
@@ -171,6 +198,10 @@ class Agent:
     # for Positioned states: what an input already applied (a re-read after a crash) emits
     replay: Callable[[Any, Any, Ctx], list[Effect]] | None = None
     timers: tuple[tuple[float, Callable[[Runtime], Any]], ...] = field(default=())
+    # what the handlers left in ctx.batch.scratch -> effects, once per batch (or per input)
+    flush: Callable[[Batch], list[Effect]] | None = None
+    # take batches (sized by STOCKROUTE_BATCH_MAX / _WITHIN_MS) rather than one input at a time
+    batched: bool = False
 
     @property
     def partitions(self) -> int:
@@ -195,15 +226,35 @@ def register(rt: Runtime, agent: Agent) -> None:
 
     async def run(stream: faust.StreamT[bytes]) -> None:
         await rt.wait_views()
-        async for event in stream.events():
-            await process(rt, agent, event.message)
+        size, within_s = rt.settings.batch_max, rt.settings.batch_within_ms / 1000
+        if not agent.batched or size <= 1:
+            async for event in stream.events():
+                await process_batch(rt, agent, [event.message])
+        else:
+            takes = stream.take_events(size, within_s)  # type: ignore[attr-defined]
+            async for events in takes:
+                await process_batch(rt, agent, [e.message for e in events])
 
     rt.app.agent(source, name=agent.name, concurrency=1)(run)
     for interval, make in agent.timers:
         rt.timer(interval, make(rt))
 
 
-async def process(rt: Runtime, agent: Agent, msg: Any) -> None:
+async def process_batch(rt: Runtime, agent: Agent, msgs: list[Any]) -> None:
+    """Every input of a batch in order, then the agent's flush of what they folded."""
+    batch = Batch(rt)
+    for msg in msgs:
+        await process(rt, agent, msg, batch)
+    batch.size = len(msgs)
+    rt.processed[agent.name] = rt.processed.get(agent.name, 0) + len(msgs)
+    if agent.batched:
+        rt.metrics.batch_size.observe(len(msgs))
+    if agent.flush is not None and batch.scratch:
+        for eff in agent.flush(batch):
+            await _apply(rt, eff, None)
+
+
+async def process(rt: Runtime, agent: Agent, msg: Any, batch: Batch) -> None:
     """The whole protocol for one input message (see the module docstring)."""
     topic = TOPICS.by_name[msg.topic]
     if topic.compacted:
@@ -211,7 +262,7 @@ async def process(rt: Runtime, agent: Agent, msg: Any) -> None:
             return  # a tombstone deletes a key: legal on a compacted topic
     elif not rt.in_order(msg):
         return
-    ctx = Ctx(rt, topic, msg)
+    ctx = Ctx(rt, topic, msg, batch)
     rt.observe(ctx)  # metrics (processed, lag, order timestamps) and the log context
     spec = agent.state
     try:
@@ -225,7 +276,7 @@ async def process(rt: Runtime, agent: Agent, msg: Any) -> None:
             key = spec.key(message)
             if key is not None:
                 table = rt.tables[spec.table]
-                state = spec.decode(rt.get(table, key))
+                state = spec.decode(rt.get(table, key, msg.partition))
         if (
             agent.replay is not None
             and state is not None
@@ -253,7 +304,14 @@ async def process(rt: Runtime, agent: Agent, msg: Any) -> None:
 
 async def _execute(rt: Runtime, ctx: Ctx, effects: list[Effect]) -> None:
     for eff in effects:
-        if isinstance(eff, Send):
-            await rt.send(eff.topic, eff.key, eff.value, eff.partition)
-        else:
-            await rt.put(rt.tables[eff.table], eff.key, eff.value, ctx.partition)
+        await _apply(rt, eff, ctx.partition)
+
+
+async def _apply(rt: Runtime, eff: Effect, partition: int | None) -> None:
+    if isinstance(eff, Send):
+        await rt.send(eff.topic, eff.key, eff.value, eff.partition)
+        return
+    where = eff.partition if eff.partition is not None else partition
+    if where is None:
+        raise ValueError(f"a write to {eff.table} outside an input names no partition")
+    await rt.put(rt.tables[eff.table], eff.key, eff.value, where)

@@ -366,7 +366,67 @@ class ResyncLocation(Internal):
     safety_stock: int
 
 
-StockOpsMessage = Annotated[StockOp | ResyncLocation, Field(discriminator="kind")]
+class ReservedLine(Internal):
+    sku: str
+    qty: int
+
+
+class ReserveShipment(Internal):
+    """Give a shipment to a location, atomically at the location's owner: one of its
+    `max_backlog` slots and every line's units, or nothing (answered by ShipmentReservation).
+    The slot is the shipment's until a ReleaseShipment, or shipping / collection closes it."""
+
+    kind: Literal["reserve_shipment"] = "reserve_shipment"
+    order_id: str
+    shipment_id: str
+    location_id: str
+    lines: list[ReservedLine]
+    origin: str
+    seq: Position
+    at: float  # when the slot is taken (load ages)
+
+    _seq = field_validator("seq", mode="before")(as_position)
+
+
+class ReleaseShipment(Internal):
+    """Give back a shipment's units (every `skus` reservation) and its slot at the location."""
+
+    kind: Literal["release_shipment"] = "release_shipment"
+    order_id: str
+    shipment_id: str
+    location_id: str
+    skus: list[str]
+    origin: str
+    seq: Position
+
+    _seq = field_validator("seq", mode="before")(as_position)
+
+
+LoadOpKind = Literal["open", "close", "step"]
+
+
+class LoadOp(Internal):
+    """A change to a location's load (domain/load.py): a shipment opened or closed there, or a
+    workflow step done (with its duration). Positioned like a stock op."""
+
+    kind: LoadOpKind
+    location_id: str
+    shipment_id: str
+    origin: str
+    seq: Position
+    at: float
+    units: float = 0.0
+    step: str | None = None
+    seconds: float = 0.0
+
+    _seq = field_validator("seq", mode="before")(as_position)
+
+
+LocationOpsMessage = Annotated[
+    StockOp | ResyncLocation | ReserveShipment | ReleaseShipment | LoadOp,
+    Field(discriminator="kind"),
+]
+"""Everything a location's owner applies besides till sales and supplier feeds."""
 
 
 class ReservationResult(Internal):
@@ -390,27 +450,24 @@ class AcceptanceTimeout(Internal):
     shipment_id: str
 
 
-OrderCommand = Annotated[ReservationResult | AcceptanceTimeout, Field(discriminator="type")]
+class ShipmentReservation(Internal):
+    """A location owner's answer to ReserveShipment: `ok` (slot and every line reserved), or
+    nothing reserved, with why: `saturated` (no slot left) and/or `free` (the lines short of
+    stock -> units still reservable there)."""
 
-LoadOpKind = Literal["open", "close", "step"]
-
-
-class LoadOp(Internal):
-    """A change to a location's load (domain/load.py): a shipment opened or closed there, or a
-    workflow step done (with its duration). Positioned like a stock op."""
-
-    kind: LoadOpKind
-    location_id: str
+    type: Literal["shipment_reservation"] = "shipment_reservation"
+    order_id: str
     shipment_id: str
-    origin: str
-    seq: Position
-    at: float
-    units: float = 0.0
-    step: str | None = None
-    seconds: float = 0.0
+    location_id: str
+    ok: bool
+    skus: list[str]  # the shipment's lines (what an answer to an abandoned round gives back)
+    saturated: bool = False
+    free: dict[str, int] = {}
 
-    _seq = field_validator("seq", mode="before")(as_position)
 
+OrderCommand = Annotated[
+    ReservationResult | ShipmentReservation | AcceptanceTimeout, Field(discriminator="type")
+]
 
 MODELS: dict[str, Any] = {
     "Location": Location,
@@ -425,8 +482,7 @@ MODELS: dict[str, Any] = {
     "Refund": Refund,
     "StoreLoad": StoreLoad,
     "DeadLetter": DeadLetter,
-    "StockOpsMessage": StockOpsMessage,
+    "LocationOpsMessage": LocationOpsMessage,
     "OrderCommand": OrderCommand,
-    "LoadOp": LoadOp,
 }
 """Every model topics.yaml may name (`model:`), by that name."""

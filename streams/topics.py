@@ -26,8 +26,8 @@ from streams.records import (
     MODELS,
     DeadLetter,
     FulfilmentEvent,
-    LoadOp,
     Location,
+    LocationOpsMessage,
     OrderCommand,
     OrderEvent,
     PosSale,
@@ -35,7 +35,6 @@ from streams.records import (
     Return,
     RoutedOrder,
     StockAvailability,
-    StockOpsMessage,
     StoreLoad,
     SupplierFeed,
     WebOrder,
@@ -147,9 +146,8 @@ class Topics:
     refunds: Topic[Refund]
     store_load: Topic[StoreLoad]
     dead_letters: Topic[DeadLetter]
-    stock_ops: Topic[StockOpsMessage]
+    location_ops: Topic[LocationOpsMessage]
     order_commands: Topic[OrderCommand]
-    load_ops: Topic[LoadOp]
     tables: dict[str, TableSpec]
     replication_factor: int
 

@@ -1,4 +1,4 @@
-"""Agent tier: the locations agent tells every stock owner when a safety stock changes."""
+"""Agent tier: the locations agent tells a location's owner when its safety stock changes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import asyncio
 import orjson
 
 from streams.app import Runtime
-from streams.topics import TOPICS
 
 
 def location(safety_stock: int, name: str = "Store 9") -> bytes:
@@ -25,18 +24,12 @@ def location(safety_stock: int, name: str = "Store 9") -> bytes:
     )
 
 
-def test_only_a_changed_safety_stock_resyncs_every_stock_partition(rt: Runtime) -> None:
+def test_only_a_changed_safety_stock_resyncs_the_location_owner(rt: Runtime) -> None:
     asyncio.run(_feed(rt, [location(1), location(1, name="renamed"), location(3)]))
-    resyncs = [
-        (partition, value)
-        for handle, partition, value in rt.sent_to_partition  # type: ignore[attr-defined]
-        if handle == "stock_ops"
+    resyncs = [(k, v) for h, k, v in rt.sent if h == "location_ops"]  # type: ignore[attr-defined]
+    assert resyncs == [
+        ("ST-9", {"kind": "resync_location", "location_id": "ST-9", "safety_stock": 3})
     ]
-    assert sorted(p for p, _ in resyncs) == list(range(TOPICS.stock_ops.partitions))
-    assert all(
-        v == {"kind": "resync_location", "location_id": "ST-9", "safety_stock": 3}
-        for _, v in resyncs
-    )
 
 
 async def _feed(rt: Runtime, values: list[bytes]) -> None:

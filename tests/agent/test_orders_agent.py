@@ -9,16 +9,13 @@ the dead-letters of inputs that break the order's rules.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
-
-import orjson
-from faust.types import Message
 
 from streams.app import Runtime
 from streams.records import Location
 from streams.topics import TOPICS, AnyTopic
+from tests.agent.conftest import Feeder
 
 NOW = datetime(2026, 11, 30, 10, 0, tzinfo=UTC).isoformat()
 
@@ -50,59 +47,26 @@ def placed(order_id: str = "O1") -> dict[str, Any]:
     }
 
 
-class Orders:
-    """Puts messages on the orders agent's input topics, each topic with contiguous offsets
-    (the runtime's in-order check), and reads what the agent sent."""
+class Orders(Feeder):
+    """The orders agent's inputs, and the location owners' answers."""
 
-    def __init__(self, rt: Runtime, ctx: Any) -> None:
-        self.rt, self.ctx = rt, ctx
-        self.offsets: dict[str, int] = defaultdict(int)
-        self.topic: AnyTopic = TOPICS.web_orders
-        ctx.to_message = self.to_message
-
-    def to_message(self, key: Any, value: Any, **_: Any) -> Message:
-        offset = self.offsets[self.topic.name]
-        self.offsets[self.topic.name] += 1
-        return Message(
-            topic=self.topic.name,
-            partition=0,
-            offset=offset,
-            timestamp=1.0,
-            timestamp_type=0,
-            headers=None,
-            key=key,
-            value=value,
-            checksum=b"",
-            generation_id=self.rt.app.consumer_generation_id,
-        )
-
-    async def put(self, topic: AnyTopic, value: dict[str, Any], key: str = "O1") -> None:
-        self.topic = topic
-        await self.ctx.put(key=key.encode(), value=orjson.dumps(value))
-
-    def sent(self, handle: str) -> list[dict[str, Any]]:
-        return [v for h, _, v in self.rt.sent if h == handle]  # type: ignore[attr-defined]
-
-    def take(self, handle: str) -> list[dict[str, Any]]:
-        """What was sent to `handle` since the last take."""
-        out = self.sent(handle)
-        self.rt.sent[:] = [s for s in self.rt.sent if s[0] != handle]  # type: ignore[attr-defined]
-        return out
-
-    async def answer(self, op: dict[str, Any], ok: bool = True) -> None:
+    async def answer(self, ask: dict[str, Any], ok: bool = True, saturated: bool = False) -> None:
         await self.put(
             TOPICS.order_commands,
             {
-                "type": "reservation_result",
-                "order_id": op["order_id"],
-                "reservation_id": op["reservation_id"],
-                "sku": op["sku"],
-                "location_id": op["location_id"],
-                "qty": op["qty"],
+                "type": "shipment_reservation",
+                "order_id": ask["order_id"],
+                "shipment_id": ask["shipment_id"],
+                "location_id": ask["location_id"],
                 "ok": ok,
-                "free_after": 0,
+                "skus": [ln["sku"] for ln in ask["lines"]],
+                "saturated": saturated,
             },
+            ask["order_id"],
         )
+
+    async def order(self, topic: AnyTopic, value: dict[str, Any], key: str = "O1") -> None:
+        await self.put(topic, value, key)
 
     def state(self, order_id: str = "O1") -> Any:
         return self.rt.get(self.rt.tables["orders"], order_id)
@@ -123,14 +87,15 @@ async def _walk(rt: Runtime) -> None:
     world(rt)
     async with rt.app.agents["orders"].test_context() as ctx:
         o = Orders(rt, ctx)
-        # a routing round: nothing is published until the owner answered
-        await o.put(TOPICS.web_orders, placed())
-        (ask,) = o.take("stock_ops")
-        assert ask["kind"] == "reserve" and ask["location_id"] == "ST-NEAR" and ask["qty"] == 2
+        # a routing round: one ask to the location's owner; nothing published until it answers
+        await o.order(TOPICS.web_orders, placed())
+        (ask,) = o.take("location_ops")
+        assert ask["kind"] == "reserve_shipment" and ask["location_id"] == "ST-NEAR"
+        assert ask["lines"] == [{"sku": "A", "qty": 2}]
         assert ask["origin"] == f"{TOPICS.web_orders.code}:0" and ask["seq"] == [0, 0]
         assert not o.sent("routed_orders") and not o.sent("order_events")
 
-        # the owner's answer: the decision, the load, the acceptance deadline
+        # the owner's answer (slot and units granted): the decision, the acceptance deadline
         await o.answer(ask)
         (decision,) = o.take("routed_orders")
         assert decision["status"] == "routed" and decision["attempt"] == 1
@@ -139,12 +104,11 @@ async def _walk(rt: Runtime) -> None:
         assert shipment["location_id"] == "ST-NEAR"
         (event,) = o.take("order_events")
         assert (event["change"], event["order_status"]) == ("routed", "routed")
-        (opened,) = o.take("load_ops")
-        assert opened["kind"] == "open" and opened["shipment_id"] == sid
+        assert not o.take("location_ops")  # the slot was taken with the units
         assert rt.get(rt.tables["acceptance_deadlines"], sid)["order_id"] == "O1"
 
         # the store rejects: release, re-route elsewhere, and the order is `rerouting`
-        await o.put(
+        await o.order(
             TOPICS.fulfilment_events,
             {
                 "event_id": "fe-1",
@@ -156,10 +120,10 @@ async def _walk(rt: Runtime) -> None:
                 "reason": "no staff",
             },
         )
-        ops = o.take("stock_ops")
+        ops = o.take("location_ops")
         assert [(op["kind"], op["location_id"]) for op in ops] == [
-            ("release", "ST-NEAR"),
-            ("reserve", "ST-FAR"),
+            ("release_shipment", "ST-NEAR"),
+            ("reserve_shipment", "ST-FAR"),
         ]
         (rejected,) = o.take("order_events")
         assert (rejected["change"], rejected["order_status"]) == ("shipment_rejected", "rerouting")
@@ -171,12 +135,12 @@ async def _walk(rt: Runtime) -> None:
         o.take("order_events")
 
         # the customer cancels: the new shipment's stock and slot are given back
-        await o.put(
+        await o.order(
             TOPICS.web_orders,
             {"event_id": "cx-1", "occurred_at": NOW, "type": "order_cancelled", "order_id": "O1"},
         )
-        (release,) = o.take("stock_ops")
-        assert (release["kind"], release["location_id"]) == ("release", "ST-FAR")
+        (release,) = o.take("location_ops")
+        assert (release["kind"], release["location_id"]) == ("release_shipment", "ST-FAR")
         (cancelled,) = o.take("order_events")
         assert (cancelled["change"], cancelled["order_status"]) == ("cancelled", "cancelled")
         assert o.state()["cancelled"] is True
@@ -193,8 +157,8 @@ async def _refusals(rt: Runtime) -> None:
     world(rt)
     async with rt.app.agents["orders"].test_context() as ctx:
         o = Orders(rt, ctx)
-        await o.put(TOPICS.web_orders, placed("O2"), key="O1")  # wrong key
-        await o.put(
+        await o.order(TOPICS.web_orders, placed("O2"), key="O1")  # wrong key
+        await o.order(
             TOPICS.returns,
             {
                 "event_id": "r",
@@ -205,14 +169,14 @@ async def _refusals(rt: Runtime) -> None:
             },
             key="O9",
         )  # never placed
-        await o.put(TOPICS.order_commands, {"type": "nonsense", "order_id": "O1"})
+        await o.order(TOPICS.order_commands, {"type": "nonsense", "order_id": "O1"})
         reasons = [d["error"] for d in o.sent("dead_letters")]
         assert reasons[0] == "message key must be the order_id 'O2'"
         assert reasons[1] == "unknown order: never placed"
         assert reasons[2].startswith("invalid OrderCommand")
         assert len(reasons) == 3
         assert o.state("O2") is None and o.state("O9") is None
-        assert not o.sent("stock_ops") and not o.sent("order_events")
+        assert not o.sent("location_ops") and not o.sent("order_events")
 
 
 def test_an_input_read_again_after_a_crash_re_emits_without_applying_twice(rt: Runtime) -> None:
@@ -223,14 +187,14 @@ async def _replay(rt: Runtime) -> None:
     world(rt)
     async with rt.app.agents["orders"].test_context() as ctx:
         o = Orders(rt, ctx)
-        await o.put(TOPICS.web_orders, placed())
-        (ask,) = o.take("stock_ops")
+        await o.order(TOPICS.web_orders, placed())
+        (ask,) = o.take("location_ops")
         await o.answer(ask)
         before = o.state()
         o.take("routed_orders")
         # the worker died before committing: the same order_commands offset is read again
         rt.forget_positions()
-        o.offsets[TOPICS.order_commands.name] -= 1
+        o.offsets[(TOPICS.order_commands.name, 0)] -= 1
         await o.answer(ask)
         assert o.state() == before  # not applied twice
         (again,) = o.take("routed_orders")  # the decision is re-published, same attempt

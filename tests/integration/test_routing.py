@@ -174,7 +174,7 @@ def test_two_thousand_competing_orders_on_two_workers_never_oversell(
         }
         for i in range(3)
     ]
-    send(cluster, [("load_ops", "ST-FULL", op) for op in preload])
+    send(cluster, [("location_ops", "ST-FULL", op) for op in preload])
     wait_for(
         lambda: (
             len(latest_by_key(cluster, "stock_availability")) == len(receipts)

@@ -70,7 +70,7 @@ def test_a_receive_decodes_to_the_model_or_rejects_with_the_reason() -> None:
         updated_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
     assert TOPICS.stock_availability.decode(TOPICS.stock_availability.encode(avail)) == avail
-    with pytest.raises(Rejected, match="invalid LoadOp: kind"):
-        TOPICS.load_ops.decode(b'{"kind":"explode"}')
+    with pytest.raises(Rejected, match="invalid LocationOpsMessage: message: Input tag 'explode'"):
+        TOPICS.location_ops.decode(b'{"kind":"explode"}')
     with pytest.raises(Rejected, match="empty message"):
-        TOPICS.stock_ops.decode(None)
+        TOPICS.location_ops.decode(None)

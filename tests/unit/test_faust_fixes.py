@@ -591,3 +591,16 @@ def test_private_faust_attributes_are_reached_only_in_faust_fixes() -> None:
         for hit in _private_accesses(path)
     ]
     assert offenders == [], "use the accessors in streams/faust_fixes.py:\n" + "\n".join(offenders)
+
+
+def test_store_access_with_an_explicit_partition_ignores_the_current_event(table: Any) -> None:
+    """A batch of inputs writes each key in its own input's partition: the current event is
+    only the last of the batch (Faust's own `_set` would write there)."""
+    with _event_on(table.app, 3):  # the batch's last event is on partition 3
+        faust_fixes.store_set_local(table, "A@ST-1", {"on_hand": 1}, partition=1)
+        assert faust_fixes.store_get(table, "A@ST-1", partition=1) == {"on_hand": 1}
+        if table.data.url.scheme == "rocksdb":
+            assert faust_fixes.store_get(table, "A@ST-1", partition=3) is None
+        assert list(faust_fixes.partition_keys(table, 1)) == ["A@ST-1"]
+        faust_fixes.store_set_local(table, "A@ST-1", None, partition=1)
+        assert faust_fixes.store_get(table, "A@ST-1", partition=1) is None

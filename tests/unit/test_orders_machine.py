@@ -17,6 +17,8 @@ from domain.orders import (
     LoadEffect,
     Machine,
     OrderState,
+    ReleaseEffect,
+    ReserveEffect,
     StockEffect,
 )
 from domain.routing import LoadView, RoutingPolicy
@@ -25,9 +27,9 @@ from streams.records import (
     Location,
     OrderEvent,
     Refund,
-    ReservationResult,
     Return,
     RoutedOrder,
+    ShipmentReservation,
     WebOrder,
 )
 
@@ -103,18 +105,24 @@ class World:
         self.state = m.state
         return m.effects
 
-    def answer(self, eff: StockEffect, ok: bool = True, free_after: int = 0) -> list[Effect]:
-        assert eff.reservation_id is not None
+    def answer(
+        self,
+        eff: ReserveEffect,
+        ok: bool = True,
+        free: dict[str, int] | None = None,
+        saturated: bool = False,
+    ) -> list[Effect]:
+        """The location owner's answer to a shipment's reservation."""
         return self.run(
-            "reservation_result",
-            ReservationResult(
+            "shipment_reservation",
+            ShipmentReservation(
                 order_id=self.state.order_id if self.state else "?",
-                reservation_id=eff.reservation_id,
-                sku=eff.sku,
+                shipment_id=eff.shipment_id,
                 location_id=eff.location_id,
-                qty=eff.qty,
                 ok=ok,
-                free_after=free_after,
+                skus=[sku for sku, _ in eff.lines],
+                saturated=saturated,
+                free=free or {},
             ),
         )
 
@@ -188,16 +196,30 @@ def a_return(lines: list[tuple[str, int, bool]], location_id: str = "ST-C", eid:
     )
 
 
-def reserves(effects: list[Effect]) -> list[StockEffect]:
-    return [e for e in effects if isinstance(e, StockEffect) and e.kind == "reserve"]
+def reserves(effects: list[Effect]) -> list[ReserveEffect]:
+    """The shipments asked of their locations' owners (slot and units, all or nothing)."""
+    return [e for e in effects if isinstance(e, ReserveEffect)]
+
+
+def reserved_lines(effects: list[Effect]) -> list[tuple[str, str, int]]:
+    return sorted((sku, e.location_id, qty) for e in reserves(effects) for sku, qty in e.lines)
 
 
 def stock_ops(effects: list[Effect], kind: str) -> list[tuple[str, str, int]]:
-    return [
+    """Stock ops of a kind; a shipment's release counts as a release of each of its SKUs."""
+    out = [
         (e.sku, e.location_id, e.qty)
         for e in effects
         if isinstance(e, StockEffect) and e.kind == kind
     ]
+    if kind == "release":
+        out += [
+            (sku, e.location_id, 0)
+            for e in effects
+            if isinstance(e, ReleaseEffect)
+            for sku in e.skus
+        ]
+    return out
 
 
 PUBLISHED = {"routed_orders": RoutedOrder, "order_events": OrderEvent, "refunds": Refund}
@@ -210,11 +232,15 @@ def published(effects: list[Effect], handle: str) -> list[dict[str, Any]]:
 
 
 def load_ops(effects: list[Effect], kind: str) -> list[tuple[str, str]]:
-    return [
+    """Load ops of a kind; a shipment's release gives its slot back: a close."""
+    out = [
         (e.location_id, e.shipment_id)
         for e in effects
         if isinstance(e, LoadEffect) and e.kind == kind
     ]
+    if kind == "close":
+        out += [(e.location_id, e.shipment_id) for e in effects if isinstance(e, ReleaseEffect)]
+    return out
 
 
 # ---- routing saga ------------------------------------------------------------------------------
@@ -223,16 +249,20 @@ def load_ops(effects: list[Effect], kind: str) -> list[tuple[str, str]]:
 def test_placing_an_order_asks_for_reservations_and_publishes_nothing_yet() -> None:
     w = World({"SKU-1": {"ST-A": 5}, "SKU-2": {"ST-A": 5}})
     effects = w.run("place", order(lines=[("SKU-1", 2, 10.0), ("SKU-2", 1, 5.0)]))
-    assert sorted((e.sku, e.location_id, e.qty) for e in reserves(effects)) == [
-        ("SKU-1", "ST-A", 2),
-        ("SKU-2", "ST-A", 1),
-    ]
+    assert reserved_lines(effects) == [("SKU-1", "ST-A", 2), ("SKU-2", "ST-A", 1)]
+    assert len(reserves(effects)) == 1  # one shipment: one atomic ask to one owner
     assert not [e for e in effects if isinstance(e, RoutedOrder | OrderEvent | Refund)]
-    first = w.answer(reserves(effects)[0])
-    assert first == []  # still waiting for the second answer
 
 
-def test_all_reservations_ok_publishes_the_decision_opens_load_and_sets_deadlines() -> None:
+def test_a_split_order_waits_for_every_owner_before_publishing() -> None:
+    w = World({"SKU-1": {"ST-A": 5}, "SKU-2": {"ST-B": 5}})
+    asks = reserves(w.run("place", order(lines=[("SKU-1", 1, 1.0), ("SKU-2", 1, 1.0)])))
+    assert sorted(a.location_id for a in asks) == ["ST-A", "ST-B"]
+    assert w.answer(asks[0]) == []  # still waiting for the second answer
+    assert published(w.answer(asks[1]), "routed_orders")[0]["status"] == "routed"
+
+
+def test_all_reservations_ok_publishes_the_decision_and_sets_deadlines() -> None:
     w = World({"SKU-1": {"ST-A": 5}, "SKU-2": {"ST-A": 5}})
     effects = w.place_and_route(order(lines=[("SKU-1", 2, 10.0), ("SKU-2", 1, 5.0)]))
     (decision,) = published(effects, "routed_orders")
@@ -241,7 +271,7 @@ def test_all_reservations_ok_publishes_the_decision_opens_load_and_sets_deadline
     assert shipment["location_id"] == "ST-A" and shipment["mode"] == "ship_from_store"
     assert shipment["lines"] == [{"sku": "SKU-1", "qty": 2}, {"sku": "SKU-2", "qty": 1}]
     assert "candidates" in decision["reasons"]
-    assert load_ops(effects, "open") == [("ST-A", shipment["shipment_id"])]
+    assert load_ops(effects, "open") == []  # the slot was taken with the reservation
     deadlines = [e for e in effects if isinstance(e, Deadline)]
     assert [d.at for d in deadlines] == [T0.timestamp() + w.policy.acceptance_timeout_s]
     (event,) = published(effects, "order_events")
@@ -249,29 +279,52 @@ def test_all_reservations_ok_publishes_the_decision_opens_load_and_sets_deadline
 
 
 def test_one_failed_reservation_releases_the_others_and_replans_with_the_owners_figure() -> None:
-    w = World({"SKU-1": {"ST-A": 5, "ST-B": 5}, "SKU-2": {"ST-A": 5, "ST-B": 5}})
-    asks = reserves(w.run("place", order(lines=[("SKU-1", 1, 1.0), ("SKU-2", 1, 1.0)])))
-    assert {a.location_id for a in asks} == {"ST-A"}
-    ok = next(a for a in asks if a.sku == "SKU-1")
-    bad = next(a for a in asks if a.sku == "SKU-2")
-    assert w.answer(ok) == []
-    effects = w.answer(bad, ok=False, free_after=0)
-    assert [
-        (e.sku, e.location_id, e.reservation_id)
-        for e in effects
-        if isinstance(e, StockEffect) and e.kind == "release"
-    ] == [("SKU-1", "ST-A", ok.reservation_id)]
+    w = World({"SKU-1": {"ST-A": 5}, "SKU-2": {"ST-A": 5, "ST-B": 5, "ST-C": 5}})
+    (ask,) = reserves(w.run("place", order(lines=[("SKU-1", 1, 1.0), ("SKU-2", 1, 1.0)])))
+    assert ask.location_id == "ST-A"  # the one holding both
+    effects = w.answer(ask, ok=False, free={"SKU-2": 0})
+    assert not [e for e in effects if isinstance(e, ReleaseEffect)]  # nothing was granted
     again = reserves(effects)
-    assert {a.location_id for a in again} == {"ST-B"}
+    assert reserved_lines(effects) == [("SKU-1", "ST-A", 1), ("SKU-2", "ST-B", 1)]
+    ok = next(a for a in again if a.location_id == "ST-A")
+    bad = next(a for a in again if a.location_id == "ST-B")
+    assert w.answer(ok) == []
+    effects = w.answer(bad, ok=False, free={"SKU-2": 0})
+    assert [
+        (e.shipment_id, e.location_id, e.skus) for e in effects if isinstance(e, ReleaseEffect)
+    ] == [(ok.shipment_id, "ST-A", ("SKU-1",))]
+    assert reserved_lines(effects) == [("SKU-1", "ST-A", 1), ("SKU-2", "ST-C", 1)]
     assert not published(effects, "routed_orders")
     done = w.answer_all(effects)
     (decision,) = published(done, "routed_orders")
     assert decision["status"] == "routed" and decision["attempt"] == 1
+    assert [s["location_id"] for s in decision["shipments"]] == ["ST-A", "ST-C"]
+
+
+def test_an_owner_without_a_free_slot_is_left_out_of_the_next_round() -> None:
+    """Capacity is reserved at the owner: a saturated answer re-plans without that location,
+    whatever the lagging store-load view says."""
+    w = World({"SKU-1": {"ST-A": 5, "ST-B": 5}})
+    (ask,) = reserves(w.run("place", order()))
+    assert ask.location_id == "ST-A"
+    effects = w.answer(ask, ok=False, saturated=True)
+    (again,) = reserves(effects)
+    assert again.location_id == "ST-B"
+    (decision,) = published(w.answer(again), "routed_orders")
     assert [s["location_id"] for s in decision["shipments"]] == ["ST-B"]
+    assert w.state is not None and w.state.pending is None
+
+
+def test_when_every_owner_is_full_the_order_is_unroutable_as_saturated() -> None:
+    w = World({"SKU-1": {"ST-A": 5}})
+    (ask,) = reserves(w.run("place", order()))
+    (decision,) = published(w.answer(ask, ok=False, saturated=True), "routed_orders")
+    assert decision["status"] == "unroutable"
+    assert "ST-A" in decision["reasons"]["ineligible"]["saturated"]
 
 
 def test_a_repeated_ok_answer_for_the_round_in_progress_does_not_release_it() -> None:
-    w = World({"SKU-1": {"ST-A": 5}, "SKU-2": {"ST-A": 5}})
+    w = World({"SKU-1": {"ST-A": 5}, "SKU-2": {"ST-B": 5}})
     asks = reserves(w.run("place", order(lines=[("SKU-1", 1, 1.0), ("SKU-2", 1, 1.0)])))
     w.answer(asks[0])
     assert w.answer(asks[0]) == []
@@ -284,6 +337,7 @@ def test_an_ok_answer_for_an_abandoned_round_is_released() -> None:
     w.run("cancel", cancellation())
     effects = w.answer(asks[0])
     assert stock_ops(effects, "release") == [("SKU-1", "ST-A", 0)]
+    assert load_ops(effects, "close") == [("ST-A", asks[0].shipment_id)]  # the slot too
 
 
 def test_an_order_without_stock_anywhere_is_published_unroutable() -> None:
@@ -352,8 +406,8 @@ def test_a_rejection_releases_and_reroutes_never_back_to_the_rejecting_location(
     assert stock_ops(effects, "release") == [("SKU-1", "ST-A", 0)]
     assert load_ops(effects, "close") == [("ST-A", first.shipment_id)]
     assert Deadline(first.shipment_id, None) in effects
-    again = reserves(effects)
-    assert [(a.location_id, a.qty) for a in again] == [("ST-B", 2)]
+    assert len(reserves(effects)) == 1
+    assert [(loc, qty) for _, loc, qty in reserved_lines(effects)] == [("ST-B", 2)]
     (decision,) = published(w.answer_all(effects), "routed_orders")
     assert decision["attempt"] == 2
     assert [s["location_id"] for s in decision["shipments"]] == ["ST-B"]
@@ -394,7 +448,7 @@ def test_a_short_pick_corrects_stock_and_reroutes_only_the_missing_units() -> No
         "picked", sid, "ST-A", lines=[{"sku": "SKU-1", "qty": 1}, {"sku": "SKU-2", "qty": 1}]
     )
     assert stock_ops(effects, "short") == [("SKU-1", "ST-A", 2)]
-    assert [(a.sku, a.qty) for a in reserves(effects)] == [("SKU-1", 2)]
+    assert [(sku, qty) for sku, _, qty in reserved_lines(effects)] == [("SKU-1", 2)]
     assert w.shipment().lines == {"SKU-1": 1, "SKU-2": 1}
     assert w.shipment().status == "picked"
     assert any(e["change"] == "short_pick" for e in published(effects, "order_events"))
@@ -410,9 +464,9 @@ def test_a_rejection_with_lines_is_a_short_pick_of_those_lines() -> None:
     assert stock_ops(effects, "short") == [("SKU-1", "ST-A", 2)]
     assert stock_ops(effects, "release") == [("SKU-1", "ST-A", 0)]
     short_at = next(i for i, e in enumerate(effects) if getattr(e, "kind", "") == "short")
-    release_at = next(i for i, e in enumerate(effects) if getattr(e, "kind", "") == "release")
+    release_at = next(i for i, e in enumerate(effects) if isinstance(e, ReleaseEffect))
     assert short_at < release_at
-    assert [(a.location_id, a.qty) for a in reserves(effects)] == [("ST-B", 3)]
+    assert [(loc, qty) for _, loc, qty in reserved_lines(effects)] == [("ST-B", 3)]
 
 
 def test_picking_more_than_the_shipment_holds_is_refused() -> None:
@@ -535,11 +589,11 @@ def test_cancellation_releases_everything_still_reserved() -> None:
 
 
 def test_cancellation_during_a_reservation_round_releases_the_answers_received() -> None:
-    w = World({"SKU-1": {"ST-A": 5}, "SKU-2": {"ST-A": 5}})
+    w = World({"SKU-1": {"ST-A": 5}, "SKU-2": {"ST-B": 5}})
     asks = reserves(w.run("place", order(lines=[("SKU-1", 1, 1.0), ("SKU-2", 1, 1.0)])))
     w.answer(asks[0])
     effects = w.run("cancel", cancellation())
-    assert stock_ops(effects, "release") == [(asks[0].sku, "ST-A", 0)]
+    assert stock_ops(effects, "release") == [(asks[0].lines[0][0], asks[0].location_id, 0)]
     assert published(w.answer(asks[1]), "routed_orders") == []
 
 

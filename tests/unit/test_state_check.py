@@ -23,7 +23,7 @@ from streams.state_check import (
 )
 
 APP = "stockroute-t"
-STOCK = f"{APP}-stock-changelog"
+STOCK = f"{APP}-location_stock-changelog"
 ORDERS = f"{APP}-orders-changelog"
 
 
@@ -94,7 +94,7 @@ def test_state_ahead_of_the_changelog_is_rebuilt_and_the_inputs_reread() -> None
     recreated = Changelog(exists=True, token=None, offsets={0: (0, 0), 1: (0, 0)})
     d = decide(local(), cluster(stock=recreated), app_id=APP)
     assert d.action == "rebuild"
-    assert "changelog of table stock re-created (identity record gone)" in d.reason
+    assert "changelog of table location_stock re-created (identity record gone)" in d.reason
     assert "persisted offsets beyond the changelog's end on 2 partition(s)" in d.reason
     assert f"(e.g. {STOCK}:0 at 9, its end 0)" in d.reason
     assert d.reread_inputs
@@ -127,7 +127,7 @@ def test_another_token_means_another_topic() -> None:
 
 def test_a_missing_changelog_is_rebuilt() -> None:
     d = decide(local(), cluster(stock=Changelog(exists=False)), app_id=APP)
-    assert d.action == "rebuild" and "changelog of table stock missing" in d.reason
+    assert d.action == "rebuild" and "changelog of table location_stock missing" in d.reason
     assert d.reread_inputs
 
 
@@ -153,7 +153,7 @@ def test_the_reason_is_one_line_grouped_by_finding() -> None:
     d = decide(local(persisted={(ORDERS, 0): 3}), cluster(stock=recreated, orders=gone), app_id=APP)
     assert "\n" not in d.reason
     assert "changelog of table orders missing" in d.reason
-    assert "changelog of table stock re-created" in d.reason
+    assert "changelog of table location_stock re-created" in d.reason
 
 
 def test_marker_round_trip() -> None:
@@ -201,7 +201,7 @@ def test_read_local_reads_faust_persisted_offsets_and_survives_a_damaged_databas
 
     tables = tmp_path / "v1" / "tables"
     tables.mkdir(parents=True)
-    db = Rdict(str(tables / "stock-1.db"), options=Options(raw_mode=True))
+    db = Rdict(str(tables / "location_stock-1.db"), options=Options(raw_mode=True))
     db[Store.offset_key] = b"41"
     db[b"SKU-1@ST-1"] = b"{}"
     db.close()

@@ -1,0 +1,248 @@
+"""The location owner: sole writer of a location's stock, its capacity and its load, and of
+stock-availability and store-load.
+
+Everything that changes a location arrives keyed by location_id on one partition: till sales
+and supplier feeds straight from their topics (the fold is one hop), and the internal
+location-ops topic (shipments reserved and released, stock ops of the store workflow and
+returns, load steps, a safety-stock resync). So one agent applies them in order, and giving a
+shipment to a location (a slot of its max_backlog and every line's units) is atomic here:
+domain/location.py. A repeated event_id on the inputs is dropped by the `seen_events` table,
+which remembers the position of the first message that carried the id for a window of days
+(domain/dedupe.py); re-reading that same message after a crash still re-applies it, and the
+positions make that a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from itertools import islice, takewhile
+
+from domain import dedupe
+from domain.load import LoadState, Shipment, snapshot
+from domain.location import Working, apply_load, apply_stock, release_shipment, reserve_shipment
+from domain.stock import StockState, ops_for_pos_sale, ops_for_supplier_feed, stock_key
+from streams.app import Runtime
+from streams.codecs import Rejected, now
+from streams.loop import UNCHANGED, Agent, Batch, Ctx, Effect, Put, Send
+from streams.records import (
+    LoadOp,
+    PosSale,
+    ReleaseShipment,
+    ReservationResult,
+    ReserveShipment,
+    ResyncLocation,
+    ShipmentReservation,
+    StockAvailability,
+    StockOp,
+    SupplierFeed,
+)
+from streams.topics import TOPICS
+
+log = logging.getLogger(__name__)
+PRUNE_BATCH = 500  # expired ids deleted per event, so pruning never stalls the stream
+REFRESH_S = 5.0  # ages grow while nothing happens: republish busy locations this often
+STOCK = "location_stock"
+SEEN = "seen_events"
+LOAD = "location_load"
+SHIPMENTS = "load_shipments"
+
+OwnerInput = (
+    PosSale | SupplierFeed | StockOp | ResyncLocation | ReserveShipment | ReleaseShipment | LoadOp
+)
+
+
+def _working(ctx: Ctx, location_id: str) -> Working:
+    """The location's working set for this batch: made at its first input, then shared by the
+    batch's later inputs for it (all on one partition: inputs are keyed by location)."""
+    w: Working | None = ctx.batch.scratch.get(location_id)
+    if w is not None:
+        return w
+
+    def read_stock(sku: str) -> StockState | None:
+        raw = ctx.get(STOCK, stock_key(sku, location_id))
+        return None if raw is None else StockState.from_dict(raw)
+
+    w = ctx.batch.scratch[location_id] = Working(
+        location_id=location_id,
+        partition=ctx.partition,
+        safety=ctx.locations.safety_stock(location_id),
+        read_stock=read_stock,
+        read_load=lambda: LoadState.from_dict(ctx.get(LOAD, location_id)),
+        read_shipment=lambda sid: Shipment.from_list(ctx.get(SHIPMENTS, f"{sid}@{location_id}")),
+    )
+    return w
+
+
+def flush(batch: Batch) -> list[Effect]:
+    """Per location of the batch: each changed record written once, each changed availability
+    and the location's load published once."""
+    out: list[Effect] = []
+    for w in batch.scratch.values():
+        out.extend(_flush(w, batch))
+    return out
+
+
+def _flush(w: Working, batch: Batch) -> list[Effect]:
+    loc, part = w.location_id, w.partition
+    out: list[Effect] = []
+    for sku in sorted(w.changed_stock):
+        out.append(Put(STOCK, stock_key(sku, loc), w.stocks[sku].to_dict(), part))
+    if w.load_changed:  # before the shipment records: it holds the positions (domain/load.py)
+        out.append(Put(LOAD, loc, w.load.to_dict(), part))
+    for sid in sorted(w.changed_shipments):
+        record = w.shipments[sid]
+        if record is not None:
+            out.append(Put(SHIPMENTS, f"{sid}@{loc}", record.to_list(), part))
+    at = now()
+    for sku in sorted(w.published):
+        st = w.stocks[sku]
+        available = st.available(w.safety)
+        batch.availability.set(sku, loc, available)
+        out.append(
+            Send(
+                TOPICS.stock_availability,
+                stock_key(sku, loc),
+                StockAvailability(
+                    sku=sku,
+                    location_id=loc,
+                    on_hand=st.on_hand,
+                    reserved=st.reserved,
+                    available=available,
+                    updated_at=at,
+                ),
+            )
+        )
+    if w.load_touched:
+        load = snapshot(loc, w.load, batch.locations.by_id.get(loc), time.time())
+        out.append(Send(TOPICS.store_load, loc, load))
+    return out
+
+
+def agent() -> Agent:
+    pruned_through: dict[int, int] = {}  # partition -> period whose expired ids are all gone
+
+    def ingest(event: PosSale | SupplierFeed, ctx: Ctx) -> list[Effect]:
+        """A till sale or supplier feed: dropped when its event_id was seen before, else folded."""
+        if event.location_id not in ctx.locations.by_id:
+            raise Rejected(f"unknown location_id {event.location_id!r}")
+        w = _working(ctx, event.location_id)
+        here = f"{ctx.origin}:{ctx.offset}"
+        period = dedupe.period_of(ctx.timestamp, ctx.settings.dedupe_days)
+        first = next(
+            (f for k in dedupe.lookup_keys(period, event.event_id) if (f := ctx.get(SEEN, k))),
+            None,
+        )
+        if first is not None and first != here:
+            log.info(
+                "duplicate event_id %s at %s (first at %s): ignored", event.event_id, here, first
+            )
+            return []
+        lines = [(ln.sku, ln.qty) for ln in event.lines]
+        if isinstance(event, PosSale):
+            ops = ops_for_pos_sale(
+                lines=lines,
+                location_id=event.location_id,
+                origin=ctx.origin,
+                position=ctx.position,
+                event_id=event.event_id,
+            )
+        else:
+            ops = ops_for_supplier_feed(
+                feed_type=event.type,
+                lines=lines,
+                location_id=event.location_id,
+                origin=ctx.origin,
+                position=ctx.position,
+                event_id=event.event_id,
+            )
+        for op in ops:
+            apply_stock(w, op, w.safety)
+        effects: list[Effect] = []
+        if first is None:
+            effects.append(Put(SEEN, dedupe.key(period, event.event_id), here))
+        if pruned_through.get(ctx.partition, -1) < period:
+            bound = dedupe.first_kept(period)
+            expired = list(islice(takewhile(bound.__gt__, ctx.keys(SEEN)), PRUNE_BATCH))
+            effects.extend(Put(SEEN, k, None) for k in expired)
+            if len(expired) < PRUNE_BATCH:
+                pruned_through[ctx.partition] = period
+        return effects
+
+    def resync(w: Working, msg: ResyncLocation, ctx: Ctx) -> None:
+        """A location's safety stock changed (agents/locations.py): its availability changed
+        for every SKU it holds; re-published between this location's ops, so it can never
+        overtake a newer value."""
+        suffix = "@" + msg.location_id
+        w.safety = msg.safety_stock
+        w.published.update(w.stocks)  # those this batch touched may not be stored yet
+        for key in ctx.keys(STOCK):
+            if key.endswith(suffix):
+                w.stock(key[: -len(suffix)])
+                w.published.add(key[: -len(suffix)])
+
+    def handle(_state: None, msg: OwnerInput, ctx: Ctx) -> tuple[None, list[Effect]]:
+        """Fold the input into its location's working set (flushed once per batch); effects now
+        only for what is not a record of the location (answers, dedupe ids)."""
+        if isinstance(msg, PosSale | SupplierFeed):
+            return UNCHANGED, ingest(msg, ctx)
+        loc = msg.location_id
+        w = _working(ctx, loc)
+        effects: list[Effect] = []
+        if isinstance(msg, StockOp):
+            outcome = apply_stock(w, msg, w.safety)
+            if msg.kind == "reserve" and msg.order_id and msg.reservation_id:  # before 2026-11
+                answer = ReservationResult(
+                    order_id=msg.order_id,
+                    reservation_id=msg.reservation_id,
+                    sku=msg.sku,
+                    location_id=loc,
+                    qty=msg.qty,
+                    ok=bool(outcome.reserved_ok),
+                    free_after=outcome.free_after,
+                )
+                effects.append(Send(TOPICS.order_commands, msg.order_id, answer))
+        elif isinstance(msg, ReserveShipment):
+            known = ctx.locations.by_id.get(loc)
+            granted = reserve_shipment(w, msg, known.max_backlog if known else 0, w.safety)
+            reply = ShipmentReservation(
+                order_id=msg.order_id,
+                shipment_id=msg.shipment_id,
+                location_id=loc,
+                ok=granted.ok,
+                skus=[ln.sku for ln in msg.lines],
+                saturated=granted.saturated,
+                free=granted.free,
+            )
+            effects.append(Send(TOPICS.order_commands, msg.order_id, reply))
+        elif isinstance(msg, ReleaseShipment):
+            release_shipment(w, msg, w.safety)
+        elif isinstance(msg, LoadOp):
+            apply_load(w, msg)
+        else:
+            resync(w, msg, ctx)
+        return UNCHANGED, effects
+
+    return Agent(
+        name="location-owner",
+        inputs=(TOPICS.pos_sales, TOPICS.supplier_feeds, TOPICS.location_ops),
+        handle=handle,
+        tables=(STOCK, SEEN, LOAD, SHIPMENTS),
+        keyed_by="location_id",
+        timers=((REFRESH_S, _refresher),),
+        flush=flush,
+        batched=True,
+    )
+
+
+def _refresher(rt: Runtime) -> Callable[[], Awaitable[None]]:
+    async def refresh_ages() -> None:
+        for location_id, raw in list(rt.tables[LOAD].items()):
+            state = LoadState.from_dict(raw)
+            if state.open_orders:
+                loc = rt.locations.by_id.get(location_id)
+                record = snapshot(location_id, state, loc, time.time())
+                await rt.send(TOPICS.store_load, location_id, record)
+
+    return refresh_ages

@@ -1,0 +1,104 @@
+"""The location owner (domain/location.py): a shipment gets a slot and all its units, or
+nothing; a release gives both back; a re-read op takes nothing twice."""
+
+from __future__ import annotations
+
+from domain.load import LoadState, Shipment
+from domain.location import Answer, Working, release_shipment, reserve_shipment
+from domain.stock import StockState
+from streams.records import ReleaseShipment, ReservedLine, ReserveShipment
+
+
+class Store:
+    """The owner's tables for one location, as dicts; `working` reads through them."""
+
+    def __init__(self, stock: dict[str, int]) -> None:
+        self.stock = {sku: StockState(on_hand=n) for sku, n in stock.items()}
+        self.load = LoadState()
+        self.shipments: dict[str, Shipment] = {}
+
+    def working(self) -> Working:
+        return Working(
+            location_id="ST-1",
+            partition=0,
+            safety=0,
+            read_stock=lambda sku: self.stock.get(sku),
+            read_load=lambda: self.load,
+            read_shipment=lambda sid: self.shipments.get(sid),
+        )
+
+    def save(self, w: Working) -> None:
+        self.stock.update({sku: w.stocks[sku] for sku in w.changed_stock})
+        for sid in w.changed_shipments:
+            record = w.shipments[sid]
+            assert record is not None
+            self.shipments[sid] = record
+        self.load = w.load
+
+    def reserve(self, sid: str, lines: dict[str, int], offset: int, max_backlog: int) -> Answer:
+        w = self.working()
+        op = ReserveShipment(
+            order_id="O",
+            shipment_id=sid,
+            location_id="ST-1",
+            lines=[ReservedLine(sku=k, qty=v) for k, v in lines.items()],
+            origin="wo:0",
+            seq=(offset, 0),
+            at=1000.0 + offset,
+        )
+        answer = reserve_shipment(w, op, max_backlog, safety=0)
+        self.save(w)
+        return answer
+
+    def release(self, sid: str, skus: list[str], offset: int) -> None:
+        w = self.working()
+        op = ReleaseShipment(
+            order_id="O",
+            shipment_id=sid,
+            location_id="ST-1",
+            skus=skus,
+            origin="fe:0",
+            seq=(offset, 0),
+        )
+        release_shipment(w, op, safety=0)
+        self.save(w)
+
+
+def test_a_shipment_takes_a_slot_and_every_line_or_nothing() -> None:
+    s = Store({"A": 5, "B": 1})
+    assert s.reserve("S1", {"A": 2, "B": 1}, 1, max_backlog=5) == Answer(ok=True)
+    assert s.stock["A"].reserved == 2 and s.stock["B"].reserved == 1
+    assert s.load.open_orders == 1
+    refused = s.reserve("S2", {"A": 1, "B": 1}, 2, max_backlog=5)
+    assert refused == Answer(ok=False, free={"B": 0})
+    assert s.stock["A"].reserved == 2  # nothing of S2 was taken, not even A
+    assert s.load.open_orders == 1
+
+
+def test_a_location_at_max_backlog_takes_no_more_shipments() -> None:
+    s = Store({"A": 100})
+    answers = [s.reserve(f"S{i}", {"A": 1}, i, max_backlog=5) for i in range(20)]
+    assert [a.ok for a in answers] == [True] * 5 + [False] * 15
+    assert all(a.saturated for a in answers[5:])
+    assert s.load.open_orders == 5 and s.stock["A"].reserved == 5
+    s.release("S0", ["A"], 100)
+    assert s.load.open_orders == 4 and s.stock["A"].reserved == 4
+    assert s.reserve("S-late", {"A": 1}, 21, max_backlog=5).ok
+
+
+def test_an_op_read_again_after_a_crash_answers_the_same_and_takes_nothing_twice() -> None:
+    s = Store({"A": 3})
+    assert s.reserve("S1", {"A": 3}, 7, max_backlog=1).ok
+    assert s.reserve("S1", {"A": 3}, 7, max_backlog=1).ok  # same op re-read: still granted
+    assert s.stock["A"].reserved == 3 and s.load.open_orders == 1
+    s.release("S1", ["A"], 8)
+    s.release("S1", ["A"], 8)
+    assert s.stock["A"].reserved == 0 and s.load.open_orders == 0
+
+
+def test_no_slot_and_short_stock_are_both_reported() -> None:
+    s = Store({"A": 1})
+    assert s.reserve("S1", {"A": 1}, 1, max_backlog=1).ok
+    assert s.reserve("S2", {"A": 1}, 2, max_backlog=1) == Answer(
+        ok=False, saturated=True, free={"A": 0}
+    )
