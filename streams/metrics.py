@@ -110,7 +110,7 @@ class Metrics:
         )
         self.reservations_refused = Counter(
             "stockroute_reservations_refused",
-            "Reservations a SKU's owner refused (the stock was taken meanwhile)",
+            "Shipments a location's owner refused (no slot left, or stock taken meanwhile)",
             registry=r,
         )
         self.reroutes = Counter(
