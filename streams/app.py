@@ -28,6 +28,7 @@ from streams.views import AvailabilityView, CompactedView, LoadsView, LocationsV
 
 log = logging.getLogger(__name__)
 GAP_RESTART_S = 10.0
+STALL_RESTART_S = 20.0
 RESTART_EXIT_CODE = 75  # `stockroute worker` restarts a worker process that exits with this
 V = TypeVar("V")
 
@@ -63,6 +64,7 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     _expected: dict[TP, int] = field(default_factory=dict)
     _gaps: dict[TP, float] = field(default_factory=dict)
+    _waiting: dict[TP, tuple[int, float]] = field(default_factory=dict)
 
     def table(self, name: str, partitions: int) -> Any:
         """The worker's table `name` (declared in topics.yaml), made on first use."""
@@ -201,11 +203,58 @@ class Runtime:
             )
             logging.shutdown()
             os._exit(RESTART_EXIT_CODE)
+        stalled = self.stalled(now_s)
+        if stalled:
+            log.error(
+                "input waiting but not delivered for %ss, restarting to re-read: %s",
+                STALL_RESTART_S,
+                {
+                    f"{tp.topic}:{tp.partition}": f"next {e}, high-water {h}"
+                    for tp, (e, h) in stalled.items()
+                },
+            )
+            logging.shutdown()
+            os._exit(RESTART_EXIT_CODE)
 
     def forget_positions(self) -> None:
         """After a rebalance partitions restart from their committed offsets."""
         self._expected.clear()
         self._gaps.clear()
+        self._waiting.clear()
+
+    def stalled(self, now_s: float) -> dict[TP, tuple[int, int]]:
+        """Input partitions where messages wait (high-water mark above the next offset to
+        process) and nothing was delivered for STALL_RESTART_S, while the worker is ready.
+
+        Faust resumes a partition's fetching before it resumes its flow control, which clears
+        the streams' queues: a message fetched in between is dropped from the queue after its
+        read offset was recorded, so it is never delivered again (seen: a worker started on
+        pending input). A gap behind it shows up as an input gap; with nothing behind it the
+        partition would wait forever. Checked by the timer; a restart re-reads from the
+        committed offsets. Returns {tp: (next offset, high-water mark)}."""
+        app = self.app
+        if app.rebalancing or not faust_fixes.tables_recovered(app) or not self.views_ready:
+            self._waiting.clear()
+            return {}
+        out: dict[TP, tuple[int, int]] = {}
+        for tp in _assignment(app):
+            spec = TOPICS.by_name.get(tp.topic)
+            if spec is None or spec.compacted:
+                continue  # changelogs, Faust's own topics, compacted inputs (no in-order check)
+            expected = self._expected.get(tp)
+            if expected is None:
+                expected = faust_fixes.committed_offset(app, tp) or 0
+            high = app.consumer.highwater(tp)
+            if high is None or high <= expected:
+                self._waiting.pop(tp, None)
+                continue
+            first, since = self._waiting.get(tp, (expected, now_s))
+            if first != expected:
+                first, since = expected, now_s
+            self._waiting[tp] = (first, since)
+            if now_s - since > STALL_RESTART_S:
+                out[tp] = (expected, int(high))
+        return out
         self.metrics.forget_positions()
 
     def observe(self, ctx: InputContext) -> None:
