@@ -71,12 +71,26 @@ def build_command(
     ]
 
 
+ENVIRONMENT = """environment:
+  KAFKA_BOOTSTRAP                 brokers (default 127.0.0.1:9092)
+  KAFKA_SECURITY_PROTOCOL         PLAINTEXT (default), SASL_PLAINTEXT, SASL_SSL or SSL
+  KAFKA_SASL_MECHANISM            SASL mechanism (default PLAIN)
+  KAFKA_SASL_USERNAME/_PASSWORD   SASL credentials
+  KAFKA_SSL_CAFILE/_CERTFILE/_KEYFILE  TLS trust and client certificate
+  STOCKROUTE_TOPIC_PREFIX         prefix of every topic name (default empty)
+  STOCKROUTE_DASHBOARD_REFRESH_S  seconds between refreshes (default 3)
+  STOCKROUTE_STORE_IDS            the stores the Store page offers (default: every active store)
+  STOCKROUTE_STORE_HISTORY_HOURS  how far back the store pages read (default 72)"""
+
+
 def parser() -> argparse.ArgumentParser:
     """The options of `stockroute dashboard` (reusable by the CLI to embed them)."""
     p = argparse.ArgumentParser(
         prog="stockroute dashboard",
         description="Serve the dashboard (Streamlit): the Planner page reading Kafka's output "
         "topics, and the store app's Store and Returns desk pages.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=ENVIRONMENT,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
@@ -85,7 +99,11 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help=f"show built-in fixture data instead of Kafka (sets {FIXTURES_ENV}=1)",
     )
-    p.add_argument("--print", action="store_true", help="print the command instead of running it")
+    p.add_argument(
+        "--print",
+        action="store_true",
+        help="print the command instead of running it (default: off)",
+    )
     p.add_argument("streamlit_args", nargs=argparse.REMAINDER, help="passed on to streamlit run")
     return p
 

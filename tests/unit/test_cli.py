@@ -327,3 +327,14 @@ def test_an_empty_file_publishes_nothing_and_says_so(
     rc, _, err = run(capsys, "locations", "load", str(f))
     assert rc == 2 and "no locations" in one_line_error(err)
     assert kafka.connected == 0
+
+
+def test_the_dashboard_help_documents_its_environment() -> None:
+    """`stockroute dashboard` owns its parser (dashboard/serve.py): it lists the same
+    connection variables as the other commands, and its own."""
+    from dashboard.serve import parser
+
+    text = parser().format_help()
+    for var in ("KAFKA_BOOTSTRAP", "KAFKA_SECURITY_PROTOCOL", "STOCKROUTE_TOPIC_PREFIX"):
+        assert var in text
+    assert "STOCKROUTE_STORE_IDS" in text and "(default: off)" in text
