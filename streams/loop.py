@@ -101,14 +101,12 @@ class Batch:
     """What handlers fold across the inputs of one batch (one input when unbatched), flushed by
     the agent's `flush` at its end; with the worker's views, which the flush may publish to."""
 
-    __slots__ = ("availability", "loads", "locations", "scratch", "size")
+    __slots__ = ("availability", "locations", "scratch")
 
     def __init__(self, rt: Runtime) -> None:
         self.scratch: dict[Any, Any] = {}
-        self.size = 0
         self.locations: LocationsView = rt.locations
         self.availability: AvailabilityView = rt.availability
-        self.loads: LoadsView = rt.loads
 
 
 class Ctx:
@@ -245,7 +243,6 @@ async def process_batch(rt: Runtime, agent: Agent, msgs: list[Any]) -> None:
     batch = Batch(rt)
     for msg in msgs:
         await process(rt, agent, msg, batch)
-    batch.size = len(msgs)
     rt.processed[agent.name] = rt.processed.get(agent.name, 0) + len(msgs)
     if agent.batched:
         rt.metrics.batch_size.observe(len(msgs))
