@@ -22,6 +22,20 @@ only a run of acked offsets that starts exactly at the committed offset.
 
 The third patch is for speed: `_wait_first_eager` (see its docstring; bench/README.md).
 
+The fourth pair of patches closes a race between the fetcher and a seek (`perform_seek`, at
+every rebalance's recovery and whenever a fetch returns while flow is stopped). Faust checks
+the consumer generation only after a fetch returns, so a fetch that was in flight while the
+partitions were sought back to their committed offsets still hands its records (read from the
+old position, ahead of the committed offset) to the streams, and the fetcher records each one
+as read; the records the seek re-fetches, from the committed offset, are then dropped as
+already read. A delivery blocked across the seek (its stream was suspended) does the same when
+it completes. Seen: a worker restarted after a SIGKILL got `input gap ... got offset 184,
+expected 102` on every partition at once, and only a process restart re-read the gap. Now a
+seek is recorded (`_perform_seek_recorded`), and `_getmany_after_seeks` drops the records of
+a fetch that started before a seek of their partition, and after a delivery that was under
+way during such a seek puts the partition back where the seek put it (seek again there, which
+also resets the read offset). Seeking to the committed offset again only re-reads.
+
 Where the guard applies: the pure-Python stream iterator acks through `Consumer.ack`, and so do
 `Stream.ack`/`Event.ack`; Faust's compiled (Cython) stream iterator, used when its extension
 is importable, inlines the ack and never reaches the guard. It does not ack the skipped message
@@ -37,14 +51,16 @@ instead of silently changing what the patches and accessors do
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
 from faust.stores.base import SerializedStore
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.transport.consumer import Consumer
-from faust.types import TP, AppT
+from faust.types import TP, AppT, Message
 from faust.types.tuples import ack_lock
 from faust.utils.functional import consecutive_numbers
 from mode.services import WaitResults
@@ -199,11 +215,99 @@ async def _wait_first_eager(self: Consumer, *coros: Any, timeout: Any = None) ->
     return WaitResults([deliver if c is resume else c for c in res.done], res.results, res.stopped)
 
 
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Seeks:
+    """The seeks a consumer made: `count` of them so far, and per partition the count when it
+    was last sought and the offset it was sought to."""
+
+    count: int = 0
+    last: dict[TP, tuple[int, int]] = field(default_factory=dict)
+
+
+def _seeks(consumer: Consumer) -> _Seeks:
+    seeks: _Seeks | None = consumer.__dict__.get("_stockroute_seeks")
+    if seeks is None:
+        seeks = consumer.__dict__["_stockroute_seeks"] = _Seeks()
+    return seeks
+
+
+async def _perform_seek_recorded(self: Consumer) -> None:
+    """Faust's `perform_seek` (seek every assigned partition to its committed offset, reset the
+    read offsets to it), which also records, for `_getmany_after_seeks`, the partitions it
+    moved: aiokafka seeks only those with a committed offset above 0."""
+    read_offset = self._read_offset
+    committed = await self.seek_to_committed()
+    read_offset.update(
+        {
+            tp: offset if offset is not None and offset >= 0 else None
+            for tp, offset in committed.items()
+        }
+    )
+    self._committed_offset.update(
+        {
+            TP(tp.topic, tp.partition): offset if offset else None
+            for tp, offset in committed.items()
+            if offset is not None
+        }
+    )
+    seeks = _seeks(self)
+    seeks.count += 1
+    for tp, offset in committed.items():
+        if offset is not None and offset > 0:
+            seeks.last[TP(tp.topic, tp.partition)] = (seeks.count, offset)
+
+
+async def _getmany_after_seeks(self: Consumer, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+    """Faust's `getmany`, without the records a seek made stale (see the module docstring).
+
+    A record of a partition sought after this fetch started is dropped, with the rest of the
+    fetch's records of that partition, and the partition is sought again to where that seek
+    put it: the fetch may have been answered at either position, and a second seek to the
+    committed offset loses nothing. When a seek of the partition completed while a yielded
+    record was being delivered, the fetcher has just recorded that record as read, over the
+    seek's read offset: seeking again restores both."""
+    seeks = _seeks(self)
+    started = seeks.count
+    stale: set[TP] = set()
+    async for tp, message in _ORIGINALS["getmany"](self, timeout):
+        if tp in stale:
+            continue
+        last = seeks.last.get(tp)
+        if last is not None and last[0] > started:
+            stale.add(tp)
+            log.info(
+                "records fetched before %s:%s was sought to %s: re-read from there",
+                tp.topic,
+                tp.partition,
+                last[1],
+            )
+            await self.seek(tp, last[1])
+            continue
+        before = seeks.count
+        yield tp, message
+        last = seeks.last.get(tp)
+        if last is not None and last[0] > before:
+            stale.add(tp)
+            log.info(
+                "offset %s of %s:%s delivered across a seek to %s: re-read from there",
+                message.offset,
+                tp.topic,
+                tp.partition,
+                last[1],
+            )
+            await self.seek(tp, last[1])
+
+
 #: Faust's own implementations, kept to delegate to and for the tests to restore.
 _ORIGINALS: dict[str, Callable[..., Any]] = {
     "ack": Consumer.ack,
     "_new_offset": Consumer._new_offset,
     "wait_first": Consumer.wait_first,
+    "perform_seek": Consumer.perform_seek,
+    "getmany": Consumer.getmany,
 }
 
 #: Consumer attribute -> its replacement.
@@ -211,6 +315,8 @@ PATCHES: dict[str, Callable[..., Any]] = {
     "ack": _ack_unless_stale,
     "_new_offset": _new_offset_without_gaps,
     "wait_first": _wait_first_eager,
+    "perform_seek": _perform_seek_recorded,
+    "getmany": _getmany_after_seeks,
 }
 
 

@@ -126,7 +126,7 @@ class WorkerProcess:
                 "--web-port",
                 str(self.port),
                 "--loglevel",
-                "warning",
+                os.environ.get("STOCKROUTE_TEST_WORKER_LOGLEVEL", "warning"),
                 *extra_args,
             ],
             env=self.cluster.env,

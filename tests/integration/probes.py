@@ -221,6 +221,17 @@ def worker_pid(worker: WorkerProcess) -> int | None:
     return None
 
 
+def restart_reasons(worker: WorkerProcess, limit: int = 5) -> list[str]:
+    """The worker log's lines that say why its process restarted itself (input gaps, a stall),
+    for an assertion message: a self-restart is a defect the chaos tests must explain."""
+    try:
+        lines = worker.log.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    why = [ln for ln in lines if "restarting" in ln or "input gap" in ln]
+    return why[:limit] + why[-limit:] if len(why) > 2 * limit else why
+
+
 def wait_worker_pid(worker: WorkerProcess, timeout: float = 30.0) -> int:
     return int(wait_for(lambda: worker_pid(worker), timeout=timeout, what="the worker's child"))
 

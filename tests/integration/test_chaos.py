@@ -140,7 +140,10 @@ def sigkill_mid_stream(
             streamer.next_chunk()
             kill = probes.sigkill(worker, inputs, offsets)
             kills.append(kill)
-            assert kill.pid == pids[-1], f"kill {n} hit {kill.pid}, the worker ran as {pids[-1]}"
+            assert kill.pid == pids[-1], (
+                f"kill {n} hit {kill.pid}, the worker ran as {pids[-1]}: it restarted itself "
+                f"{probes.restart_reasons(worker)}"
+            )
             assert kill.in_flight, (
                 f"kill {n}: nothing in flight (ends {kill.ends}, committed {kill.committed})"
             )

@@ -107,6 +107,7 @@ def _one_patch(name: str) -> Any:
 ack_patch = _one_patch("ack")
 new_offset_patch = _one_patch("_new_offset")
 wait_first_patch = _one_patch("wait_first")
+getmany_patch = _one_patch("getmany")
 
 
 @pytest.fixture
@@ -475,6 +476,130 @@ def test_a_delivery_that_raises_raises(patched: None, app: faust.App) -> None:
         assert inspect.getcoroutinestate(s) == inspect.CORO_CLOSED
 
     _run(scenario, app)
+
+
+# --- patch 4: records a seek made stale (_perform_seek_recorded, _getmany_after_seeks) --------
+
+
+class _Partition(StubConsumer):  # type: ignore[misc, valid-type]
+    """One partition (offsets 0..10) behind Faust's fetch code: `_getmany` answers from the
+    current position and moves it past what it returned (as aiokafka does); a seek moves it.
+    The committed offset is 5. `gate`, when set, holds the next fetch's answer (computed when
+    the fetch starts) until it is released: a fetch in flight."""
+
+    END = 11
+    COMMITTED = 5
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.position = 8
+        self.gate: asyncio.Event | None = None
+        self.fetched = asyncio.Event()
+
+    async def _getmany(self, active_partitions: Any, timeout: float) -> Any:
+        records = list(range(self.position, self.END))
+        self.position = self.END
+        self.fetched.set()
+        if self.gate is not None:
+            gate, self.gate = self.gate, None
+            await gate.wait()
+        return {TP0: records} if records else {}
+
+    def _to_message(self, tp: TP, record: Any) -> Message:
+        return _message(record)
+
+    async def seek_to_committed(self) -> dict[TP, int]:
+        self.position = self.COMMITTED
+        return {TP0: self.COMMITTED}
+
+    async def _seek(self, tp: TP, offset: int) -> None:
+        self.position = offset
+
+
+async def _drain(consumer: Consumer, deliver: Callable[[int], Any], fetches: int) -> list[int]:
+    """What Faust's fetcher (`Consumer._drain_messages`) does with the fetched records: deliver a
+    record unless its offset is below the partition's read offset, then record it as read.
+    Returns the delivered offsets."""
+    delivered: list[int] = []
+    for _ in range(fetches):
+        async for tp, message in consumer.getmany(timeout=1.0):
+            r_offset = consumer._read_offset[tp]  # type: ignore[attr-defined]
+            if r_offset is None or message.offset >= r_offset:
+                await deliver(message.offset)
+                delivered.append(message.offset)
+                consumer._read_offset[tp] = message.offset  # type: ignore[attr-defined]
+    return delivered
+
+
+def _partition(app: faust.App) -> _Partition:
+    consumer = _Partition(
+        app.transport,
+        callback=_stub,
+        on_partitions_revoked=_stub,
+        on_partitions_assigned=_stub,
+    )
+    app.topics.acks_enabled_for = lambda topic: True  # type: ignore[method-assign]
+    consumer._active_partitions = {TP0}  # type: ignore[attr-defined]
+    return consumer
+
+
+def test_records_fetched_before_a_seek_are_not_delivered_over_it(
+    getmany_patch: str, app: faust.App
+) -> None:
+    """A fetch in flight while the partition is sought back to its committed offset (a
+    rebalance's recovery) answers from the old position: those records must not be delivered
+    and recorded as read, or the re-fetched records from the committed offset are dropped."""
+
+    async def main() -> list[int]:
+        consumer = _partition(app)
+        held = consumer.gate = asyncio.Event()
+
+        async def deliver(offset: int) -> None:
+            return None
+
+        drain = asyncio.ensure_future(_drain(consumer, deliver, fetches=2))
+        await asyncio.wait_for(consumer.fetched.wait(), 5)  # the fetch is in flight ...
+        await consumer.perform_seek()  # ... when the partition is sought
+        held.set()
+        return await asyncio.wait_for(drain, 5)
+
+    delivered = asyncio.run(main())
+    assert delivered == [5, 6, 7, 8, 9, 10]
+
+
+def test_a_delivery_under_way_during_a_seek_does_not_move_the_read_offset_past_it(
+    getmany_patch: str, app: faust.App
+) -> None:
+    """A record delivered while the seek runs (its stream was suspended; it completes after
+    the recovery): the fetcher records it as read after the seek reset the read offset."""
+
+    async def main() -> list[int]:
+        consumer = _partition(app)
+
+        seeks: list[int] = []
+
+        async def deliver(offset: int) -> None:
+            if not seeks:  # the first delivery is under way when the seek runs
+                seeks.append(offset)
+                await consumer.perform_seek()
+
+        return await asyncio.wait_for(_drain(consumer, deliver, fetches=2), 5)
+
+    delivered = asyncio.run(main())
+    assert delivered[1:] == [5, 6, 7, 8, 9, 10]  # the first 8 was delivered before the seek
+
+
+def test_a_fetch_after_the_seek_is_delivered_as_faust_does(patched: None, app: faust.App) -> None:
+    async def main() -> list[int]:
+        consumer = _partition(app)
+        await consumer.perform_seek()
+
+        async def deliver(offset: int) -> None:
+            return None
+
+        return await asyncio.wait_for(_drain(consumer, deliver, fetches=2), 5)
+
+    assert asyncio.run(main()) == [5, 6, 7, 8, 9, 10]
 
 
 # --- accessors --------------------------------------------------------------------------------
