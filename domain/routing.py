@@ -77,7 +77,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -85,6 +85,7 @@ from typing import Any, Protocol
 import yaml
 
 from domain.geo import great_circle_km
+from domain.promise import Carriers, Promise, shipment_promise
 from streams.records import Location
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[1] / "policy" / "routing.yaml"
@@ -130,9 +131,13 @@ class RoutingPolicy:
     reasons_limit: int = 10
     max_attempts: int = 3
     acceptance_timeout_s: float = 900.0
+    promise_weight: float = 0.5
+    carriers: Carriers = field(default_factory=Carriers.default)
 
     def __post_init__(self) -> None:
         for f in fields(self):
+            if f.name == "carriers":
+                continue
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"routing policy: {f.name} must be a number, got {value!r}")
@@ -157,6 +162,9 @@ class RoutingPolicy:
             raise ValueError(f"routing policy: unknown keys {unknown}")
         values: dict[str, Any] = {}
         for name, value in data.items():
+            if name == "carriers":
+                values[name] = Carriers.from_mapping(value)
+                continue
             # YAML writes 6 for 6.0: accept ints for float knobs, never floats for int knobs.
             is_int = isinstance(value, int) and not isinstance(value, bool)
             if known[name].type in ("float", float) and is_int:
@@ -221,7 +229,9 @@ class PlannedShipment:
     location_id: str
     mode: str
     lines: Lines
-    score: dict[str, float]  # distance_km, shipping, shipment, load, preference, depth, total
+    # distance_km, shipping, shipment, load, preference, depth, promise, promise_days, total
+    score: dict[str, float]
+    promise: Promise | None = None  # None when routed without a `now` (no clock, no promise)
 
 
 @dataclass(frozen=True)
@@ -306,6 +316,9 @@ class Candidate:
         "shipment",
         "load",
         "preference",
+        "promise",
+        "promise_days",
+        "promise_cost",
         "fixed",
     )
 
@@ -320,6 +333,8 @@ class Candidate:
         load: LoadView,
         policy: RoutingPolicy,
         express: bool,
+        promise: Promise | None = None,
+        promise_days: float = 0.0,
     ) -> None:
         self.location_id = location_id
         self.kind = loc.kind
@@ -344,7 +359,10 @@ class Candidate:
         self.shipment = policy.cost_per_shipment
         self.load = load_penalty(loc, load, policy)
         self.preference = policy.preference(loc.kind)
-        self.fixed = shipping + self.shipment + self.load + self.preference
+        self.promise = promise
+        self.promise_days = promise_days
+        self.promise_cost = policy.promise_weight * promise_days if promise is not None else 0.0
+        self.fixed = shipping + self.shipment + self.load + self.preference + self.promise_cost
 
     def take_of(self, remaining: Iterable[tuple[str, int]]) -> Lines:
         """What this candidate can take of the remaining lines (request order kept)."""
@@ -383,6 +401,8 @@ class Candidate:
             "load": round(self.load, 4),
             "preference": round(self.preference, 4),
             "depth": round(depth, 4),
+            "promise": round(self.promise_cost, 4),
+            "promise_days": round(self.promise_days, 3),
             "total": round(self.fixed + depth, 4),
         }
 
@@ -410,7 +430,8 @@ def routed(
     plan: Sequence[tuple[Candidate, Lines]], policy: RoutingPolicy, reasons: dict[str, object]
 ) -> Decision:
     shipments = tuple(
-        PlannedShipment(c.location_id, c.mode, take, c.breakdown(take, policy)) for c, take in plan
+        PlannedShipment(c.location_id, c.mode, take, c.breakdown(take, policy), c.promise)
+        for c, take in plan
     )
     reasons["chosen"] = [
         {"location_id": s.location_id, "mode": s.mode, **s.score} for s in shipments
@@ -487,8 +508,9 @@ def prepare(
         else:
             why_not = None
         if why_not is None:
+            promised = promise_of(pickup, CLICK_COLLECT, 0.0, load, request, policy, now, None)
             own = Candidate(
-                pickup_id, pickup, CLICK_COLLECT, 0.0, shelf, lines, load, policy, False
+                pickup_id, pickup, CLICK_COLLECT, 0.0, shelf, lines, load, policy, False, *promised
             )
             reasons["rule"] = "own_shelf"
             return routed([(own, lines)], policy, reasons)
@@ -518,6 +540,8 @@ def prepare(
         assert loc is not None
         mode = TRANSFER if pickup_id is not None else MODE_BY_KIND[loc.kind]
         km = great_circle_km(dest_lat, dest_lon, loc.lat, loc.lon)
+        load = loads.get(location_id, _NO_LOAD)
+        pickup_loc = locations.get(pickup_id) if pickup_id is not None else None
         candidates.append(
             Candidate(
                 location_id,
@@ -526,9 +550,10 @@ def prepare(
                 km,
                 avail,
                 lines,
-                loads.get(location_id, _NO_LOAD),
+                load,
                 policy,
                 express,
+                *promise_of(loc, mode, km, load, request, policy, now, pickup_loc),
             )
         )
     for ids in excluded.values():
@@ -537,6 +562,32 @@ def prepare(
     reasons["ineligible"] = excluded
     reasons["no_stock_count"] = no_stock
     return Prepared(lines, sum(q for _, q in lines), candidates, excluded, no_stock, reasons)
+
+
+def promise_of(
+    loc: Location,
+    mode: str,
+    km: float,
+    load: LoadView,
+    request: RoutingRequest,
+    policy: RoutingPolicy,
+    now: datetime | None,
+    pickup: Location | None,
+) -> tuple[Promise | None, float]:
+    """The candidate's promise and its days from `now` (None, 0 without a `now`)."""
+    if now is None:
+        return None, 0.0
+    p = shipment_promise(
+        loc,
+        now=now,
+        queue_ahead=load.open_orders,
+        service=request.service,
+        mode=mode,
+        distance_km=km,
+        carriers=policy.carriers,
+        pickup=pickup,
+    )
+    return p, p.days_after(now)
 
 
 def shortfall(lines: Lines, candidates: Iterable[Candidate]) -> dict[str, int]:
@@ -703,14 +754,15 @@ def _candidate_reasons(
 ) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     for total, c in singles[:limit]:
-        out.append(
-            {
-                "location_id": c.location_id,
-                "mode": c.mode,
-                "distance_km": round(c.distance_km, 3),
-                "total": round(total, 4),
-            }
-        )
+        row: dict[str, object] = {
+            "location_id": c.location_id,
+            "mode": c.mode,
+            "distance_km": round(c.distance_km, 3),
+            "total": round(total, 4),
+        }
+        if c.promise is not None:
+            row["promised"] = c.promise.customer_date.isoformat()
+        out.append(row)
     room = limit - len(out)
     if room > 0:
         for c in sorted(partials, key=lambda c: (-c.units, c.location_id))[:room]:
