@@ -285,20 +285,17 @@ def calendar_of(loc: Location) -> Calendar | None:
     return getattr(loc, "calendar", None)
 
 
-def local_zone(loc: Location, carriers: Carriers) -> ZoneInfo:
-    cal = calendar_of(loc)
-    return _zoneinfo(cal.tz if cal is not None else carriers.timezone)
-
-
-def preparation_done(loc: Location, now: datetime, queue_ahead: int) -> datetime:
+def preparation_done(
+    loc: Location, calendar: Calendar | None, now: datetime, queue_ahead: int
+) -> datetime:
     """When a shipment given now finishes preparation: the queue ahead and itself, each
-    3600 / capacity_per_hour seconds, within the location's preparation hours."""
+    3600 / capacity_per_hour seconds, within the location's preparation hours (raises
+    calendar.NeverPrepares for a calendar with none left)."""
     per = 3600.0 / loc.capacity_per_hour if loc.capacity_per_hour > 0 else 3600.0
     work = (max(0, queue_ahead) + 1) * per
-    cal = calendar_of(loc)
-    if cal is None:
+    if calendar is None:
         return now + timedelta(seconds=work)
-    return add_preparation_seconds(cal, now, work)
+    return add_preparation_seconds(calendar, now, work)
 
 
 def next_cutoff(service: Service, cut: dt.time, zone: ZoneInfo, t: datetime) -> datetime:
@@ -339,14 +336,18 @@ def shipment_promise(
     mode: str,
     distance_km: float,
     carriers: Carriers,
+    calendar: Calendar | None = None,
     pickup: Location | None = None,
+    pickup_calendar: Calendar | None = None,
 ) -> Promise:
     """The promise of one shipment from `loc` decided at `now` (see the module docstring).
 
     `queue_ahead`: the location's open shipments; `distance_km`: to the customer, or to the
-    pickup store for a transfer; `pickup`: the pickup store of a transfer."""
-    zone = local_zone(loc, carriers)
-    ready = preparation_done(loc, now, queue_ahead).astimezone(zone)
+    pickup store for a transfer; `calendar`: the location's (None: always open, cut-offs in
+    the carriers' time zone); `pickup`, `pickup_calendar`: the pickup store of a transfer.
+    Raises calendar.NeverPrepares when a calendar has no preparation hour left."""
+    zone = _zoneinfo(calendar.tz if calendar is not None else carriers.timezone)
+    ready = preparation_done(loc, calendar, now, queue_ahead).astimezone(zone)
     if mode == CLICK_COLLECT:
         return Promise(ready, ready, None, ready, {"queue_ahead": queue_ahead})
     svc = carriers.services.get(service) or carriers.services["standard"]
@@ -356,14 +357,14 @@ def shipment_promise(
     detail = {"queue_ahead": queue_ahead, "transit_days": days}
     if mode != TRANSFER or pickup is None:
         return Promise(ready, ship_by, arrives, None, detail)
-    pzone = local_zone(pickup, carriers)
+    pzone = _zoneinfo(pickup_calendar.tz if pickup_calendar is not None else carriers.timezone)
     arrival = datetime.combine(arrives, carriers.transfer_ready_at, pzone)
     handling = carriers.transfer_handling_minutes * 60.0
-    pcal = calendar_of(pickup)
-    if pcal is None:
+    if pickup_calendar is None:
         on_shelf = arrival + timedelta(seconds=handling)
     else:
-        on_shelf = add_preparation_seconds(pcal, next_preparation_start(pcal, arrival), handling)
+        start = next_preparation_start(pickup_calendar, arrival)
+        on_shelf = add_preparation_seconds(pickup_calendar, start, handling)
     return Promise(ready, ship_by, None, on_shelf.astimezone(pzone), detail)
 
 

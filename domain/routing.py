@@ -19,6 +19,8 @@ Shape (the one shared by commercial OMS: filter, score, fall back, give up)
      not set up for online work at all (0 never means "no limit")  -> ``no_capacity``
    - has ``open_orders >= max_backlog``: saturated                 -> ``saturated``
    - is unknown (stock reported for a location with no record)     -> ``unknown_location``
+   - has a calendar with no preparation hour left (routed with a
+     `now` only: the promise needs one)                            -> ``never_prepares``
    The mode follows the kind: warehouse -> ship_from_warehouse, store -> ship_from_store,
    supplier and marketplace -> drop_ship (the partner ships to the customer).
 2. **Click & collect**: the pickup store must exist, be active and offer click & collect,
@@ -38,7 +40,10 @@ Shape (the one shared by commercial OMS: filter, score, fall back, give up)
        preference = {warehouse,store,supplier,marketplace}_preference[kind]
        depth      = depth_weight * (units taken from among a *store's* last depth_target_units
                     available units, per SKU)   (walk-in customers come first)
-       total      = shipping + shipment + load + preference + depth
+       promise    = promise_weight * days from `now` until the customer has it (domain/promise.py:
+                    the queue at the location's capacity within its preparation hours, the next
+                    carrier cut-off, transit and delivery days; 0 when routed without a `now`)
+       total      = shipping + shipment + load + preference + depth + promise
 
    A plan's score is the sum over its shipments.
 4. **Prefer one location**: when at least one candidate holds every line, the best-scored of
@@ -85,7 +90,8 @@ from typing import Any, Protocol
 import yaml
 
 from domain.geo import great_circle_km
-from domain.promise import Carriers, Promise, shipment_promise
+from domain.calendar import NeverPrepares
+from domain.promise import Carriers, Promise, calendar_of, shipment_promise
 from streams.records import Location
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[1] / "policy" / "routing.yaml"
@@ -131,7 +137,7 @@ class RoutingPolicy:
     reasons_limit: int = 10
     max_attempts: int = 3
     acceptance_timeout_s: float = 900.0
-    promise_weight: float = 0.5
+    promise_weight: float = 1.0
     carriers: Carriers = field(default_factory=Carriers.default)
 
     def __post_init__(self) -> None:
@@ -507,8 +513,13 @@ def prepare(
             why_not = "missing_stock"
         else:
             why_not = None
+        promised: tuple[Promise | None, float] = (None, 0.0)
         if why_not is None:
-            promised = promise_of(pickup, CLICK_COLLECT, 0.0, load, request, policy, now, None)
+            try:
+                promised = promise_of(pickup, CLICK_COLLECT, 0.0, load, request, policy, now, None)
+            except NeverPrepares:
+                why_not = "never_prepares"
+        if why_not is None:
             own = Candidate(
                 pickup_id, pickup, CLICK_COLLECT, 0.0, shelf, lines, load, policy, False, *promised
             )
@@ -542,18 +553,14 @@ def prepare(
         km = great_circle_km(dest_lat, dest_lon, loc.lat, loc.lon)
         load = loads.get(location_id, _NO_LOAD)
         pickup_loc = locations.get(pickup_id) if pickup_id is not None else None
+        try:
+            promised = promise_of(loc, mode, km, load, request, policy, now, pickup_loc)
+        except NeverPrepares:
+            excluded.setdefault("never_prepares", []).append(location_id)
+            continue
         candidates.append(
             Candidate(
-                location_id,
-                loc,
-                mode,
-                km,
-                avail,
-                lines,
-                load,
-                policy,
-                express,
-                *promise_of(loc, mode, km, load, request, policy, now, pickup_loc),
+                location_id, loc, mode, km, avail, lines, load, policy, express, *promised
             )
         )
     for ids in excluded.values():
@@ -585,7 +592,9 @@ def promise_of(
         mode=mode,
         distance_km=km,
         carriers=policy.carriers,
+        calendar=calendar_of(loc),
         pickup=pickup,
+        pickup_calendar=calendar_of(pickup) if pickup is not None else None,
     )
     return p, p.days_after(now)
 
