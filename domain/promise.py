@@ -96,7 +96,9 @@ class Carriers:
         where = "carriers"
         if not isinstance(data, Mapping):
             raise ValueError(f"routing policy: {where} must be a mapping")
-        _only(data, {"timezone", "transfer_ready_at", "transfer_handling_minutes", *SERVICES}, where)
+        _only(
+            data, {"timezone", "transfer_ready_at", "transfer_handling_minutes", *SERVICES}, where
+        )
         missing = [s for s in SERVICES if s not in data]
         if missing:
             raise ValueError(f"routing policy: {where} lacks the services {missing}")

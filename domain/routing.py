@@ -89,8 +89,8 @@ from typing import Any, Protocol
 
 import yaml
 
-from domain.geo import great_circle_km
 from domain.calendar import NeverPrepares
+from domain.geo import great_circle_km
 from domain.promise import Carriers, Promise, calendar_of, shipment_promise
 from streams.records import Location
 
@@ -559,9 +559,7 @@ def prepare(
             excluded.setdefault("never_prepares", []).append(location_id)
             continue
         candidates.append(
-            Candidate(
-                location_id, loc, mode, km, avail, lines, load, policy, express, *promised
-            )
+            Candidate(location_id, loc, mode, km, avail, lines, load, policy, express, *promised)
         )
     for ids in excluded.values():
         ids.sort()

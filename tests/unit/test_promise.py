@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+import domain.routing as routing_mod
 from domain.calendar import Calendar, Interval
 from domain.promise import Carriers, delivery_date, shipment_promise
-import domain.routing as routing_mod
 from domain.routing import LoadView, RoutingPolicy, RoutingRequest, decide
 from streams.records import Location
 
@@ -154,7 +154,9 @@ def test_cutoff_stays_at_local_wall_time_across_the_dst_change() -> None:
     assert after.ship_by == paris(2026, 10, 26, 16)
     assert after.ship_by.astimezone(UTC).hour == 15
     # spring forward (2026-03-29): a 02:30 cut-off does not exist that Sunday night
-    night = replace(STD, cutoff={**STD.cutoff, "warehouse": dt.time(2, 30)}, pickup_days=frozenset(range(7)))
+    night = replace(
+        STD, cutoff={**STD.cutoff, "warehouse": dt.time(2, 30)}, pickup_days=frozenset(range(7))
+    )
     carriers = replace(CARRIERS, services={**CARRIERS.services, "standard": night})
     p = shipment_promise(
         loc("WH-1", "warehouse", cap=1000),
