@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from domain.routing import (
@@ -67,6 +67,8 @@ NEXT_COLLECT = {
     "packed": {"ready_for_pickup"},
     "ready_for_pickup": {"collected"},
 }
+# statuses in which a shipment is still to be handed to the carrier (or shelved for pickup)
+PREPARING = {"routed", "accepted", "picked", "packed", "label_printed"}
 NEXT_IN_TRANSIT = {"in_transit": {"ready_for_pickup"}, "ready_for_pickup": {"collected"}}
 
 
@@ -93,6 +95,7 @@ class ReserveEffect:
     shipment_id: str
     location_id: str
     lines: tuple[tuple[str, int], ...]
+    due: float | None = None  # the shipment's ship_by (epoch s): store-load counts it late after
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,14 @@ class Deadline:
     at: float | None  # epoch seconds; None clears it
 
 
+@dataclass(frozen=True)
+class ShipByCheck:
+    """Check the shipment once the network clock passes `at` (its ship_by, epoch seconds)."""
+
+    shipment_id: str
+    at: float
+
+
 # Stock and load effects become positioned ops (streams.records StockOp, LoadOp) one-to-one in the
 # order agent, which knows the input's position; the records are published as they are.
 Effect = (
@@ -128,6 +139,7 @@ Effect = (
     | ReleaseEffect
     | LoadEffect
     | Deadline
+    | ShipByCheck
     | RoutedOrder
     | OrderEvent
     | Refund
@@ -147,6 +159,11 @@ class Shipment:
     destination_location_id: str | None = None
     history: dict[str, str] = field(default_factory=dict)  # step -> ISO time
     attempt: int = 1
+    # the promise when routed (ISO; domain/promise.py), and whether ship_by passed unshipped
+    ship_by: str | None = None
+    promised_delivery: str | None = None
+    ready_for_pickup_by: str | None = None
+    late: bool = False
 
     def rid(self, sku: str) -> str:
         return f"{self.shipment_id}/{sku}"
@@ -218,6 +235,7 @@ class OrderState:
     next_shipment: int = 1
     event_ids: list[str] = field(default_factory=list)
     positions: dict[str, int] = field(default_factory=dict)
+    promised_date: str | None = None  # last published (ISO date)
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -413,6 +431,16 @@ class Machine:
             return  # accepted, rejected or cancelled meanwhile: nothing to do
         self._reroute(s, "rejected", reason="acceptance timeout", short=None)
 
+    def ship_by_passed(self, shipment_id: str) -> None:
+        """The network clock passed the shipment's ship_by: a shipment still being prepared
+        (not shipped, not on the pickup shelf) is late, reported once."""
+        st = self._require()
+        s = st.shipments.get(shipment_id)
+        if s is None or s.late or s.status not in PREPARING:
+            return
+        s.late = True
+        self._order_event("late", shipment=s, detail={"ship_by": s.ship_by, "status": s.status})
+
     def fulfilment(self, ev: FulfilmentEvent) -> None:
         st = self._require()
         if ev.event_id in st.event_ids:
@@ -563,7 +591,8 @@ class Machine:
         st.pending = rnd
 
     def _reserve(self, s: Shipment) -> ReserveEffect:
-        return ReserveEffect(s.shipment_id, s.location_id, tuple(sorted(s.lines.items())))
+        due = datetime.fromisoformat(s.ship_by).timestamp() if s.ship_by else None
+        return ReserveEffect(s.shipment_id, s.location_id, tuple(sorted(s.lines.items())), due)
 
     def _new_shipment(self, planned: Any) -> Shipment:
         st = self._require()
@@ -572,6 +601,7 @@ class Machine:
         dest = None
         if planned.mode == "transfer_to_store":
             dest = (st.order.get("delivery") or {}).get("pickup_location_id")
+        p = planned.promise
         return Shipment(
             shipment_id=sid,
             location_id=planned.location_id,
@@ -579,6 +609,13 @@ class Machine:
             lines=dict(planned.lines),
             destination_location_id=dest,
             attempt=st.attempt,
+            ship_by=p.ship_by.isoformat() if p else None,
+            promised_delivery=p.promised_delivery.isoformat()
+            if p and p.promised_delivery
+            else None,
+            ready_for_pickup_by=(
+                p.ready_for_pickup_by.isoformat() if p and p.ready_for_pickup_by else None
+            ),
         )
 
     def _close_round(self) -> None:
@@ -618,6 +655,9 @@ class Machine:
             s.history["routed"] = self.ctx.now.isoformat()
             st.shipments[s.shipment_id] = s
             self.effects.append(Deadline(s.shipment_id, deadline))  # its slot: since reserved
+            if s.ship_by:
+                due = datetime.fromisoformat(s.ship_by).timestamp()
+                self.effects.append(ShipByCheck(s.shipment_id, due))
         self._publish_decision("routed", rnd.reasons, new=[p["shipment_id"] for p in rnd.plans])
         self._order_event(
             "routed",
@@ -642,10 +682,19 @@ class Machine:
                 location_id=s.location_id,
                 mode=s.mode,  # type: ignore[arg-type]
                 lines=_lines(s.lines),
+                ship_by=_at(s.ship_by),
+                promised_delivery=date.fromisoformat(s.promised_delivery)
+                if s.promised_delivery
+                else None,
+                ready_for_pickup_by=_at(s.ready_for_pickup_by),
             )
             for s in st.shipments.values()
             if s.status in OPEN or s.status in ("in_transit",)
         ]
+        promised, previous = self._promised_date(), st.promised_date
+        slipped = promised is not None and previous is not None and promised.isoformat() > previous
+        if promised is not None:
+            st.promised_date = promised.isoformat()
         self.effects.append(
             RoutedOrder(
                 order_id=st.order_id,
@@ -655,8 +704,23 @@ class Machine:
                 shipments=shipments,
                 reasons={**reasons, "new_shipments": new, "excluded": list(st.excluded)},
                 unroutable_lines=_lines(st.unroutable),
+                promised_date=promised,
+                promise_slipped=slipped,
+                previous_promised_date=date.fromisoformat(previous)
+                if slipped and previous
+                else None,
             )
         )
+
+    def _promised_date(self) -> date | None:
+        """The latest promised date of the order's live shipments (delivery or pickup date)."""
+        dates = []
+        for s in self._require().active():
+            if s.ready_for_pickup_by:
+                dates.append(datetime.fromisoformat(s.ready_for_pickup_by).date())
+            elif s.promised_delivery:
+                dates.append(date.fromisoformat(s.promised_delivery))
+        return max(dates, default=None)
 
     def _request(self, lines: dict[str, int]) -> RoutingRequest:
         st = self._require()
@@ -870,12 +934,18 @@ class Machine:
                         status=s.status,
                         lines=_lines(s.lines),
                         destination_location_id=s.destination_location_id,
+                        ship_by=_at(s.ship_by),
+                        late=s.late,
                     )
                     for s in st.shipments.values()
                 ],
                 detail=detail or {},
             )
         )
+
+
+def _at(iso: str | None) -> datetime | None:
+    return datetime.fromisoformat(iso) if iso else None
 
 
 def _lines(lines: Mapping[str, int]) -> list[ShipmentLine]:

@@ -9,7 +9,7 @@ compatibly. This module imports no Kafka or Faust code: the domain modules use i
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -223,6 +223,12 @@ class RoutedShipment(Output):
     location_id: str
     mode: ShipmentMode
     lines: list[ShipmentLine]
+    # the promise (domain/promise.py), in the location's local time: handed to the carrier
+    # (click & collect: on the pickup shelf) by `ship_by`; delivered on `promised_delivery`
+    # (home, drop-ship) or ready for pickup by `ready_for_pickup_by` (click & collect, transfer)
+    ship_by: datetime | None = None
+    promised_delivery: date | None = None
+    ready_for_pickup_by: datetime | None = None
 
 
 class RoutedOrder(Output):
@@ -233,6 +239,11 @@ class RoutedOrder(Output):
     shipments: list[RoutedShipment]
     reasons: dict[str, object]
     unroutable_lines: list[ShipmentLine] = []
+    # the order's promised date: the latest of its shipments' (delivery or pickup) dates
+    promised_date: date | None = None
+    # a re-route pushed the promised date later than the one published before
+    promise_slipped: bool = False
+    previous_promised_date: date | None = None
 
 
 class ShipmentState(Output):
@@ -242,6 +253,8 @@ class ShipmentState(Output):
     status: str
     lines: list[ShipmentLine]
     destination_location_id: str | None = None
+    ship_by: datetime | None = None
+    late: bool = False  # not shipped (nor ready for pickup) when the network clock passed ship_by
 
 
 class OrderEvent(Output):
@@ -292,6 +305,8 @@ class StoreLoad(Output):
     oldest_open_since: datetime | None
     prep_time_s: dict[str, float] = {}
     updated_at: datetime
+    # open shipments not shipped (nor ready for pickup) whose ship_by is past (to the minute)
+    late_shipments: int = 0
 
 
 class DeadLetter(Output):
@@ -384,6 +399,7 @@ class ReserveShipment(Internal):
     origin: str
     seq: Position
     at: float  # when the slot is taken (load ages)
+    due: float | None = None  # its ship_by (POSIX s): late after it, for store-load
 
     _seq = field_validator("seq", mode="before")(as_position)
 
@@ -418,6 +434,7 @@ class LoadOp(Internal):
     units: float = 0.0
     step: str | None = None
     seconds: float = 0.0
+    due: float | None = None  # "open": the shipment's ship_by (POSIX s)
 
     _seq = field_validator("seq", mode="before")(as_position)
 
@@ -450,6 +467,14 @@ class AcceptanceTimeout(Internal):
     shipment_id: str
 
 
+class ShipByPassed(Internal):
+    """The order agent's timer: the network clock passed a shipment's ship_by."""
+
+    type: Literal["ship_by_passed"] = "ship_by_passed"
+    order_id: str
+    shipment_id: str
+
+
 class ShipmentReservation(Internal):
     """A location owner's answer to ReserveShipment: `ok` (slot and every line reserved), or
     nothing reserved, with why: `saturated` (no slot left) and/or `free` (the lines short of
@@ -466,7 +491,8 @@ class ShipmentReservation(Internal):
 
 
 OrderCommand = Annotated[
-    ReservationResult | ShipmentReservation | AcceptanceTimeout, Field(discriminator="type")
+    ReservationResult | ShipmentReservation | AcceptanceTimeout | ShipByPassed,
+    Field(discriminator="type"),
 ]
 
 MODELS: dict[str, Any] = {
