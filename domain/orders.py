@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from domain.calendar import NeverPrepares, add_preparation_seconds, calendar_of
 from domain.routing import (
     LoadView,
     RoutingPolicy,
@@ -147,6 +148,7 @@ class Shipment:
     destination_location_id: str | None = None
     history: dict[str, str] = field(default_factory=dict)  # step -> ISO time
     attempt: int = 1
+    accept_by: float | None = None  # acceptance deadline (epoch s, network time) once routed
 
     def rid(self, sku: str) -> str:
         return f"{self.shipment_id}/{sku}"
@@ -612,17 +614,28 @@ class Machine:
 
     def _confirm(self, rnd: Round) -> None:
         st = self._require()
-        deadline = self.ctx.now.timestamp() + self.ctx.acceptance_timeout_s
         for plan in rnd.plans:
             s = Shipment.from_dict(plan)
             s.history["routed"] = self.ctx.now.isoformat()
+            s.accept_by = self._acceptance_deadline(s.location_id)
             st.shipments[s.shipment_id] = s
-            self.effects.append(Deadline(s.shipment_id, deadline))  # its slot: since reserved
+            self.effects.append(Deadline(s.shipment_id, s.accept_by))  # its slot: since reserved
         self._publish_decision("routed", rnd.reasons, new=[p["shipment_id"] for p in rnd.plans])
         self._order_event(
             "routed",
             detail={"attempt": st.attempt, "shipments": [p["shipment_id"] for p in rnd.plans]},
         )
+
+    def _acceptance_deadline(self, location_id: str) -> float:
+        """The acceptance time-out counts the location's preparation hours only: routed at
+        22:00 to a store preparing from 09:00, a 900 s time-out falls due at 09:15, not
+        22:15 (a calendar that never prepares again: plain time, so the order moves on)."""
+        cal = calendar_of(self.ctx.locations.get(location_id))
+        timeout = self.ctx.acceptance_timeout_s
+        try:
+            return add_preparation_seconds(cal, self.ctx.now, timeout).timestamp()
+        except NeverPrepares:
+            return self.ctx.now.timestamp() + timeout
 
     def _unroutable(self, lines: dict[str, int], reasons: dict[str, Any]) -> None:
         st = self._require()
@@ -642,6 +655,11 @@ class Machine:
                 location_id=s.location_id,
                 mode=s.mode,  # type: ignore[arg-type]
                 lines=_lines(s.lines),
+                accept_by=(
+                    datetime.fromtimestamp(s.accept_by, UTC)
+                    if s.accept_by is not None and s.status == "routed"
+                    else None
+                ),
             )
             for s in st.shipments.values()
             if s.status in OPEN or s.status in ("in_transit",)
