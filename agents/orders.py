@@ -34,7 +34,7 @@ from domain.orders import (
 )
 from streams import faust_fixes
 from streams.app import Runtime
-from streams.codecs import Rejected, now
+from streams.codecs import Rejected
 from streams.loop import Agent, Ctx, Put, Send, StateSpec
 from streams.loop import Effect as Out
 from streams.records import (
@@ -56,7 +56,7 @@ from streams.records import (
 )
 from streams.topics import TOPICS
 
-TIMEOUT_RESEND_S = 10.0  # a time-out command not acted upon is sent again after this long
+TIMEOUT_RESEND_S = 10.0  # a time-out not acted upon is sent again after this long (wall clock)
 RESCAN_S = 60.0  # full scan of the deadlines table (besides every assignment change)
 ORDERS = "orders"
 DEADLINES = "acceptance_deadlines"
@@ -95,7 +95,7 @@ def _apply(m: Machine, msg: OrderInput) -> None:
 
 def _context(ctx: Ctx) -> Context:
     return Context(
-        now=now(),
+        now=ctx.now,
         locations=ctx.locations.by_id,
         stock=ctx.availability,
         loads=ctx.loads.by_id,
@@ -126,7 +126,7 @@ def agent() -> Agent:
                     lines=[ReservedLine(sku=sku, qty=qty) for sku, qty in eff.lines],
                     origin=ctx.origin,
                     seq=ctx.position(),
-                    at=time.time(),
+                    at=ctx.now.timestamp(),
                     due=eff.due,
                 )
                 msgs.append(Send(TOPICS.location_ops, eff.location_id, ask))
@@ -163,7 +163,7 @@ def agent() -> Agent:
                     shipment_id=eff.shipment_id,
                     origin=ctx.origin,
                     seq=ctx.position(),
-                    at=time.time(),
+                    at=ctx.now.timestamp(),
                     units=float(eff.units),
                     step=eff.step,
                     seconds=eff.seconds,
@@ -209,13 +209,19 @@ def agent() -> Agent:
         return out(m.effects, msg.order_id, ctx)
 
     def expirer(rt: Runtime) -> Callable[[], Awaitable[None]]:
-        """Scanning the whole deadlines table every second costs one RocksDB read and JSON
+        """Deadlines are network times (business hours of the location, domain/orders.py): a
+        tick fires those at or before the worker's network clock, never the wall clock, which
+        only decides when ticks run. Before the clock knows any time nothing fires.
+
+        Scanning the whole deadlines table every second costs one RocksDB read and JSON
         decode per open shipment per second (tens of thousands at peak), so the timer pops the
         heap instead; the table is scanned only when this worker's assignment or recovery
         state changes (deadlines it did not set itself) and every RESCAN_S as a safety net. A
         popped entry is checked against the table, so a cleared or replaced deadline is
-        skipped."""
+        skipped. A time-out sent but not yet acted upon is sent again TIMEOUT_RESEND_S
+        wall-clock seconds later (the machine ignores a repeated one)."""
         scanned: dict[str, Any] = {"at": 0.0, "key": None}
+        resend: list[tuple[float, str, str]] = []  # (wall time, shipment_id, order_id)
         deadlines = rt.tables[DEADLINES]
 
         def assignment_key() -> Any:
@@ -225,21 +231,32 @@ def agent() -> Agent:
                 assigned = frozenset()
             return assigned, faust_fixes.tables_recovered(rt.app)
 
+        async def fire(shipment_id: str, order_id: str, wall: float) -> None:
+            timeout = AcceptanceTimeout(order_id=order_id, shipment_id=shipment_id)
+            await rt.send(TOPICS.order_commands, order_id, timeout)
+            heapq.heappush(resend, (wall + TIMEOUT_RESEND_S, shipment_id, order_id))
+
         async def expire_acceptance() -> None:
-            t = time.time()
+            wall = time.monotonic()
             key = assignment_key()
-            if key != scanned["key"] or t - scanned["at"] >= RESCAN_S:
-                scanned["key"], scanned["at"] = key, t
+            if key != scanned["key"] or wall - scanned["at"] >= RESCAN_S:
+                scanned["key"], scanned["at"] = key, wall
                 due[:] = [(d["at"], sid, d["order_id"]) for sid, d in list(deadlines.items()) if d]
                 heapq.heapify(due)
+            t = rt.clock.timestamp()
+            if t is None:
+                return
             while due and due[0][0] <= t:
                 _, shipment_id, order_id = heapq.heappop(due)
                 d = rt.get(deadlines, shipment_id)
                 if d is None or d["at"] > t:
                     continue  # cleared (accepted, re-routed, cancelled) or moved later
-                timeout = AcceptanceTimeout(order_id=order_id, shipment_id=shipment_id)
-                await rt.send(TOPICS.order_commands, order_id, timeout)
-                heapq.heappush(due, (t + TIMEOUT_RESEND_S, shipment_id, order_id))
+                await fire(shipment_id, order_id, wall)
+            while resend and resend[0][0] <= wall:
+                _, shipment_id, order_id = heapq.heappop(resend)
+                d = rt.get(deadlines, shipment_id)
+                if d is not None and d["at"] <= t:
+                    await fire(shipment_id, order_id, wall)
 
         return expire_acceptance
 

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from streams.records import WEEKDAYS, Location, LocationCalendar, Weekday
+
 DAY_S = 86_400.0
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HORIZON_DAYS = 366
 """How far past the last closed date a search for preparation goes before concluding the
 calendar never prepares (every weekday empty): a year covers every weekly pattern."""
@@ -215,3 +216,50 @@ def preparation_seconds_between(cal: Calendar, a: datetime, b: datetime) -> floa
             break
         total += (min(end, b) - max(start, a)).total_seconds()
     return total
+
+
+ALWAYS_OPEN = Calendar.always_open()
+_BY_WIRE: dict[int, tuple[LocationCalendar, Calendar]] = {}
+
+
+def calendar_of(loc: Location | None) -> Calendar:
+    """The calendar of a location as published on `locations` (always open without one, or
+    for an unknown location). Converted once per published record: routing and deadlines ask
+    for it on every order."""
+    wire = loc.calendar if loc is not None else None
+    if wire is None:
+        return ALWAYS_OPEN
+    hit = _BY_WIRE.get(id(wire))
+    if hit is not None and hit[0] is wire:
+        return hit[1]
+    cal = from_wire(wire)
+    if len(_BY_WIRE) > 100_000:  # records replaced many times over: start again
+        _BY_WIRE.clear()
+    _BY_WIRE[id(wire)] = (wire, cal)
+    return cal
+
+
+def from_wire(wire: LocationCalendar) -> Calendar:
+    """The domain calendar of a `locations` record's calendar (validated by its model)."""
+
+    def week(hours: Mapping[Weekday, list[str]]) -> dict[int, tuple[Interval, ...]]:
+        return {
+            WEEKDAYS.index(day): tuple(
+                sorted((_interval(text) for text in spans), key=lambda iv: iv.start)
+            )
+            for day, spans in hours.items()
+            if spans
+        }
+
+    opening = week(wire.opening)
+    return Calendar(
+        tz=wire.tz,
+        opening=opening,
+        preparation=opening if wire.preparation is None else week(wire.preparation),
+        closed_dates=frozenset(wire.closed_dates),
+    )
+
+
+def _interval(text: str) -> Interval:
+    a, b = text.split("-")
+    return Interval(time.fromisoformat(a), time.max if b == "24:00" else time.fromisoformat(b))

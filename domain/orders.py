@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
+from domain.calendar import NeverPrepares, add_preparation_seconds, calendar_of
 from domain.routing import (
     LoadView,
     RoutingPolicy,
@@ -159,6 +160,7 @@ class Shipment:
     destination_location_id: str | None = None
     history: dict[str, str] = field(default_factory=dict)  # step -> ISO time
     attempt: int = 1
+    accept_by: float | None = None  # acceptance deadline (epoch s, network time) once routed
     # the promise when routed (ISO; domain/promise.py), and whether ship_by passed unshipped
     ship_by: str | None = None
     promised_delivery: str | None = None
@@ -649,12 +651,12 @@ class Machine:
 
     def _confirm(self, rnd: Round) -> None:
         st = self._require()
-        deadline = self.ctx.now.timestamp() + self.ctx.acceptance_timeout_s
         for plan in rnd.plans:
             s = Shipment.from_dict(plan)
             s.history["routed"] = self.ctx.now.isoformat()
+            s.accept_by = self._acceptance_deadline(s.location_id)
             st.shipments[s.shipment_id] = s
-            self.effects.append(Deadline(s.shipment_id, deadline))  # its slot: since reserved
+            self.effects.append(Deadline(s.shipment_id, s.accept_by))  # its slot: since reserved
             if s.ship_by:
                 due = datetime.fromisoformat(s.ship_by).timestamp()
                 self.effects.append(ShipByCheck(s.shipment_id, due))
@@ -663,6 +665,17 @@ class Machine:
             "routed",
             detail={"attempt": st.attempt, "shipments": [p["shipment_id"] for p in rnd.plans]},
         )
+
+    def _acceptance_deadline(self, location_id: str) -> float:
+        """The acceptance time-out counts the location's preparation hours only: routed at
+        22:00 to a store preparing from 09:00, a 900 s time-out falls due at 09:15, not
+        22:15 (a calendar that never prepares again: plain time, so the order moves on)."""
+        cal = calendar_of(self.ctx.locations.get(location_id))
+        timeout = self.ctx.acceptance_timeout_s
+        try:
+            return add_preparation_seconds(cal, self.ctx.now, timeout).timestamp()
+        except NeverPrepares:
+            return self.ctx.now.timestamp() + timeout
 
     def _unroutable(self, lines: dict[str, int], reasons: dict[str, Any]) -> None:
         st = self._require()
@@ -687,6 +700,11 @@ class Machine:
                 if s.promised_delivery
                 else None,
                 ready_for_pickup_by=_at(s.ready_for_pickup_by),
+                accept_by=(
+                    datetime.fromtimestamp(s.accept_by, UTC)
+                    if s.accept_by is not None and s.status == "routed"
+                    else None
+                ),
             )
             for s in st.shipments.values()
             if s.status in OPEN or s.status in ("in_transit",)

@@ -40,6 +40,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from domain.calendar import Calendar, add_preparation_seconds, next_preparation_start
+from domain.calendar import calendar_of as location_calendar
 from streams.records import Location
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -283,8 +284,9 @@ def _zoneinfo(name: str) -> ZoneInfo:
 
 
 def calendar_of(loc: Location) -> Calendar | None:
-    """The location's calendar (None: none given, always open)."""
-    return getattr(loc, "calendar", None)
+    """The location's calendar, None without one: always open, and its cut-offs are read in
+    the carriers' time zone (an always-open calendar's zone, UTC, is no one's local time)."""
+    return None if loc.calendar is None else location_calendar(loc)
 
 
 def preparation_done(

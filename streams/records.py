@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -82,6 +83,56 @@ class CountLine(Record):
 
 # ---- inputs ----------------------------------------------------------------------------------
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+HoursInterval = Annotated[
+    str,
+    Field(
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$",
+        description="local wall time 'HH:MM-HH:MM' within one day; '24:00' ends at midnight",
+    ),
+]
+WeekHours = dict[Weekday, Annotated[list[HoursInterval], Field(max_length=24)]]
+
+
+def interval_minutes(text: str) -> tuple[int, int]:
+    """'09:30-19:00' -> (570, 1140): minutes of the day ('24:00' is 1440)."""
+    a, b = text.split("-")
+    return int(a[:2]) * 60 + int(a[3:]), int(b[:2]) * 60 + int(b[3:])
+
+
+def _check_week(what: str, week: WeekHours) -> None:
+    for day, intervals in week.items():
+        spans = sorted((interval_minutes(iv), iv) for iv in intervals)
+        for (start, end), text in spans:
+            if end <= start:
+                raise ValueError(f"{what}.{day}: {text}: end is not after start")
+        for ((_, end), before), ((start, _), after) in zip(spans, spans[1:], strict=False):
+            if start < end:
+                raise ValueError(f"{what}.{day}: intervals {before} and {after} overlap")
+
+
+class LocationCalendar(Record):
+    """When a location is open and when it prepares web orders (domain/calendar.py), in local
+    wall time of `tz`. A weekday missing from `opening` is closed; `preparation` missing means
+    "while open"; a closed date closes the whole local day. Without a calendar a location is
+    open and preparing around the clock."""
+
+    tz: Annotated[str, Field(min_length=1, max_length=64, description="IANA time zone")]
+    opening: WeekHours = {}
+    preparation: WeekHours | None = None
+    closed_dates: Annotated[list[Annotated[date, Field(strict=False)]], Field(max_length=3660)] = []
+
+    @model_validator(mode="after")
+    def _valid_hours(self) -> LocationCalendar:
+        try:
+            ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.tz!r}") from None
+        _check_week("opening", self.opening)
+        _check_week("preparation", self.preparation or {})
+        return self
+
 
 class Location(Record):
     location_id: Id
@@ -97,6 +148,8 @@ class Location(Record):
     active: bool = True
     # web orders paused until then (walk-in customers first); ISO text accepted from JSON lines
     paused_until: Annotated[AwareDatetime, Field(strict=False)] | None = None
+    # opening and preparation hours (capacity_per_hour counts preparation hours); None: 24/7
+    calendar: LocationCalendar | None = None
 
 
 class PosSale(Event):
@@ -229,6 +282,9 @@ class RoutedShipment(Output):
     ship_by: datetime | None = None
     promised_delivery: date | None = None
     ready_for_pickup_by: datetime | None = None
+    # still awaiting acceptance: when its acceptance time-out falls due (network time, counted
+    # in the location's preparation hours); None once accepted
+    accept_by: datetime | None = None
 
 
 class RoutedOrder(Output):

@@ -11,11 +11,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-import domain.routing as routing_mod
 from domain.calendar import Calendar, Interval
 from domain.promise import Carriers, delivery_date, shipment_promise
 from domain.routing import LoadView, RoutingPolicy, RoutingRequest, decide
-from streams.records import Location
+from streams.records import Location, LocationCalendar
 
 PARIS = ZoneInfo("Europe/Paris")
 CARRIERS = Carriers.default()
@@ -260,14 +259,13 @@ def _route(locations: list[Location], now: datetime) -> Any:
     return decide(req, stock, by_id, loads, RoutingPolicy.default(), now=now)
 
 
-def test_a_store_that_prepares_tomorrow_loses_to_an_open_warehouse_that_ships_today(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_store_that_prepares_tomorrow_loses_to_an_open_warehouse_that_ships_today() -> None:
     # Tuesday 18:00: the store next door prepares again tomorrow 09:00 (delivered Thursday);
     # the warehouse 60 km away ships tonight at 20:00 (delivered Wednesday)
-    calendars = {"ST-1": store_hours()}
-    monkeypatch.setattr(routing_mod, "calendar_of", lambda x: calendars.get(x.location_id))
-    store = loc("ST-1", lat=48.851)
+    hours = {d: ["09:00-19:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat")}
+    store = loc("ST-1", lat=48.851).model_copy(
+        update={"calendar": LocationCalendar(tz="Europe/Paris", opening=hours)}
+    )
     wh = loc("WH-1", "warehouse", cap=1000, lat=48.85 + 60 / 111.2)
     now = paris(2026, 12, 1, 18)
     d = _route([store, wh], now)
