@@ -263,9 +263,8 @@ def test_a_store_that_prepares_tomorrow_loses_to_an_open_warehouse_that_ships_to
     # Tuesday 18:00: the store next door prepares again tomorrow 09:00 (delivered Thursday);
     # the warehouse 60 km away ships tonight at 20:00 (delivered Wednesday)
     hours = {d: ["09:00-19:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat")}
-    store = loc("ST-1", lat=48.851).model_copy(
-        update={"calendar": LocationCalendar(tz="Europe/Paris", opening=hours)}
-    )
+    cal = LocationCalendar.model_validate({"tz": "Europe/Paris", "opening": hours})
+    store = loc("ST-1", lat=48.851).model_copy(update={"calendar": cal})
     wh = loc("WH-1", "warehouse", cap=1000, lat=48.85 + 60 / 111.2)
     now = paris(2026, 12, 1, 18)
     d = _route([store, wh], now)

@@ -4,6 +4,7 @@ it, the `late` event once, and store-load's late count."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from domain.load import LoadState, apply, snapshot
@@ -14,11 +15,11 @@ from tests.unit.test_orders_machine import LOCS, T0, World, order, reserves
 # T0 is Monday 2026-01-05 10:00 UTC (11:00 in Paris): a store ships by 16:00 Paris time
 
 
-def decisions(effects: list[object]) -> list[RoutedOrder]:
+def decisions(effects: Sequence[object]) -> list[RoutedOrder]:
     return [e for e in effects if isinstance(e, RoutedOrder)]
 
 
-def events(effects: list[object], change: str) -> list[OrderEvent]:
+def events(effects: Sequence[object], change: str) -> list[OrderEvent]:
     return [e for e in effects if isinstance(e, OrderEvent) and e.change == change]
 
 
