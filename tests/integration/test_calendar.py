@@ -10,13 +10,24 @@ dead-lettered on the topic.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from tests.integration import probes
-from tests.integration.harness import Cluster, latest_by_key, location, messages, send, wait_for
+from tests.integration.harness import (
+    ROOT,
+    Cluster,
+    latest_by_key,
+    location,
+    messages,
+    send,
+    wait_for,
+)
 
 PARIS = ZoneInfo("Europe/Paris")
 WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -203,5 +214,41 @@ def test_bad_calendars_are_refused_by_the_cli_and_dead_lettered_on_the_topic(
         assert "overlap" in by_key["ST-3"]["error"]
         assert all(d["source_topic"] == cluster.name("locations") for d in dead)
         assert json.loads(by_key["ST-2"]["raw"]) == bad[1]
+    finally:
+        cluster.stop()
+
+
+def test_the_network_clock_follows_the_simulator_at_60x(tmp_path: Path) -> None:
+    """The simulator stamps simulated time: run at 60x for 6 simulated minutes, the worker's
+    network clock (/health) moves by those 6 minutes, in about 6 wall seconds (no less: the
+    simulator cannot run faster than asked; a loaded machine may slow it, never the clock)."""
+    cluster = Cluster(tmp_path)
+    cluster.create_topics()
+    try:
+        worker = cluster.worker().start()
+        start = datetime(2026, 12, 1, 21, 0, tzinfo=PARIS)
+        began = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "streams.cli", "simulate", "--speed", "60",
+             "--duration", "0.1", "--start", start.isoformat(), "--stores", "4",
+             "--warehouses", "1", "--suppliers", "1", "--skus", "20",
+             "--web-orders-per-hour", "1200", "--stock-wait", "0", "--seed", "5"],
+            env=cluster.env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        wall = time.monotonic() - began
+        assert done.returncode == 0, done.stderr
+        end = start + timedelta(minutes=6)
+
+        def network_time() -> datetime | None:
+            doc = probes.health(worker) or {}
+            t = doc.get("network_time")
+            return datetime.fromisoformat(t) if t else None
+
+        reached = wait_for(
+            lambda: (t := network_time()) is not None and t >= end - timedelta(minutes=1) and t,
+            what="the worker's network clock near the simulator's end",
+        )
+        assert reached <= end + timedelta(seconds=1)  # simulated time, not the wall clock
+        assert wall >= 6 * 0.9  # 6 simulated minutes took at least 6 wall seconds at 60x
     finally:
         cluster.stop()
