@@ -378,6 +378,8 @@ def create_runtime(settings: WorkerSettings) -> Runtime:
             "rebalancing": app.rebalancing,
             "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in _assignment(app)),
             "views": {v.topic: {str(p): o for p, o in v.positions.items()} for v in rt.views},
+            # the worker's network clock (streams/clock.py): business time, None before input
+            "network_time": None if (t := rt.clock.now()) is None else t.isoformat(),
         }
         ok = recovered and rt.views_ready and not app.rebalancing
         # "recovering": this process moved a foreign local state aside and rebuilds it
