@@ -289,6 +289,11 @@ def calendar_of(loc: Location) -> Calendar | None:
     return None if loc.calendar is None else location_calendar(loc)
 
 
+def local_zone(loc: Location, carriers: Carriers) -> ZoneInfo:
+    """The zone a location's cut-offs are read in: its calendar's, else the carriers'."""
+    return _zoneinfo(loc.calendar.tz if loc.calendar is not None else carriers.timezone)
+
+
 def preparation_done(
     loc: Location, calendar: Calendar | None, now: datetime, queue_ahead: int
 ) -> datetime:
