@@ -42,7 +42,8 @@ Shape (the one shared by commercial OMS: filter, score, fall back, give up)
                     available units, per SKU)   (walk-in customers come first)
        promise    = promise_weight * days from `now` until the customer has it (domain/promise.py:
                     the queue at the location's capacity within its preparation hours, the next
-                    carrier cut-off, transit and delivery days; 0 when routed without a `now`)
+                    carrier cut-off, transit and delivery days; computed at `now` rounded up to
+                    the minute; 0 when routed without a `now`)
        total      = shipping + shipment + load + preference + depth + promise
 
    A plan's score is the sum over its shipments.
@@ -91,7 +92,7 @@ import yaml
 
 from domain.calendar import NeverPrepares
 from domain.geo import great_circle_km
-from domain.promise import Carriers, Promise, calendar_of, shipment_promise
+from domain.promise import Carriers, Promise, routing_promise
 from streams.records import Location
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[1] / "policy" / "routing.yaml"
@@ -582,7 +583,7 @@ def promise_of(
     """The candidate's promise and its days from `now` (None, 0 without a `now`)."""
     if now is None:
         return None, 0.0
-    p = shipment_promise(
+    return routing_promise(
         loc,
         now=now,
         queue_ahead=load.open_orders,
@@ -590,11 +591,8 @@ def promise_of(
         mode=mode,
         distance_km=km,
         carriers=policy.carriers,
-        calendar=calendar_of(loc),
         pickup=pickup,
-        pickup_calendar=calendar_of(pickup) if pickup is not None else None,
     )
-    return p, p.days_after(now)
 
 
 def shortfall(lines: Lines, candidates: Iterable[Candidate]) -> dict[str, int]:
