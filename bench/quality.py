@@ -40,6 +40,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from domain.baselines import make_baselines
+from domain.calendar import calendar_of, preparation_deadline
 from domain.promise import Promise, local_zone
 from domain.routing import (
     LoadView,
@@ -136,6 +137,14 @@ class _Sim:
         self.carrier_rng = random.Random(seed)
 
     # ---- routing ----------------------------------------------------------------------------
+
+    def _accept_by(self, location_id: str, t: float) -> float:
+        """As the engine does (domain/orders.py): the acceptance time-out counts the
+        location's preparation hours, so a night order to a closed store is not bounced."""
+        cal = calendar_of(self.locations.get(location_id))
+        when = datetime.fromtimestamp(t, UTC)
+        return preparation_deadline(cal, when, self.policy.acceptance_timeout_s).timestamp()
+
     def _route(self, oid: str, lines: tuple[tuple[str, int], ...], t: float) -> None:
         o = self.orders[oid]
         if o["cancelled"]:
@@ -195,7 +204,7 @@ class _Sim:
             o["n_shipments"] += 1
             self.open_by_loc[s.location_id] += 1
             self.units_by_loc[s.location_id] += units
-            heapq.heappush(self.deadlines, (t + self.policy.acceptance_timeout_s, sid))
+            heapq.heappush(self.deadlines, (self._accept_by(s.location_id, t), sid))
             shipment = {
                 "shipment_id": sid,
                 "location_id": s.location_id,

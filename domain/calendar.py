@@ -202,6 +202,16 @@ def add_preparation_seconds(cal: Calendar, t: datetime, seconds: float) -> datet
     raise NeverPrepares(f"fewer than {seconds:g} preparation seconds after {t.isoformat()}")
 
 
+def preparation_deadline(cal: Calendar, t: datetime, seconds: float) -> datetime:
+    """When a time-limit of `seconds` preparation seconds started at `t` runs out (an
+    acceptance time-out): `add_preparation_seconds`, or plain time for a calendar without any
+    preparation hour left, so whatever waits on the deadline still moves on."""
+    try:
+        return add_preparation_seconds(cal, t, seconds)
+    except NeverPrepares:
+        return _aware(t) + timedelta(seconds=seconds)
+
+
 def preparation_seconds_between(cal: Calendar, a: datetime, b: datetime) -> float:
     """Preparation seconds in `[a, b)`; negative (the same amount) when `b` is before `a`, so
     an age and a lateness read the same way."""

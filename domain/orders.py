@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from domain.calendar import NeverPrepares, add_preparation_seconds, calendar_of
+from domain.calendar import calendar_of, preparation_deadline
 from domain.routing import (
     LoadView,
     RoutingPolicy,
@@ -668,14 +668,9 @@ class Machine:
 
     def _acceptance_deadline(self, location_id: str) -> float:
         """The acceptance time-out counts the location's preparation hours only: routed at
-        22:00 to a store preparing from 09:00, a 900 s time-out falls due at 09:15, not
-        22:15 (a calendar that never prepares again: plain time, so the order moves on)."""
+        22:00 to a store preparing from 09:00, a 900 s time-out falls due at 09:15, not 22:15."""
         cal = calendar_of(self.ctx.locations.get(location_id))
-        timeout = self.ctx.acceptance_timeout_s
-        try:
-            return add_preparation_seconds(cal, self.ctx.now, timeout).timestamp()
-        except NeverPrepares:
-            return self.ctx.now.timestamp() + timeout
+        return preparation_deadline(cal, self.ctx.now, self.ctx.acceptance_timeout_s).timestamp()
 
     def _unroutable(self, lines: dict[str, int], reasons: dict[str, Any]) -> None:
         st = self._require()

@@ -14,6 +14,7 @@ from domain.calendar import (
     add_preparation_seconds,
     next_preparation_start,
     open_at,
+    preparation_deadline,
     preparation_seconds_between,
     preparing_at,
 )
@@ -189,3 +190,12 @@ def test_bad_calendars_are_rejected_with_a_reason(make: Callable[[], object], re
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         preparing_at(store(), datetime(2026, 1, 1))
+
+
+def test_a_deadline_falls_back_to_plain_time_when_the_calendar_never_prepares() -> None:
+    """An acceptance time-out must still run out at a location that never prepares again."""
+    t = utc(2026, 1, 1)
+    assert preparation_deadline(Calendar(tz="UTC", opening={}, preparation={}), t, 900) == t + (
+        timedelta(seconds=900)
+    )
+    assert preparation_deadline(store(), utc(2026, 11, 30, 21), 900) == utc(2026, 12, 1, 8, 45)
