@@ -22,6 +22,8 @@ rejections, short picks, never-claimed shipments):
   the share delivered (home: the simulated carrier, sim/carrier.py: collected at the next
   cut-off after the hand-over, the band's transit days, 3 % a day late; click & collect: ready
   for pickup) by the promised date. Unroutable and never-finished orders count as not kept.
+  `promised_days_mean`: days from the order to its promised date (a later promise is easier
+  to keep: read the two together).
   The policy routes with `now` (the promise term of its score), the baselines ignore it.
 * cost: `cost_per_order` is the distance term of the policy's score (cost_per_km * km, times
   express_multiplier for express) summed over every shipment an order was given, re-routes
@@ -403,6 +405,11 @@ class _Sim:
                 within += 1
                 by_mode[o["mode"]][0] += 1
         shipped_by = delivered_by = 0
+        lead = [
+            (o["promised"] - datetime.fromtimestamp(o["t"], UTC).date()).days
+            for o in orders
+            if "promised" in o
+        ]
         for o in orders:
             if o["unroutable"] or not o["done_t"] or "ship_by" not in o:
                 continue
@@ -416,6 +423,8 @@ class _Sim:
             "cancelled": len(self.orders) - len(orders),
             "pct_shipped_by_ship_by": round(100.0 * shipped_by / n, 2),
             "pct_delivered_by_promise": round(100.0 * delivered_by / n, 2),
+            # days from the order (UTC date) to its promised date: how fast the promise is
+            "promised_days_mean": round(sum(lead) / len(lead), 3) if lead else None,
             "cost_per_order": round(sum(o["cost"] for o in orders) / n, 4),
             "parcel_cost_per_order": round(
                 sum(o["cost"] + self.policy.cost_per_shipment * o["n_shipments"] for o in orders)
