@@ -15,7 +15,6 @@ positions make that a no-op.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from itertools import islice, takewhile
 
@@ -24,7 +23,7 @@ from domain.load import LoadState, Shipment, snapshot
 from domain.location import Working, apply_load, apply_stock, release_shipment, reserve_shipment
 from domain.stock import StockState, ops_for_pos_sale, ops_for_supplier_feed, stock_key
 from streams.app import Runtime
-from streams.codecs import Rejected, now
+from streams.codecs import Rejected
 from streams.loop import UNCHANGED, Agent, Batch, Ctx, Effect, Put, Send
 from streams.records import (
     LoadOp,
@@ -95,7 +94,7 @@ def _flush(w: Working, batch: Batch) -> list[Effect]:
         record = w.shipments[sid]
         if record is not None:
             out.append(Put(SHIPMENTS, f"{sid}@{loc}", record.to_list(), part))
-    at = now()
+    at = batch.clock.at()  # network time: the batch's inputs are observed by now
     for sku in sorted(w.published):
         st = w.stocks[sku]
         available = st.available(w.safety)
@@ -115,7 +114,7 @@ def _flush(w: Working, batch: Batch) -> list[Effect]:
             )
         )
     if w.load_touched:
-        load = snapshot(loc, w.load, batch.locations.by_id.get(loc), time.time())
+        load = snapshot(loc, w.load, batch.locations.by_id.get(loc), at.timestamp())
         out.append(Send(TOPICS.store_load, loc, load))
     return out
 
@@ -238,11 +237,14 @@ def agent() -> Agent:
 
 def _refresher(rt: Runtime) -> Callable[[], Awaitable[None]]:
     async def refresh_ages() -> None:
+        now = rt.clock.timestamp()
+        if now is None:
+            return  # no network time yet: ages cannot be told
         for location_id, raw in list(rt.tables[LOAD].items()):
             state = LoadState.from_dict(raw)
             if state.open_orders:
                 loc = rt.locations.by_id.get(location_id)
-                record = snapshot(location_id, state, loc, time.time())
+                record = snapshot(location_id, state, loc, now)
                 await rt.send(TOPICS.store_load, location_id, record)
 
     return refresh_ages

@@ -29,11 +29,12 @@ from domain.orders import (
     OrderState,
     ReleaseEffect,
     ReserveEffect,
+    ShipByCheck,
     StockEffect,
 )
 from streams import faust_fixes
 from streams.app import Runtime
-from streams.codecs import Rejected, now
+from streams.codecs import Rejected
 from streams.loop import Agent, Ctx, Put, Send, StateSpec
 from streams.loop import Effect as Out
 from streams.records import (
@@ -48,16 +49,18 @@ from streams.records import (
     ReserveShipment,
     Return,
     RoutedOrder,
+    ShipByPassed,
     ShipmentReservation,
     StockOp,
     WebOrder,
 )
 from streams.topics import TOPICS
 
-TIMEOUT_RESEND_S = 10.0  # a time-out command not acted upon is sent again after this long
+TIMEOUT_RESEND_S = 10.0  # a time-out not acted upon is sent again after this long (wall clock)
 RESCAN_S = 60.0  # full scan of the deadlines table (besides every assignment change)
 ORDERS = "orders"
 DEADLINES = "acceptance_deadlines"
+SHIP_BY = "ship_by_checks"
 
 OrderInput = (
     WebOrder
@@ -66,6 +69,7 @@ OrderInput = (
     | ReservationResult
     | ShipmentReservation
     | AcceptanceTimeout
+    | ShipByPassed
 )
 
 
@@ -83,13 +87,15 @@ def _apply(m: Machine, msg: OrderInput) -> None:
         m.shipment_reservation(msg)
     elif isinstance(msg, ReservationResult):
         m.reservation_result(msg)
+    elif isinstance(msg, ShipByPassed):
+        m.ship_by_passed(msg.shipment_id)
     else:
         m.acceptance_timeout(msg.shipment_id)
 
 
 def _context(ctx: Ctx) -> Context:
     return Context(
-        now=now(),
+        now=ctx.now,
         locations=ctx.locations.by_id,
         stock=ctx.availability,
         loads=ctx.loads.by_id,
@@ -103,6 +109,7 @@ def agent() -> Agent:
     # Deadlines due soonest first, for the timer below: the handler pushes every deadline it
     # sets, the timer pops what is due.
     due: list[tuple[float, str, str]] = []  # (at, shipment_id, order_id)
+    ship_by: list[tuple[float, str, str]] = []  # the same for ship_by checks (late shipments)
 
     def out(effects: list[Effect], order_id: str, ctx: Ctx) -> list[Out]:
         """The machine's effects as messages and table writes, in order."""
@@ -119,7 +126,8 @@ def agent() -> Agent:
                     lines=[ReservedLine(sku=sku, qty=qty) for sku, qty in eff.lines],
                     origin=ctx.origin,
                     seq=ctx.position(),
-                    at=time.time(),
+                    at=ctx.now.timestamp(),
+                    due=eff.due,
                 )
                 msgs.append(Send(TOPICS.location_ops, eff.location_id, ask))
             elif isinstance(eff, ReleaseEffect):
@@ -155,7 +163,7 @@ def agent() -> Agent:
                     shipment_id=eff.shipment_id,
                     origin=ctx.origin,
                     seq=ctx.position(),
-                    at=time.time(),
+                    at=ctx.now.timestamp(),
                     units=float(eff.units),
                     step=eff.step,
                     seconds=eff.seconds,
@@ -169,6 +177,9 @@ def agent() -> Agent:
                     value = {"order_id": order_id, "at": eff.at}
                     msgs.append(Put(DEADLINES, eff.shipment_id, value))
                     heapq.heappush(due, (eff.at, eff.shipment_id, order_id))
+            elif isinstance(eff, ShipByCheck):
+                msgs.append(Put(SHIP_BY, eff.shipment_id, {"order_id": order_id, "at": eff.at}))
+                heapq.heappush(ship_by, (eff.at, eff.shipment_id, order_id))
             elif isinstance(eff, RoutedOrder):
                 msgs.append(Send(TOPICS.routed_orders, order_id, eff))
             elif isinstance(eff, OrderEvent):
@@ -187,7 +198,10 @@ def agent() -> Agent:
             _apply(m, msg)
         except LifecycleError as exc:
             raise Rejected(str(exc)) from None
-        return m.state, out(m.effects, msg.order_id, ctx)
+        msgs = out(m.effects, msg.order_id, ctx)
+        if isinstance(msg, ShipByPassed) and ctx.get(SHIP_BY, msg.shipment_id) is not None:
+            msgs.append(Put(SHIP_BY, msg.shipment_id, None))  # checked: once is enough
+        return m.state, msgs
 
     def replay(state: OrderState, msg: OrderInput, ctx: Ctx) -> list[Out]:
         m = Machine(state, _context(ctx))
@@ -195,13 +209,19 @@ def agent() -> Agent:
         return out(m.effects, msg.order_id, ctx)
 
     def expirer(rt: Runtime) -> Callable[[], Awaitable[None]]:
-        """Scanning the whole deadlines table every second costs one RocksDB read and JSON
+        """Deadlines are network times (business hours of the location, domain/orders.py): a
+        tick fires those at or before the worker's network clock, never the wall clock, which
+        only decides when ticks run. Before the clock knows any time nothing fires.
+
+        Scanning the whole deadlines table every second costs one RocksDB read and JSON
         decode per open shipment per second (tens of thousands at peak), so the timer pops the
         heap instead; the table is scanned only when this worker's assignment or recovery
         state changes (deadlines it did not set itself) and every RESCAN_S as a safety net. A
         popped entry is checked against the table, so a cleared or replaced deadline is
-        skipped."""
+        skipped. A time-out sent but not yet acted upon is sent again TIMEOUT_RESEND_S
+        wall-clock seconds later (the machine ignores a repeated one)."""
         scanned: dict[str, Any] = {"at": 0.0, "key": None}
+        resend: list[tuple[float, str, str]] = []  # (wall time, shipment_id, order_id)
         deadlines = rt.tables[DEADLINES]
 
         def assignment_key() -> Any:
@@ -211,23 +231,61 @@ def agent() -> Agent:
                 assigned = frozenset()
             return assigned, faust_fixes.tables_recovered(rt.app)
 
+        async def fire(shipment_id: str, order_id: str, wall: float) -> None:
+            timeout = AcceptanceTimeout(order_id=order_id, shipment_id=shipment_id)
+            await rt.send(TOPICS.order_commands, order_id, timeout)
+            heapq.heappush(resend, (wall + TIMEOUT_RESEND_S, shipment_id, order_id))
+
         async def expire_acceptance() -> None:
-            t = time.time()
+            wall = time.monotonic()
             key = assignment_key()
-            if key != scanned["key"] or t - scanned["at"] >= RESCAN_S:
-                scanned["key"], scanned["at"] = key, t
+            if key != scanned["key"] or wall - scanned["at"] >= RESCAN_S:
+                scanned["key"], scanned["at"] = key, wall
                 due[:] = [(d["at"], sid, d["order_id"]) for sid, d in list(deadlines.items()) if d]
                 heapq.heapify(due)
+            t = rt.clock.timestamp()
+            if t is None:
+                return
             while due and due[0][0] <= t:
                 _, shipment_id, order_id = heapq.heappop(due)
                 d = rt.get(deadlines, shipment_id)
                 if d is None or d["at"] > t:
                     continue  # cleared (accepted, re-routed, cancelled) or moved later
-                timeout = AcceptanceTimeout(order_id=order_id, shipment_id=shipment_id)
-                await rt.send(TOPICS.order_commands, order_id, timeout)
-                heapq.heappush(due, (t + TIMEOUT_RESEND_S, shipment_id, order_id))
+                await fire(shipment_id, order_id, wall)
+            while resend and resend[0][0] <= wall:
+                _, shipment_id, order_id = heapq.heappop(resend)
+                d = rt.get(deadlines, shipment_id)
+                if d is not None and d["at"] <= t:
+                    await fire(shipment_id, order_id, wall)
 
         return expire_acceptance
+
+    def late_checker(rt: Runtime) -> Callable[[], Awaitable[None]]:
+        """Ship-by checks fire when the network clock (never the wall clock) passes a
+        shipment's ship_by: the order machine reports it `late` once if it is still being
+        prepared. The heap is rebuilt from the table like the acceptance deadlines'; a check
+        already sent may be sent again after a rescan, which the machine ignores."""
+        scanned: dict[str, Any] = {"at": 0.0, "key": None}
+        checks = rt.tables[SHIP_BY]
+
+        async def check_ship_by() -> None:
+            wall = time.monotonic()
+            key = (frozenset(_assigned(rt)), faust_fixes.tables_recovered(rt.app))
+            if key != scanned["key"] or wall - scanned["at"] >= RESCAN_S:
+                scanned["key"], scanned["at"] = key, wall
+                ship_by[:] = [(d["at"], sid, d["order_id"]) for sid, d in list(checks.items()) if d]
+                heapq.heapify(ship_by)
+            t = rt.clock.timestamp()
+            if t is None:
+                return
+            while ship_by and ship_by[0][0] <= t:
+                _, shipment_id, order_id = heapq.heappop(ship_by)
+                if rt.get(checks, shipment_id) is None:
+                    continue  # checked already
+                passed = ShipByPassed(order_id=order_id, shipment_id=shipment_id)
+                await rt.send(TOPICS.order_commands, order_id, passed)
+
+        return check_ship_by
 
     return Agent(
         name="orders",
@@ -239,8 +297,15 @@ def agent() -> Agent:
             decode=lambda raw: OrderState.from_dict(raw) if raw else None,
             encode=OrderState.to_dict,
         ),
-        tables=(DEADLINES,),
+        tables=(DEADLINES, SHIP_BY),
         keyed_by="order_id",
         replay=replay,
-        timers=((1.0, expirer),),
+        timers=((1.0, expirer), (1.0, late_checker)),
     )
+
+
+def _assigned(rt: Runtime) -> set[Any]:
+    try:
+        return set(rt.app.consumer.assignment())
+    except Exception:  # noqa: BLE001 - consumer not started yet
+        return set()

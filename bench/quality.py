@@ -15,6 +15,16 @@ rejections, short picks, never-claimed shipments):
   `collected` for click & collect from the shelf) consumes the units; short picks are counted.
 * SLA: home delivery shipped within 24 h of the order; click & collect ready for pickup within
   2 h. After the order window the loop runs a drain period with no new orders.
+* promise kept: each order's first decision gives it a promise (domain/promise.py, at the
+  routing time, the location's queue and calendar, the policy's carriers), whichever router
+  chose the locations; `pct_shipped_by_ship_by` is the share of orders whose every shipment left
+  (shipped, or ready for pickup) by that decision's latest ship_by, `pct_delivered_by_promise`
+  the share delivered (home: the simulated carrier, sim/carrier.py: collected at the next
+  cut-off after the hand-over, the band's transit days, 3 % a day late; click & collect: ready
+  for pickup) by the promised date. Unroutable and never-finished orders count as not kept.
+  `promised_days_mean`: days from the order to its promised date (a later promise is easier
+  to keep: read the two together).
+  The policy routes with `now` (the promise term of its score), the baselines ignore it.
 * cost: `cost_per_order` is the distance term of the policy's score (cost_per_km * km, times
   express_multiplier for express) summed over every shipment an order was given, re-routes
   included; `parcel_cost_per_order` adds the policy's cost_per_shipment for each of those
@@ -24,14 +34,25 @@ rejections, short picks, never-claimed shipments):
 from __future__ import annotations
 
 import heapq
+import random
 import time
 from collections import defaultdict
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from domain.baselines import make_baselines
-from domain.routing import LoadView, RoutingPolicy, RoutingRequest, decide, merge_lines
+from domain.calendar import calendar_of, preparation_deadline
+from domain.promise import Promise, local_zone
+from domain.routing import (
+    LoadView,
+    RoutingPolicy,
+    RoutingRequest,
+    decide,
+    merge_lines,
+    promise_of,
+)
+from sim.carrier import delivered_on
 from sim.network import generate_network
 from sim.staff import Staff
 from sim.workload import Catalogue, Workload
@@ -115,8 +136,17 @@ class _Sim:
         self.saturated_store_minutes = 0
         self.decide_s = 0.0
         self.decisions = 0
+        self.carrier_rng = random.Random(seed)
 
     # ---- routing ----------------------------------------------------------------------------
+
+    def _accept_by(self, location_id: str, t: float) -> float:
+        """As the engine does (domain/orders.py): the acceptance time-out counts the
+        location's preparation hours, so a night order to a closed store is not bounced."""
+        cal = calendar_of(self.locations.get(location_id))
+        when = datetime.fromtimestamp(t, UTC)
+        return preparation_deadline(cal, when, self.policy.acceptance_timeout_s).timestamp()
+
     def _route(self, oid: str, lines: tuple[tuple[str, int], ...], t: float) -> None:
         o = self.orders[oid]
         if o["cancelled"]:
@@ -138,13 +168,24 @@ class _Sim:
         loads = {
             lid: LoadView(n, self.units_by_loc[lid]) for lid, n in self.open_by_loc.items() if n
         }
+        at = datetime.fromtimestamp(t, UTC)
         t0 = time.perf_counter()
-        d = self.router(req, self.stock, self.locations, loads, self.policy)
+        if self.router is decide:
+            d = decide(req, self.stock, self.locations, loads, self.policy, now=at)
+        else:
+            d = self.router(req, self.stock, self.locations, loads, self.policy)
         self.decide_s += time.perf_counter() - t0
         self.decisions += 1
         if d.status != "routed" or d.unroutable_lines:
             o["unroutable"] = True
+        first = o["attempt"] == 1
         for i, s in enumerate(d.shipments):
+            promised = s.promise or self._promise(req, s, loads, at)
+            if first and promised is not None:
+                o["ship_by"] = max(o.get("ship_by", 0.0), promised.ship_by.timestamp())
+                o["promised"] = max(
+                    o.get("promised", promised.customer_date), promised.customer_date
+                )
             sid = f"{oid}-{o['attempt']}-{i}"
             self.stock.reserve(s.location_id, s.lines)
             units = sum(q for _, q in s.lines)
@@ -156,6 +197,8 @@ class _Sim:
                 "units": units,
                 "accepted": False,
                 "open": True,
+                "km": s.score.get("distance_km", 0.0),
+                "service": req.service,
             }
             self.shipments[sid] = sh
             o["shipments"].add(sid)
@@ -163,7 +206,7 @@ class _Sim:
             o["n_shipments"] += 1
             self.open_by_loc[s.location_id] += 1
             self.units_by_loc[s.location_id] += units
-            heapq.heappush(self.deadlines, (t + self.policy.acceptance_timeout_s, sid))
+            heapq.heappush(self.deadlines, (self._accept_by(s.location_id, t), sid))
             shipment = {
                 "shipment_id": sid,
                 "location_id": s.location_id,
@@ -173,6 +216,19 @@ class _Sim:
             self.staff.on_routed(
                 {"order_id": oid, "shipments": [shipment]}, datetime.fromtimestamp(t, UTC)
             )
+
+    def _promise(
+        self, req: RoutingRequest, s: Any, loads: Mapping[str, LoadView], at: datetime
+    ) -> Promise | None:
+        """The promise of a shipment a baseline chose (baselines route without a clock)."""
+        loc = self.locations[s.location_id]
+        pickup = self.locations.get(req.pickup_location_id) if req.pickup_location_id else None
+        load = loads.get(s.location_id, LoadView())
+        km = s.score.get("distance_km", 0.0)
+        try:
+            return promise_of(loc, s.mode, km, load, req, self.policy, at, pickup)[0]
+        except ValueError:  # a calendar that never prepares: no promise to keep
+            return None
 
     def _close(self, sid: str, release: bool) -> None:
         sh = self.shipments[sid]
@@ -261,13 +317,27 @@ class _Sim:
                 sh["left"] = True
                 o["done_t"].setdefault(sid, t)
                 if sh["mode"] != "transfer_to_store":
+                    o.setdefault("delivered", {})[sid] = delivered_on(
+                        self.locations[sh["loc"]],
+                        datetime.fromtimestamp(t, UTC),
+                        sh["km"],
+                        sh["service"],
+                        self.policy.carriers,
+                        self.carrier_rng,
+                    )
+                if sh["mode"] != "transfer_to_store":
                     self._consume(sid)
             elif kind == "ready_for_pickup":
                 o["done_t"][sid] = t
+                o.setdefault("delivered", {})[sid] = self._local_date(sh["loc"], t)
                 if sh["mode"] == "transfer_to_store":
                     self._consume(sid)
             elif kind == "collected" and sh["mode"] == "click_collect":
                 self._consume(sid)
+
+    def _local_date(self, location_id: str, t: float) -> date:
+        zone = local_zone(self.locations[location_id], self.policy.carriers)
+        return datetime.fromtimestamp(t, UTC).astimezone(zone).date()
 
     def _consume(self, sid: str) -> None:
         sh = self.shipments[sid]
@@ -334,9 +404,27 @@ class _Sim:
             if times and max(times) - o["t"] <= sla:
                 within += 1
                 by_mode[o["mode"]][0] += 1
+        shipped_by = delivered_by = 0
+        lead = [
+            (o["promised"] - datetime.fromtimestamp(o["t"], UTC).date()).days
+            for o in orders
+            if "promised" in o
+        ]
+        for o in orders:
+            if o["unroutable"] or not o["done_t"] or "ship_by" not in o:
+                continue
+            if max(o["done_t"].values()) <= o["ship_by"]:
+                shipped_by += 1
+            got = o.get("delivered", {})
+            if got and len(got) >= len(o["done_t"]) and max(got.values()) <= o["promised"]:
+                delivered_by += 1
         return {
             "orders": len(orders),
             "cancelled": len(self.orders) - len(orders),
+            "pct_shipped_by_ship_by": round(100.0 * shipped_by / n, 2),
+            "pct_delivered_by_promise": round(100.0 * delivered_by / n, 2),
+            # days from the order (UTC date) to its promised date: how fast the promise is
+            "promised_days_mean": round(sum(lead) / len(lead), 3) if lead else None,
             "cost_per_order": round(sum(o["cost"] for o in orders) / n, 4),
             "parcel_cost_per_order": round(
                 sum(o["cost"] + self.policy.cost_per_shipment * o["n_shipments"] for o in orders)

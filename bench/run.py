@@ -1,4 +1,4 @@
-"""`python -m bench.run [--quick] [--only fold,routing,burst,scale,soak,quality]`.
+"""`python -m bench.run [--quick] [--only fold,routing,burst,scale,soak,quality,promise]`.
 
 Writes bench/results/latest.json and prints a table. Benchmarks never fail on a number: a
 section that raises is recorded with its error and the others still run.
@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.common import commit, dirty, machine
 
-SECTIONS = ("quality", "floor", "fold", "routing", "burst", "scale", "soak", "tuning")
+SECTIONS = ("quality", "floor", "fold", "routing", "promise", "burst", "scale", "soak", "tuning")
 OUT = Path(__file__).parent / "results" / "latest.json"
 
 
@@ -28,6 +28,10 @@ def _run_section(name: str, quick: bool) -> dict[str, Any]:
         from bench.quality import bench_quality
 
         return bench_quality(quick)
+    if name == "promise":
+        from bench.promise_bench import bench_promise
+
+        return asyncio.run(bench_promise(quick))
     if name == "floor":
         from bench.faust_floor import bench_floor
 
@@ -75,6 +79,29 @@ def table(results: dict[str, Any]) -> str:
                 "",
             )
         )
+    pr = s.get("promise", {})
+    if "p99_ms" in pr:
+        rt = pr.get("routing", {})
+        rows += [
+            (
+                "/promise p99 ms at 200 req/s while routing",
+                _fmt(pr["p99_ms"]),
+                "<= 20",
+                "yes" if pr.get("met") else "no",
+            ),
+            (
+                "  /promise answered req/s (p50 ms)",
+                f"{_fmt(pr.get('requests_per_s'))} ({_fmt(pr.get('p50_ms'))})",
+                "",
+                "",
+            ),
+            (
+                "  orders decided/s in the same run",
+                _fmt(rt.get("decided_per_s_during_load")),
+                "200",
+                "",
+            ),
+        ]
     r = s.get("routing", {})
     if "orders_per_s" in r:
         lat, ref = r["latency"], r["reference"]["kafka_produce_consume"]

@@ -158,6 +158,7 @@ STORE_LOAD_SHOWN = [
     "location_id",
     "name",
     "kind",
+    "now",
     "saturation",
     "open_orders",
     "open_units",
@@ -187,6 +188,11 @@ def show_store_load(view: View) -> None:
             column_config={
                 "location_id": st.column_config.TextColumn("location", pinned=True),
                 "name": st.column_config.TextColumn("name", width="medium"),
+                "now": st.column_config.TextColumn(
+                    "now",
+                    help="at the network clock: preparing web orders, open (walk-in only) or "
+                    "closed, from the location's calendar (none: around the clock)",
+                ),
                 "saturation": st.column_config.NumberColumn(
                     "saturation",
                     help="open orders / capacity per hour: hours of work queued "
@@ -337,6 +343,12 @@ def show_sla(view: View) -> None:
         hide_index=True,
         width="stretch",
         column_config={
+            "now": st.column_config.TextColumn(
+                "now", help="preparing, open or closed now (its calendar, network clock)"
+            ),
+            "late_shipments": st.column_config.NumberColumn(
+                "late", help="shipments past their promise (ship_by), when decisions carry one"
+            ),
             "oldest_wait_s": st.column_config.NumberColumn("oldest wait (s)", format="%d"),
             "store_load_oldest_age_s": st.column_config.NumberColumn(
                 "store-load oldest (s)", format="%d"

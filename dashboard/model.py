@@ -13,7 +13,10 @@ without limit, and it carries its own lock because the Kafka reader folds on a b
 thread while the page reads.
 
 Times: every timestamp is kept as float epoch seconds internally (cheap to compare) and turned
-into timezone-aware pandas timestamps only in the DataFrames handed to the page.
+into timezone-aware pandas timestamps only in the DataFrames handed to the page. "Now" is the
+network clock (`DashboardState.now`): the latest business time the topics carried (decisions,
+order events, store-load and availability stamps), never the dashboard host's wall clock, so
+lateness and waiting times read the same under a simulator at 60x as on the real day.
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ from datetime import UTC, datetime
 from typing import Any, get_args
 
 import pandas as pd
+from pydantic import ValidationError
 
-from streams.records import OrderStatus
+from domain.calendar import Calendar, calendar_of, open_at, preparing_at
+from streams.records import Location, OrderStatus
 from streams.topics import TOPICS
 
 # ---- vocabulary ------------------------------------------------------------------------------
@@ -156,6 +161,8 @@ class ShipmentTrack:
     since: float
     updated: float
     units: int = 0
+    # when it must leave the location: routed-orders' `ship_by` when the decision carries it
+    ship_by: float | None = None
 
 
 @dataclass
@@ -182,6 +189,8 @@ class OrderTrack:
     status_at: float = float("-inf")
     routed_at: float | None = None
     dispatched_at: float | None = None
+    # the earliest `ship_by` of the latest decision's shipments (None: not promised)
+    ship_by: float | None = None
     events: deque[LifecycleEntry] = field(default_factory=deque)
     seen: set[str] = field(default_factory=set)
     shipments: dict[str, ShipmentTrack] = field(default_factory=dict)
@@ -243,19 +252,19 @@ class DashboardState:
         self.decisions: deque[dict[str, Any]] = deque(maxlen=max_decisions)
         # (decided_at, order_id, status, attempt), for the rates of the network overview
         self.routing_log: deque[tuple[float, str, str, int]] = deque(maxlen=max_routing_log)
-        # (dispatched_at, order_id, routed_at or None), for shipped and late counts
-        self.dispatch_log: deque[tuple[float, str, float | None]] = deque(maxlen=max_routing_log)
+        # (dispatched_at, order_id, routed_at or None, ship_by or None): shipped and late counts
+        self.dispatch_log: deque[tuple[float, str, float | None, float | None]] = deque(
+            maxlen=max_routing_log
+        )
         self.orders: OrderedDict[str, OrderTrack] = OrderedDict()
         self.status_counts: Counter[str] = Counter()
         self.open_orders: dict[str, float | None] = {}
         self.open_shipments: dict[str, ShipmentTrack] = {}
         self.backlog: deque[BacklogSample] = deque(maxlen=max_samples)
         self.data_time: float | None = None
-        self.data_time_wall: float = 0.0
         # earliest routed-orders / order-events time folded: what the shipment tracking covers
         self.history_start: float | None = None
         self.load_time: float | None = None
-        self.load_time_wall: float = 0.0
         # dead letters: counted since the dashboard's history starts, the latest kept whole
         self.dead_letters: deque[DeadLetterRow] = deque(maxlen=max_dead_letters)
         self.dead_seen: OrderedDict[tuple[object, ...], None] = OrderedDict()
@@ -267,20 +276,17 @@ class DashboardState:
         self.last_problem: str | None = None
         self._seq = 0
 
-    def now(self, wall: float | None = None) -> datetime:
-        """The instant "now" for the page: the data's clock, or the wall clock without data.
+    def now(self) -> datetime:
+        """The instant "now" for the page: the network clock, or the wall clock without data.
 
-        The data clock is the latest timestamp folded, advanced by the wall time elapsed since
-        it last moved. On a live network it is the wall clock to within the publication delay;
-        under a simulator whose clock runs ahead of, behind or faster than the wall clock
-        (the workers stamp outputs with event time), "the last hour" and "waiting since" are
-        still measured in the network's own time instead of reading as a year late. The page
-        shows this clock so a stale feed is visible."""
-        w = time.time() if wall is None else wall
+        The network clock is the latest business time folded (decided_at, occurred_at,
+        updated_at: the workers stamp them with event time, streams/clock.py). It does not
+        advance by itself: a quiet network's clock stands still, as the workers' do, and under
+        a simulator "the last hour" and "waiting since" are the simulated ones. The page shows
+        this clock next to the wall clock, so a stale feed is visible."""
         with self.lock:
-            data, at_wall = self.data_time, self.data_time_wall
-        t = w if data is None else data + max(0.0, w - at_wall)
-        return datetime.fromtimestamp(t, UTC)
+            data = self.data_time
+        return datetime.fromtimestamp(time.time() if data is None else data, UTC)
 
     def order_count(self) -> int:
         with self.lock:
@@ -319,17 +325,15 @@ def fold_many(
     return applied
 
 
-def tick(state: DashboardState, wall: float | None = None) -> None:
-    """Let the backlog series advance while nothing arrives on store-load.
+def tick(state: DashboardState) -> None:
+    """Let the backlog series advance to the network clock while store-load is quiet.
 
-    A quiet network publishes no store-load, yet the chart should keep moving flat rather than
-    stop. The data clock is extrapolated from the last store-load's `updated_at` by the wall
-    time elapsed since it arrived, so a simulator's clock and the wall clock never interleave."""
-    w = time.time() if wall is None else wall
+    Orders may keep being decided (the clock moving) while no location's load changes: the
+    chart then moves on flat rather than stopping at the last store-load."""
     with state.lock:
-        if state.load_time is None:
+        if state.load_time is None or state.data_time is None:
             return
-        _maybe_sample(state, state.load_time + max(0.0, w - state.load_time_wall))
+        _maybe_sample(state, max(state.load_time, state.data_time))
 
 
 def _fold_locked(
@@ -363,7 +367,6 @@ def _skip(state: DashboardState, why: str) -> bool:
 def _advance(state: DashboardState, t: float | None) -> None:
     if t is not None and (state.data_time is None or t > state.data_time):
         state.data_time = t
-        state.data_time_wall = time.time()
 
 
 def _cover(state: DashboardState, t: float) -> None:
@@ -400,7 +403,6 @@ def _fold_store_load(
     _advance(state, updated)
     if state.load_time is None or updated > state.load_time:
         state.load_time = updated
-        state.load_time_wall = time.time()
     _maybe_sample(state, state.load_time)
     return True
 
@@ -485,7 +487,7 @@ def _set_status(state: DashboardState, track: OrderTrack, status: str, at: float
         state.open_orders.pop(track.order_id, None)
     if status in DISPATCHED_ORDER_STATUSES and track.dispatched_at is None:
         track.dispatched_at = at
-        state.dispatch_log.append((at, track.order_id, track.routed_at))
+        state.dispatch_log.append((at, track.order_id, track.routed_at, track.ship_by))
 
 
 def _note_routed(state: DashboardState, track: OrderTrack, at: float) -> None:
@@ -566,6 +568,12 @@ def _fold_routed(state: DashboardState, value: Mapping[str, Any] | None) -> bool
     shipments = value.get("shipments") or []
     if status == "routed":
         _note_routed(state, track, decided)
+    promised = [
+        due
+        for sh in shipments
+        if isinstance(sh, Mapping) and (due := to_epoch(sh.get("ship_by"))) is not None
+    ]
+    track.ship_by = min(promised) if promised else None  # a re-route recomputes the promise
     if track.status is None:
         # order-events carry the authoritative overall status; until one arrives, a partly
         # unroutable decision that still has shipments is an order in the works
@@ -578,6 +586,7 @@ def _fold_routed(state: DashboardState, value: Mapping[str, Any] | None) -> bool
             # a re-route lists every shipment still open, not only the new ones: their status
             # comes from order-events, the decision can only tell when they were first routed
             known.since = min(known.since, decided)
+            known.ship_by = to_epoch(s.get("ship_by"))
             continue
         _upsert_shipment(
             state,
@@ -589,6 +598,7 @@ def _fold_routed(state: DashboardState, value: Mapping[str, Any] | None) -> bool
             at=decided,
             units=_units(s.get("lines")),
         )
+        track.shipments[str(s["shipment_id"])].ship_by = to_epoch(s.get("ship_by"))
     reasons = value.get("reasons")
     new = reasons.get("new_shipments") if isinstance(reasons, Mapping) else None
     shown = [
@@ -913,7 +923,8 @@ def overview_metrics(ov: NetworkOverview, late_after_min: int) -> list[Metric]:
         Metric(
             "Late",
             compact_number(ov.late),
-            f"not handed over within {late_after_min} min of routing (the SLA threshold below)",
+            f"not handed over by their promise (ship_by), or without one within "
+            f"{late_after_min} min of routing (the SLA threshold below); network time",
         ),
         Metric(
             "Routing rate (/min)",
@@ -957,8 +968,10 @@ def network_overview(
       same order count once);
     - in_preparation: orders whose current status is `in_preparation`;
     - shipped: orders handed over in the window (reached shipped, ready_for_pickup or later);
-    - late: orders not handed over within `late_after_s` of their first routing: those still
-      open past that deadline now, plus those handed over late within the window;
+    - late: orders not handed over by their promise (`ship_by` of the routed-orders
+      shipments, when the decision carries one), else within `late_after_s` of their first
+      routing: those still open past that now, plus those handed over late within the window
+      (all in network time: `now` is the network clock);
     - routing_rate_per_min: decisions per minute over the last `rate_window_s` (the current
       pace, which an hourly average would hide at the start of a peak);
     - unroutable_rate / reroute_rate: shares of the window's decisions that were unroutable /
@@ -984,16 +997,16 @@ def network_overview(
             if attempt > 1:
                 reroutes += 1
         shipped = late_dispatched = 0
-        for dispatched, _, routed_at in state.dispatch_log:
+        for dispatched, _, routed_at, ship_by in state.dispatch_log:
             if start <= dispatched <= t:
                 shipped += 1
-                if routed_at is not None and dispatched - routed_at > late_after_s:
+                if _late(dispatched, routed_at, ship_by, late_after_s):
                     late_dispatched += 1
-        late_open = sum(
-            1
-            for routed_at in state.open_orders.values()
-            if routed_at is not None and t - routed_at > late_after_s
-        )
+        late_open = 0
+        for order_id, routed_at in state.open_orders.items():
+            track = state.orders.get(order_id)
+            if _late(t, routed_at, track.ship_by if track else None, late_after_s):
+                late_open += 1
         return NetworkOverview(
             orders_routed=len(routed),
             in_preparation=max(0, state.status_counts.get("in_preparation", 0)),
@@ -1007,10 +1020,50 @@ def network_overview(
         )
 
 
+def _late(at: float, routed_at: float | None, ship_by: float | None, late_after_s: float) -> bool:
+    """Late at `at`: past the promise when there is one, else past the SLA after routing."""
+    if ship_by is not None:
+        return at > ship_by
+    return routed_at is not None and at - routed_at > late_after_s
+
+
+_CALENDARS: dict[int, tuple[Mapping[str, Any], Calendar]] = {}
+
+
+def location_calendar(meta: Mapping[str, Any]) -> Calendar:
+    """The calendar of a folded `locations` record (always open without a valid one), made
+    once per record: the page asks for every location at every refresh."""
+    hit = _CALENDARS.get(id(meta))
+    if hit is not None and hit[0] is meta:
+        return hit[1]
+    try:
+        cal = calendar_of(Location.model_validate(meta)) if meta.get("calendar") else None
+    except ValidationError:
+        cal = None  # the worker dead-letters it; shown as always open, as the worker sees it
+    cal = cal or calendar_of(None)
+    if len(_CALENDARS) > 10_000:
+        _CALENDARS.clear()
+    _CALENDARS[id(meta)] = (meta, cal)
+    return cal
+
+
+def open_now(meta: Mapping[str, Any], t: float | None) -> str:
+    """"preparing" (web orders are prepared now), "open" (to walk-in customers only) or
+    "closed", at network time `t`; "" when the time is unknown."""
+    if t is None:
+        return ""
+    cal = location_calendar(meta)
+    when = datetime.fromtimestamp(t, UTC)
+    if preparing_at(cal, when):
+        return "preparing"
+    return "open" if open_at(cal, when) else "closed"
+
+
 STORE_LOAD_COLUMNS: tuple[str, ...] = (
     "location_id",
     "name",
     "kind",
+    "now",
     "open_orders",
     "open_units",
     "capacity_per_hour",
@@ -1078,6 +1131,7 @@ def store_load_table(state: DashboardState, now: datetime | float | None = None)
                     "location_id": loc,
                     "name": str(meta.get("name", "")),
                     "kind": _str(sl.get("kind")) or _str(meta.get("kind")) or "unknown",
+                    "now": open_now(meta, t),
                     "open_orders": _int(sl.get("open_orders")),
                     "open_units": _int(sl.get("open_units")),
                     "capacity_per_hour": _int(sl.get("capacity_per_hour")),
@@ -1389,6 +1443,8 @@ SLA_COLUMNS = (
     "location_id",
     "name",
     "kind",
+    "now",
+    "late_shipments",
     "waiting_shipments",
     "waiting_units",
     "oldest_wait_s",
@@ -1411,7 +1467,9 @@ def sla_breaches(state: DashboardState, now: datetime | float, threshold_s: floa
       are the better answer, because store-load also counts parcels waiting on the pickup
       shelf for their customer and transfers on their way, which are not late preparation.
     `oldest_wait_s` is the larger wait of the sources that apply; `store_load_oldest_age_s`
-    is shown for context either way."""
+    is shown for context either way. `late_shipments`: followed shipments past their promise
+    (`ship_by`, when the decisions carry one); `now`: whether the location prepares web orders
+    now (its calendar at the network clock): a closed store's night backlog is not neglect."""
     t = _epoch_of(now)
     per_loc: dict[str, dict[str, Any]] = {}
 
@@ -1424,6 +1482,8 @@ def sla_breaches(state: DashboardState, now: datetime | float, threshold_s: floa
                 "location_id": loc,
                 "name": str(meta.get("name", "")),
                 "kind": _str(sl.get("kind")) or str(meta.get("kind", "")),
+                "now": open_now(meta, t),
+                "late_shipments": 0,
                 "waiting_shipments": 0,
                 "waiting_units": 0,
                 "oldest_wait_s": 0.0,
@@ -1437,6 +1497,8 @@ def sla_breaches(state: DashboardState, now: datetime | float, threshold_s: floa
     with state.lock:
         for ship in state.open_shipments.values():
             wait = t - ship.since
+            if ship.ship_by is not None and t > ship.ship_by:
+                entry(ship.location_id)["late_shipments"] += 1
             if wait <= threshold_s:
                 continue
             e = entry(ship.location_id)

@@ -190,7 +190,13 @@ class StoreState:
         """Nothing ages by itself here (the page computes ages from the clock)."""
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        """The network clock as the topics read here tell it (the latest decision or order
+        event time), the wall clock before any: queue ages, a pause's end and the times of the
+        associate's actions are network time, so under a simulator they are simulated time
+        (a pause would otherwise end before the network's clock reached it)."""
+        with self.lock:
+            data = self.data_time
+        return datetime.now(UTC) if data is None else datetime.fromtimestamp(data, UTC)
 
 
 def _str(value: object) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import streamlit as st
@@ -64,9 +64,9 @@ class Source:
 def source() -> Source:
     if fixtures_mode():
         state, recorder = fixture_store()
-        return Source(state, None, recorder, datetime.now(UTC))
+        return Source(state, None, recorder, state.now())
     state, feed, producer = live_store()
-    return Source(state, feed.status(), producer, datetime.now(UTC))
+    return Source(state, feed.status(), producer, state.now())
 
 
 def show_status(src: Source) -> None:

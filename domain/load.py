@@ -32,13 +32,17 @@ class Shipment:
     units: float
     opened_at: float
     closed: bool = False
+    due: float | None = None  # its ship_by while still to ship (None: none, or ready for pickup)
 
     def to_list(self) -> list[Any]:
-        return [self.units, self.opened_at, self.closed]
+        return [self.units, self.opened_at, self.closed, self.due]
 
     @classmethod
     def from_list(cls, v: list[Any] | None) -> Shipment | None:
-        return None if v is None else cls(float(v[0]), float(v[1]), bool(v[2]))
+        if v is None:
+            return None
+        due = v[3] if len(v) > 3 else None  # records from before ship_by have three items
+        return cls(float(v[0]), float(v[1]), bool(v[2]), None if due is None else float(due))
 
 
 @dataclass
@@ -49,6 +53,8 @@ class LoadState:
     by_minute: dict[str, list[float]] = field(default_factory=dict)
     prep: dict[str, list[float]] = field(default_factory=dict)  # "a->b" -> [count, total s]
     positions: dict[str, Position] = field(default_factory=dict)
+    # minute of ship_by -> open shipments still to ship due in it (late once it is past)
+    by_due: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +63,7 @@ class LoadState:
             "by_minute": self.by_minute,
             "prep": self.prep,
             "positions": self.positions,
+            "by_due": self.by_due,
         }
 
     @classmethod
@@ -69,10 +76,25 @@ class LoadState:
             dict(d["by_minute"]),
             dict(d["prep"]),
             {o: as_position(p) for o, p in d["positions"].items()},
+            dict(d.get("by_due") or {}),
         )
 
     def oldest_open(self) -> float | None:
         return min((b[1] for b in self.by_minute.values()), default=None)
+
+    def late(self, now: float) -> int:
+        """Open shipments still to ship whose ship_by minute is over at `now`."""
+        return sum(n for m, n in self.by_due.items() if (int(m) + 1) * MINUTE <= now)
+
+    def _due(self, due: float | None, delta: int) -> None:
+        if due is None:
+            return
+        key = _minute(due)
+        n = self.by_due.get(key, 0) + delta
+        if n > 0:
+            self.by_due[key] = n
+        else:
+            self.by_due.pop(key, None)
 
 
 @dataclass(frozen=True)
@@ -94,7 +116,8 @@ def apply(state: LoadState, op: LoadOp, shipment: Shipment | None) -> Outcome:
     if kind == "open":
         if shipment is not None:
             return Outcome(False)  # opened (or even closed) already, by another input
-        opened = Shipment(op.units, op.at)
+        opened = Shipment(op.units, op.at, due=op.due)
+        state._due(op.due, +1)
         state.open_orders += 1
         state.open_units += opened.units
         bucket = state.by_minute.setdefault(_minute(opened.opened_at), [0, opened.opened_at])
@@ -107,6 +130,7 @@ def apply(state: LoadState, op: LoadOp, shipment: Shipment | None) -> Outcome:
             return Outcome(False)
         state.open_orders -= 1
         state.open_units -= shipment.units
+        state._due(shipment.due, -1)
         key = _minute(shipment.opened_at)
         held = state.by_minute.get(key)
         if held is not None:
@@ -119,6 +143,10 @@ def apply(state: LoadState, op: LoadOp, shipment: Shipment | None) -> Outcome:
     n, total = state.prep.get(step, [0.0, 0.0])
     state.prep[step] = [n + 1, total + op.seconds]
     state.positions[origin] = seq
+    if shipment is not None and shipment.due is not None and not shipment.closed:
+        # on the pickup shelf: no longer due (store-load counts only shipments still to ship)
+        state._due(shipment.due, -1)
+        return Outcome(True, Shipment(shipment.units, shipment.opened_at, False, None))
     return Outcome(True)
 
 
@@ -126,9 +154,11 @@ def _redo(op: LoadOp, shipment: Shipment | None) -> Shipment | None:
     """The shipment write of an op already applied to the location: missing only when the
     worker stopped between the two writes."""
     if op.kind == "open" and shipment is None:
-        return Shipment(op.units, op.at)
+        return Shipment(op.units, op.at, due=op.due)
     if op.kind == "close" and shipment is not None and not shipment.closed:
         return Shipment(shipment.units, shipment.opened_at, closed=True)
+    if op.kind == "step" and shipment is not None and shipment.due is not None:
+        return Shipment(shipment.units, shipment.opened_at, shipment.closed, None)
     return None
 
 
@@ -155,4 +185,5 @@ def snapshot(location_id: str, state: LoadState, loc: Location | None, now: floa
         oldest_open_since=datetime.fromtimestamp(oldest, UTC) if oldest is not None else None,
         prep_time_s={k: round(t / c, 1) for k, (c, t) in state.prep.items() if c},
         updated_at=datetime.fromtimestamp(now, UTC),
+        late_shipments=state.late(now),
     )

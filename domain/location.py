@@ -88,7 +88,9 @@ def apply_stock(w: Working, op: StockOp, safety: int) -> stock.Outcome:
 
 def apply_load(w: Working, op: LoadOp) -> None:
     """One load op (domain/load.py), noting the records to write."""
-    shipment = None if op.kind == "step" else w.shipment(op.shipment_id)
+    # a step reads its shipment only when it puts it on the pickup shelf (no longer due)
+    shelved = op.kind == "step" and (op.step or "").endswith("->ready_for_pickup")
+    shipment = w.shipment(op.shipment_id) if op.kind != "step" or shelved else None
     outcome = load.apply(w.load, op, shipment)
     if outcome.changed:
         w.load_changed = True
@@ -142,6 +144,7 @@ def reserve_shipment(w: Working, op: ReserveShipment, max_backlog: int, safety: 
             seq=op.seq,
             at=op.at,
             units=units,
+            due=op.due,
         ),
     )
     return Answer(ok=True)

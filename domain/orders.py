@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
+from domain.calendar import calendar_of, preparation_deadline
 from domain.routing import (
     LoadView,
     RoutingPolicy,
@@ -67,6 +68,8 @@ NEXT_COLLECT = {
     "packed": {"ready_for_pickup"},
     "ready_for_pickup": {"collected"},
 }
+# statuses in which a shipment is still to be handed to the carrier (or shelved for pickup)
+PREPARING = {"routed", "accepted", "picked", "packed", "label_printed"}
 NEXT_IN_TRANSIT = {"in_transit": {"ready_for_pickup"}, "ready_for_pickup": {"collected"}}
 
 
@@ -93,6 +96,7 @@ class ReserveEffect:
     shipment_id: str
     location_id: str
     lines: tuple[tuple[str, int], ...]
+    due: float | None = None  # the shipment's ship_by (epoch s): store-load counts it late after
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,14 @@ class Deadline:
     at: float | None  # epoch seconds; None clears it
 
 
+@dataclass(frozen=True)
+class ShipByCheck:
+    """Check the shipment once the network clock passes `at` (its ship_by, epoch seconds)."""
+
+    shipment_id: str
+    at: float
+
+
 # Stock and load effects become positioned ops (streams.records StockOp, LoadOp) one-to-one in the
 # order agent, which knows the input's position; the records are published as they are.
 Effect = (
@@ -128,6 +140,7 @@ Effect = (
     | ReleaseEffect
     | LoadEffect
     | Deadline
+    | ShipByCheck
     | RoutedOrder
     | OrderEvent
     | Refund
@@ -147,6 +160,12 @@ class Shipment:
     destination_location_id: str | None = None
     history: dict[str, str] = field(default_factory=dict)  # step -> ISO time
     attempt: int = 1
+    accept_by: float | None = None  # acceptance deadline (epoch s, network time) once routed
+    # the promise when routed (ISO; domain/promise.py), and whether ship_by passed unshipped
+    ship_by: str | None = None
+    promised_delivery: str | None = None
+    ready_for_pickup_by: str | None = None
+    late: bool = False
 
     def rid(self, sku: str) -> str:
         return f"{self.shipment_id}/{sku}"
@@ -218,6 +237,7 @@ class OrderState:
     next_shipment: int = 1
     event_ids: list[str] = field(default_factory=list)
     positions: dict[str, int] = field(default_factory=dict)
+    promised_date: str | None = None  # last published (ISO date)
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -413,6 +433,16 @@ class Machine:
             return  # accepted, rejected or cancelled meanwhile: nothing to do
         self._reroute(s, "rejected", reason="acceptance timeout", short=None)
 
+    def ship_by_passed(self, shipment_id: str) -> None:
+        """The network clock passed the shipment's ship_by: a shipment still being prepared
+        (not shipped, not on the pickup shelf) is late, reported once."""
+        st = self._require()
+        s = st.shipments.get(shipment_id)
+        if s is None or s.late or s.status not in PREPARING:
+            return
+        s.late = True
+        self._order_event("late", shipment=s, detail={"ship_by": s.ship_by, "status": s.status})
+
     def fulfilment(self, ev: FulfilmentEvent) -> None:
         st = self._require()
         if ev.event_id in st.event_ids:
@@ -563,7 +593,8 @@ class Machine:
         st.pending = rnd
 
     def _reserve(self, s: Shipment) -> ReserveEffect:
-        return ReserveEffect(s.shipment_id, s.location_id, tuple(sorted(s.lines.items())))
+        due = datetime.fromisoformat(s.ship_by).timestamp() if s.ship_by else None
+        return ReserveEffect(s.shipment_id, s.location_id, tuple(sorted(s.lines.items())), due)
 
     def _new_shipment(self, planned: Any) -> Shipment:
         st = self._require()
@@ -572,6 +603,7 @@ class Machine:
         dest = None
         if planned.mode == "transfer_to_store":
             dest = (st.order.get("delivery") or {}).get("pickup_location_id")
+        p = planned.promise
         return Shipment(
             shipment_id=sid,
             location_id=planned.location_id,
@@ -579,6 +611,13 @@ class Machine:
             lines=dict(planned.lines),
             destination_location_id=dest,
             attempt=st.attempt,
+            ship_by=p.ship_by.isoformat() if p else None,
+            promised_delivery=p.promised_delivery.isoformat()
+            if p and p.promised_delivery
+            else None,
+            ready_for_pickup_by=(
+                p.ready_for_pickup_by.isoformat() if p and p.ready_for_pickup_by else None
+            ),
         )
 
     def _close_round(self) -> None:
@@ -612,17 +651,26 @@ class Machine:
 
     def _confirm(self, rnd: Round) -> None:
         st = self._require()
-        deadline = self.ctx.now.timestamp() + self.ctx.acceptance_timeout_s
         for plan in rnd.plans:
             s = Shipment.from_dict(plan)
             s.history["routed"] = self.ctx.now.isoformat()
+            s.accept_by = self._acceptance_deadline(s.location_id)
             st.shipments[s.shipment_id] = s
-            self.effects.append(Deadline(s.shipment_id, deadline))  # its slot: since reserved
+            self.effects.append(Deadline(s.shipment_id, s.accept_by))  # its slot: since reserved
+            if s.ship_by:
+                due = datetime.fromisoformat(s.ship_by).timestamp()
+                self.effects.append(ShipByCheck(s.shipment_id, due))
         self._publish_decision("routed", rnd.reasons, new=[p["shipment_id"] for p in rnd.plans])
         self._order_event(
             "routed",
             detail={"attempt": st.attempt, "shipments": [p["shipment_id"] for p in rnd.plans]},
         )
+
+    def _acceptance_deadline(self, location_id: str) -> float:
+        """The acceptance time-out counts the location's preparation hours only: routed at
+        22:00 to a store preparing from 09:00, a 900 s time-out falls due at 09:15, not 22:15."""
+        cal = calendar_of(self.ctx.locations.get(location_id))
+        return preparation_deadline(cal, self.ctx.now, self.ctx.acceptance_timeout_s).timestamp()
 
     def _unroutable(self, lines: dict[str, int], reasons: dict[str, Any]) -> None:
         st = self._require()
@@ -642,10 +690,24 @@ class Machine:
                 location_id=s.location_id,
                 mode=s.mode,  # type: ignore[arg-type]
                 lines=_lines(s.lines),
+                ship_by=_at(s.ship_by),
+                promised_delivery=date.fromisoformat(s.promised_delivery)
+                if s.promised_delivery
+                else None,
+                ready_for_pickup_by=_at(s.ready_for_pickup_by),
+                accept_by=(
+                    datetime.fromtimestamp(s.accept_by, UTC)
+                    if s.accept_by is not None and s.status == "routed"
+                    else None
+                ),
             )
             for s in st.shipments.values()
             if s.status in OPEN or s.status in ("in_transit",)
         ]
+        promised, previous = self._promised_date(), st.promised_date
+        slipped = promised is not None and previous is not None and promised.isoformat() > previous
+        if promised is not None:
+            st.promised_date = promised.isoformat()
         self.effects.append(
             RoutedOrder(
                 order_id=st.order_id,
@@ -655,8 +717,23 @@ class Machine:
                 shipments=shipments,
                 reasons={**reasons, "new_shipments": new, "excluded": list(st.excluded)},
                 unroutable_lines=_lines(st.unroutable),
+                promised_date=promised,
+                promise_slipped=slipped,
+                previous_promised_date=date.fromisoformat(previous)
+                if slipped and previous
+                else None,
             )
         )
+
+    def _promised_date(self) -> date | None:
+        """The latest promised date of the order's live shipments (delivery or pickup date)."""
+        dates = []
+        for s in self._require().active():
+            if s.ready_for_pickup_by:
+                dates.append(datetime.fromisoformat(s.ready_for_pickup_by).date())
+            elif s.promised_delivery:
+                dates.append(date.fromisoformat(s.promised_delivery))
+        return max(dates, default=None)
 
     def _request(self, lines: dict[str, int]) -> RoutingRequest:
         st = self._require()
@@ -870,12 +947,18 @@ class Machine:
                         status=s.status,
                         lines=_lines(s.lines),
                         destination_location_id=s.destination_location_id,
+                        ship_by=_at(s.ship_by),
+                        late=s.late,
                     )
                     for s in st.shipments.values()
                 ],
                 detail=detail or {},
             )
         )
+
+
+def _at(iso: str | None) -> datetime | None:
+    return datetime.fromisoformat(iso) if iso else None
 
 
 def _lines(lines: Mapping[str, int]) -> list[ShipmentLine]:

@@ -19,6 +19,8 @@ Shape (the one shared by commercial OMS: filter, score, fall back, give up)
      not set up for online work at all (0 never means "no limit")  -> ``no_capacity``
    - has ``open_orders >= max_backlog``: saturated                 -> ``saturated``
    - is unknown (stock reported for a location with no record)     -> ``unknown_location``
+   - has a calendar with no preparation hour left (routed with a
+     `now` only: the promise needs one)                            -> ``never_prepares``
    The mode follows the kind: warehouse -> ship_from_warehouse, store -> ship_from_store,
    supplier and marketplace -> drop_ship (the partner ships to the customer).
 2. **Click & collect**: the pickup store must exist, be active and offer click & collect,
@@ -38,7 +40,11 @@ Shape (the one shared by commercial OMS: filter, score, fall back, give up)
        preference = {warehouse,store,supplier,marketplace}_preference[kind]
        depth      = depth_weight * (units taken from among a *store's* last depth_target_units
                     available units, per SKU)   (walk-in customers come first)
-       total      = shipping + shipment + load + preference + depth
+       promise    = promise_weight * days from `now` until the customer has it (domain/promise.py:
+                    the queue at the location's capacity within its preparation hours, the next
+                    carrier cut-off, transit and delivery days; computed at `now` rounded up to
+                    the minute; 0 when routed without a `now`)
+       total      = shipping + shipment + load + preference + depth + promise
 
    A plan's score is the sum over its shipments.
 4. **Prefer one location**: when at least one candidate holds every line, the best-scored of
@@ -77,14 +83,16 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
 
+from domain.calendar import NeverPrepares
 from domain.geo import great_circle_km
+from domain.promise import Carriers, Promise, routing_promise
 from streams.records import Location
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[1] / "policy" / "routing.yaml"
@@ -130,9 +138,13 @@ class RoutingPolicy:
     reasons_limit: int = 10
     max_attempts: int = 3
     acceptance_timeout_s: float = 900.0
+    promise_weight: float = 1.0
+    carriers: Carriers = field(default_factory=Carriers.default)
 
     def __post_init__(self) -> None:
         for f in fields(self):
+            if f.name == "carriers":
+                continue
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"routing policy: {f.name} must be a number, got {value!r}")
@@ -157,6 +169,9 @@ class RoutingPolicy:
             raise ValueError(f"routing policy: unknown keys {unknown}")
         values: dict[str, Any] = {}
         for name, value in data.items():
+            if name == "carriers":
+                values[name] = Carriers.from_mapping(value)
+                continue
             # YAML writes 6 for 6.0: accept ints for float knobs, never floats for int knobs.
             is_int = isinstance(value, int) and not isinstance(value, bool)
             if known[name].type in ("float", float) and is_int:
@@ -221,7 +236,9 @@ class PlannedShipment:
     location_id: str
     mode: str
     lines: Lines
-    score: dict[str, float]  # distance_km, shipping, shipment, load, preference, depth, total
+    # distance_km, shipping, shipment, load, preference, depth, promise, promise_days, total
+    score: dict[str, float]
+    promise: Promise | None = None  # None when routed without a `now` (no clock, no promise)
 
 
 @dataclass(frozen=True)
@@ -306,6 +323,9 @@ class Candidate:
         "shipment",
         "load",
         "preference",
+        "promise",
+        "promise_days",
+        "promise_cost",
         "fixed",
     )
 
@@ -320,6 +340,8 @@ class Candidate:
         load: LoadView,
         policy: RoutingPolicy,
         express: bool,
+        promise: Promise | None = None,
+        promise_days: float = 0.0,
     ) -> None:
         self.location_id = location_id
         self.kind = loc.kind
@@ -344,7 +366,10 @@ class Candidate:
         self.shipment = policy.cost_per_shipment
         self.load = load_penalty(loc, load, policy)
         self.preference = policy.preference(loc.kind)
-        self.fixed = shipping + self.shipment + self.load + self.preference
+        self.promise = promise
+        self.promise_days = promise_days
+        self.promise_cost = policy.promise_weight * promise_days if promise is not None else 0.0
+        self.fixed = shipping + self.shipment + self.load + self.preference + self.promise_cost
 
     def take_of(self, remaining: Iterable[tuple[str, int]]) -> Lines:
         """What this candidate can take of the remaining lines (request order kept)."""
@@ -383,6 +408,8 @@ class Candidate:
             "load": round(self.load, 4),
             "preference": round(self.preference, 4),
             "depth": round(depth, 4),
+            "promise": round(self.promise_cost, 4),
+            "promise_days": round(self.promise_days, 3),
             "total": round(self.fixed + depth, 4),
         }
 
@@ -410,7 +437,8 @@ def routed(
     plan: Sequence[tuple[Candidate, Lines]], policy: RoutingPolicy, reasons: dict[str, object]
 ) -> Decision:
     shipments = tuple(
-        PlannedShipment(c.location_id, c.mode, take, c.breakdown(take, policy)) for c, take in plan
+        PlannedShipment(c.location_id, c.mode, take, c.breakdown(take, policy), c.promise)
+        for c, take in plan
     )
     reasons["chosen"] = [
         {"location_id": s.location_id, "mode": s.mode, **s.score} for s in shipments
@@ -486,9 +514,15 @@ def prepare(
             why_not = "missing_stock"
         else:
             why_not = None
+        promised: tuple[Promise | None, float] = (None, 0.0)
+        if why_not is None:
+            try:
+                promised = promise_of(pickup, CLICK_COLLECT, 0.0, load, request, policy, now, None)
+            except NeverPrepares:
+                why_not = "never_prepares"
         if why_not is None:
             own = Candidate(
-                pickup_id, pickup, CLICK_COLLECT, 0.0, shelf, lines, load, policy, False
+                pickup_id, pickup, CLICK_COLLECT, 0.0, shelf, lines, load, policy, False, *promised
             )
             reasons["rule"] = "own_shelf"
             return routed([(own, lines)], policy, reasons)
@@ -518,18 +552,15 @@ def prepare(
         assert loc is not None
         mode = TRANSFER if pickup_id is not None else MODE_BY_KIND[loc.kind]
         km = great_circle_km(dest_lat, dest_lon, loc.lat, loc.lon)
+        load = loads.get(location_id, _NO_LOAD)
+        pickup_loc = locations.get(pickup_id) if pickup_id is not None else None
+        try:
+            promised = promise_of(loc, mode, km, load, request, policy, now, pickup_loc)
+        except NeverPrepares:
+            excluded.setdefault("never_prepares", []).append(location_id)
+            continue
         candidates.append(
-            Candidate(
-                location_id,
-                loc,
-                mode,
-                km,
-                avail,
-                lines,
-                loads.get(location_id, _NO_LOAD),
-                policy,
-                express,
-            )
+            Candidate(location_id, loc, mode, km, avail, lines, load, policy, express, *promised)
         )
     for ids in excluded.values():
         ids.sort()
@@ -537,6 +568,31 @@ def prepare(
     reasons["ineligible"] = excluded
     reasons["no_stock_count"] = no_stock
     return Prepared(lines, sum(q for _, q in lines), candidates, excluded, no_stock, reasons)
+
+
+def promise_of(
+    loc: Location,
+    mode: str,
+    km: float,
+    load: LoadView,
+    request: RoutingRequest,
+    policy: RoutingPolicy,
+    now: datetime | None,
+    pickup: Location | None,
+) -> tuple[Promise | None, float]:
+    """The candidate's promise and its days from `now` (None, 0 without a `now`)."""
+    if now is None:
+        return None, 0.0
+    return routing_promise(
+        loc,
+        now=now,
+        queue_ahead=load.open_orders,
+        service=request.service,
+        mode=mode,
+        distance_km=km,
+        carriers=policy.carriers,
+        pickup=pickup,
+    )
 
 
 def shortfall(lines: Lines, candidates: Iterable[Candidate]) -> dict[str, int]:
@@ -703,14 +759,15 @@ def _candidate_reasons(
 ) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     for total, c in singles[:limit]:
-        out.append(
-            {
-                "location_id": c.location_id,
-                "mode": c.mode,
-                "distance_km": round(c.distance_km, 3),
-                "total": round(total, 4),
-            }
-        )
+        row: dict[str, object] = {
+            "location_id": c.location_id,
+            "mode": c.mode,
+            "distance_km": round(c.distance_km, 3),
+            "total": round(total, 4),
+        }
+        if c.promise is not None:
+            row["promised"] = c.promise.customer_date.isoformat()
+        out.append(row)
     room = limit - len(out)
     if room > 0:
         for c in sorted(partials, key=lambda c: (-c.units, c.location_id))[:room]:

@@ -7,6 +7,12 @@ stores, but not all of them), warehouses sit on the real logistics hubs, supplie
 partners. Capacities follow ../shared/domain-notes.md: a store ships 8-45 orders an hour with a
 few hours of backlog, a warehouse hundreds.
 
+Every location but the first warehouse and the marketplaces has a calendar (Europe/Paris):
+stores open Monday to Saturday (a few tourist-zone stores on Sunday too) and prepare web orders
+from half an hour after opening to an hour before closing; the other warehouses run two shifts,
+06:00-22:00 Monday to Saturday; the first warehouse runs around the clock (no calendar); the
+drop-ship suppliers work office hours. Stores and suppliers close on the main public holidays.
+
 Pure: no Kafka, no clock. The same seed gives the same network, byte for byte.
 """
 
@@ -20,10 +26,12 @@ from pathlib import Path
 
 import orjson
 
-from streams.records import Location
+from streams.records import Location, LocationCalendar
 
 __all__ = [
     "CITIES",
+    "HOURS_CHOICES",
+    "NETWORK_TZ",
     "City",
     "generate_network",
     "haversine_km",
@@ -111,6 +119,75 @@ _MARKETPLACES: tuple[tuple[str, float, float], ...] = (
     ("Marketplace Partner Rhone", 45.7280, 4.9510),
     ("Marketplace Partner Nord", 50.5480, 3.0370),
 )
+NETWORK_TZ = "Europe/Paris"
+HOURS_CHOICES: tuple[tuple[tuple[int, int], float], ...] = (
+    ((9 * 60, 20 * 60), 0.5),
+    ((9 * 60 + 30, 19 * 60 + 30), 0.2),
+    ((10 * 60, 19 * 60), 0.2),
+    ((8 * 60 + 30, 21 * 60), 0.1),
+)
+"""Store opening hours (minutes since local midnight, Monday to Saturday) and their shares."""
+SUNDAY_SHARE = 0.15
+"""Tourist-zone stores trading on Sunday, 10:00-18:00 (no web-order preparation then)."""
+SUNDAY_HOURS = (10 * 60, 18 * 60)
+_MON_SAT = ("mon", "tue", "wed", "thu", "fri", "sat")
+_HOLIDAYS = tuple(
+    f"{y}-{md}" for y in range(2025, 2031) for md in ("01-01", "05-01", "12-25")
+)  # fmt: skip
+
+
+def _hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _span(a: int, b: int) -> str:
+    return f"{_hhmm(a)}-{_hhmm(b)}"
+
+
+def store_hours(rng: random.Random) -> tuple[tuple[int, int], tuple[int, int] | None]:
+    """(opening Monday to Saturday, Sunday opening or None), drawn from HOURS_CHOICES: two
+    draws per store, so the simulator's till traffic can redraw the same hours from the seed."""
+    r = rng.random() * sum(w for _, w in HOURS_CHOICES)
+    week = HOURS_CHOICES[-1][0]
+    for hours, w in HOURS_CHOICES:
+        if r < w:
+            week = hours
+            break
+        r -= w
+    sunday = SUNDAY_HOURS if rng.random() < SUNDAY_SHARE else None
+    return week, sunday
+
+
+def store_calendar(week: tuple[int, int], sunday: tuple[int, int] | None) -> LocationCalendar:
+    """Open `week` Monday to Saturday (and `sunday`), preparing web orders from 30 min after
+    opening to 60 min before closing, Monday to Saturday; closed on the main holidays."""
+    opening = {d: [_span(*week)] for d in _MON_SAT}
+    if sunday is not None:
+        opening["sun"] = [_span(*sunday)]
+    prep = _span(week[0] + 30, week[1] - 60)
+    return LocationCalendar.model_validate(
+        {
+            "tz": NETWORK_TZ,
+            "opening": opening,
+            "preparation": {d: [prep] for d in _MON_SAT},
+            "closed_dates": list(_HOLIDAYS),
+        }
+    )
+
+
+def _shifts_calendar(shifts: list[str], days: tuple[str, ...], closed: bool) -> LocationCalendar:
+    return LocationCalendar.model_validate(
+        {
+            "tz": NETWORK_TZ,
+            "opening": {d: shifts for d in days},
+            "closed_dates": list(_HOLIDAYS) if closed else [],
+        }
+    )
+
+
+WAREHOUSE_SHIFTS = _shifts_calendar(["06:00-14:00", "14:00-22:00"], _MON_SAT, closed=False)
+"""Two shifts, Monday to Saturday (every warehouse but the first, which never stops)."""
+SUPPLIER_HOURS = _shifts_calendar(["08:00-12:00", "13:00-18:00"], _MON_SAT[:5], closed=True)
 _STORE_AREAS = ("Centre", "Nord", "Sud", "Est", "Ouest", "Gare", "Rive Gauche", "Rive Droite")
 
 
@@ -174,10 +251,12 @@ def generate_network(
                 max_backlog=cap * rng.randint(8, 16),
                 safety_stock=0,
                 active=True,
+                calendar=None if i == 0 else WAREHOUSE_SHIFTS,
             )
         )
 
     # Damped population weight: Paris gets more stores than Lyon, not five times more.
+    hours_rng = random.Random(f"stockroute-hours:{seed}")  # its own stream: same network
     per_city = _allocate(stores, [c.population_k**0.6 for c in CITIES])
     w = _pad(stores, 3)
     n = 0
@@ -205,6 +284,7 @@ def generate_network(
                     max_backlog=cap * rng.randint(2, 4),
                     safety_stock=rng.randint(1, 3),
                     active=True,
+                    calendar=store_calendar(*store_hours(hours_rng)),
                 )
             )
 
@@ -226,6 +306,7 @@ def generate_network(
                 max_backlog=cap * 24,
                 safety_stock=0,
                 active=True,
+                calendar=SUPPLIER_HOURS,
             )
         )
 

@@ -7,6 +7,11 @@ ever claims, and above all a finite pace. Each location starts at most `capacity
 shipments per simulated hour (one start every 3600/capacity seconds, first come first served),
 so a peak builds a backlog that drains after it, exactly the effect the dashboard has to show.
 
+Staff work in shifts: the location's preparation hours (its calendar, domain/calendar.py; none
+means around the clock). Claiming, picking, packing and labelling only happen then, so web
+orders that keep arriving at night wait for the morning shift and drain when it starts; the
+claim delay, the pace and the step durations are counted in preparation hours.
+
 Pure and deterministic: no Kafka, no clock. The runner feeds it routed-orders and web-orders,
 asks `due(now)` for the fulfilment events and returns to publish, and forwards the units that
 left each location (`drain_consumption`) to the workload's replenishment. Every random choice
@@ -27,6 +32,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from domain.calendar import (
+    Calendar,
+    NeverPrepares,
+    add_preparation_seconds,
+    calendar_of,
+    next_preparation_start,
+)
 from sim.network import nearest
 from sim.workload import Emission, event_namespace, iso
 from streams.records import Location
@@ -70,6 +82,20 @@ class StaffConfig:
     backlog_reject: bool = True
     """Reject outright when the accepted-but-unpicked queue is at max_backlog."""
     max_remembered_orders: int = 500_000
+
+
+def _at_work(cal: Calendar, t: float, seconds: float = 0.0) -> float:
+    """When `seconds` of work started at `t` ends, counted in the shift hours of `cal` (the
+    next shift's start for 0 s); a calendar without any shift left: plain time."""
+    if cal.is_always_open:
+        return t + seconds
+    when = datetime.fromtimestamp(t, UTC)
+    try:
+        if seconds <= 0:
+            return next_preparation_start(cal, when).timestamp()
+        return add_preparation_seconds(cal, when, seconds).timestamp()
+    except NeverPrepares:
+        return t + seconds
 
 
 def _lines(raw: object) -> list[tuple[str, int]]:
@@ -126,6 +152,7 @@ class Staff:
         self.cfg = config or StaffConfig()
         self.seed = seed
         self.locations: dict[str, Location] = {loc.location_id: loc for loc in network}
+        self._shifts: dict[str, Calendar] = {k: calendar_of(v) for k, v in self.locations.items()}
         self._stores = [loc for loc in network if loc.kind == "store" and loc.active]
         self._warehouses = [loc for loc in network if loc.kind == "warehouse" and loc.active]
         self._ids = event_namespace(seed, run_id, "staff")
@@ -202,7 +229,7 @@ class Staff:
                 if self.locations[loc_id].kind == "store"
                 else self.cfg.accept_delay_hub_s
             )
-            self._at(t + sh.rng.uniform(lo, hi), sid, "claim")
+            self._at(_at_work(self._shifts[loc_id], t, sh.rng.uniform(lo, hi)), sid, "claim")
         return new
 
     # ---- outputs -----------------------------------------------------------------------------
@@ -294,6 +321,7 @@ class Staff:
             return
         rng, cfg = sh.rng, self.cfg
         loc = self.locations[sh.location_id]
+        shift = self._shifts[sh.location_id]
         pickup = sh.mode in ("click_collect",)
         if step == "claim":
             self._claim(t, sh, loc, out)
@@ -312,13 +340,13 @@ class Staff:
                 short = sh.picked
                 self.stats["short_picks"] += 1
             self._emit(out, t, sh, "picked", lines=short)
-            self._at(t + rng.uniform(*cfg.pack_s), sid, "packed")
+            self._at(_at_work(shift, t, rng.uniform(*cfg.pack_s)), sid, "packed")
         elif step == "packed":
             self._emit(out, t, sh, "packed")
             if pickup:
-                self._at(t + rng.uniform(60.0, 300.0), sid, "ready_for_pickup")
+                self._at(_at_work(shift, t, rng.uniform(60.0, 300.0)), sid, "ready_for_pickup")
             else:
-                self._at(t + rng.uniform(*cfg.label_s), sid, "label_printed")
+                self._at(_at_work(shift, t, rng.uniform(*cfg.label_s)), sid, "label_printed")
         elif step == "label_printed":
             self._emit(out, t, sh, "label_printed")
             self._at(t + rng.uniform(*cfg.carrier_wait_s), sid, "shipped")
@@ -364,16 +392,18 @@ class Staff:
         self._emit(out, t, sh, "accepted")
         sh.queued = True
         self._backlog[loc.location_id] += 1
-        # The pace: one start every 3600/capacity s, first come first served; 0 = no limit.
+        # The pace: one start every 3600/capacity s of shift time, first come first served;
+        # 0 = no limit.
+        shift = self._shifts[loc.location_id]
         cap = loc.capacity_per_hour
-        start = max(t, self._next_start.get(loc.location_id, -math.inf))
+        start = _at_work(shift, max(t, self._next_start.get(loc.location_id, -math.inf)))
         if cap > 0:
-            self._next_start[loc.location_id] = start + 3600.0 / cap
+            self._next_start[loc.location_id] = _at_work(shift, start, 3600.0 / cap)
         lo, hi = cfg.pick_store_s if loc.kind == "store" else cfg.pick_hub_s
         # Pick duration is the location's own constant, so picks keep the start order and the
         # picked events per hour never exceed the capacity.
         pick = random.Random(f"stockroute-pace:{self.seed}:{loc.location_id}").uniform(lo, hi)
-        self._at(start + pick, sh.shipment_id, "picked")
+        self._at(_at_work(shift, start, pick), sh.shipment_id, "picked")
 
     def _pickup_location(self, sh: _Shipment, order: _Order | None) -> str:
         if sh.mode == "transfer_to_store" and order is not None and order.pickup:

@@ -30,9 +30,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
-from sim.network import CITIES, nearest
-from streams.records import MAX_LINES, Location
+from sim.network import CITIES, nearest, store_hours
+from streams.records import MAX_LINES, Location, LocationCalendar, interval_minutes
 from streams.topics import TOPICS, AnyTopic
 
 __all__ = [
@@ -261,19 +262,27 @@ class OpeningHours:
         return w is not None and w[0] <= minute_of_day < w[1]
 
 
-_HOURS_CHOICES = (
-    (OpeningHours(9 * 60, 20 * 60), 0.5),
-    (OpeningHours(9 * 60 + 30, 19 * 60 + 30), 0.2),
-    (OpeningHours(10 * 60, 19 * 60), 0.2),
-    (OpeningHours(8 * 60 + 30, 21 * 60), 0.1),
-)
+def _calendar_hours(cal: LocationCalendar) -> OpeningHours | None:
+    """A store calendar's Monday-to-Saturday opening and its Sunday, as the till model reads
+    them (first opening to last closing of the day: the generated calendars have one interval)."""
+    days = [cal.opening.get(d) for d in ("mon", "sun")]
+    if not days[0]:
+        return None
+    week = [interval_minutes(iv) for iv in days[0]]
+    sunday = [interval_minutes(iv) for iv in days[1] or ()]
+    return OpeningHours(
+        min(a for a, _ in week),
+        max(b for _, b in week),
+        (min(a for a, _ in sunday), max(b for _, b in sunday)) if sunday else None,
+    )
 
 
 class Workload:
     """Input events of the retailer between two simulated instants.
 
     Local wall-clock concerns (opening hours, the web curve, replenishment times) are read in
-    `tz` (default: the time zone of `start`); `occurred_at` is always written in UTC.
+    `tz` (default: the stores' calendar time zone, else the time zone of `start`); till hours
+    are the stores' calendars when they have one; `occurred_at` is always written in UTC.
     `replenish="demand"` (library default) replenishes warehouses for every web unit ordered, so
     a benchmark without a staff model does not run dry; `replenish="consumption"` replenishes
     exactly what `record_consumption` reports (the runner feeds it from the staff model).
@@ -311,7 +320,8 @@ class Workload:
         self.catalogue = catalogue
         self.seed = seed
         self.start = start
-        self.tz: tzinfo = tz or start.tzinfo
+        zones = {loc.calendar.tz for loc in network if loc.calendar and loc.kind == "store"}
+        self.tz: tzinfo = tz or (ZoneInfo(zones.pop()) if len(zones) == 1 else start.tzinfo)
         self.peak = peak
         self.peak_factor = peak_factor
         self.pos_peak_factor = pos_peak_factor
@@ -343,14 +353,13 @@ class Workload:
         self.stores = [loc for loc in self.network if loc.kind == "store" and loc.active]
         self.warehouses = [loc for loc in self.network if loc.kind == "warehouse" and loc.active]
         self.others = [loc for loc in self.network if loc.kind in ("supplier", "marketplace")]
-        hours_rng = random.Random(f"stockroute-hours:{seed}")
-        hours_cum = list(itertools.accumulate(w for _, w in _HOURS_CHOICES))
+        hours_rng = random.Random(f"stockroute-hours:{seed}")  # as sim/network.py draws them
         self.hours: dict[str, OpeningHours] = {}
         for s in self.stores:
-            h = _HOURS_CHOICES[_pick(hours_cum, hours_rng.random())][0]
-            if hours_rng.random() < 0.15:  # tourist-zone stores trade on Sunday
-                h = OpeningHours(h.open_min, h.close_min, (10 * 60, 18 * 60))
-            self.hours[s.location_id] = h
+            week, sunday = store_hours(hours_rng)
+            drawn = OpeningHours(week[0], week[1], sunday)
+            listed = _calendar_hours(s.calendar) if s.calendar is not None else None
+            self.hours[s.location_id] = listed or drawn
         self._traffic = {s.location_id: store_traffic(s) for s in self.stores}
 
         plan = stock_plan(

@@ -21,6 +21,7 @@ from faust.types import TP
 
 from domain.routing import RoutingPolicy
 from streams import codecs, faust_fixes, logs, state_check
+from streams.clock import NetworkClock
 from streams.metrics import InputContext, Metrics
 from streams.settings import KafkaSettings, WorkerSettings
 from streams.topics import TOPICS, AnyTopic, Topic
@@ -62,9 +63,15 @@ class Runtime:
     loads: LoadsView = field(default_factory=LoadsView)
     views: list[CompactedView] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
+    # business time (event time) of this worker: fed by the loop and the store-load view
+    clock: NetworkClock = field(default_factory=NetworkClock)
     _expected: dict[TP, int] = field(default_factory=dict)
     _gaps: dict[TP, float] = field(default_factory=dict)
     _waiting: dict[TP, tuple[int, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # the network times other workers published resume the clock after a restart
+        self.loads.clock = self.clock
 
     def table(self, name: str, partitions: int) -> Any:
         """The worker's table `name` (declared in topics.yaml), made on first use."""
@@ -265,7 +272,8 @@ class Runtime:
         logs.set_message(ctx.topic.name, ctx.partition, ctx.offset, order_id)
 
     def timer(self, interval: float, fn: Callable[[], Awaitable[None]]) -> None:
-        """Run `fn` every `interval` wall-clock seconds (timers schedule checks only)."""
+        """Run `fn` every `interval` wall-clock seconds (timers schedule checks only: what is
+        due is judged against the network clock, `self.clock`)."""
         self.app.timer(interval=interval, name=fn.__qualname__)(fn)
 
     async def wait_views(self) -> None:
@@ -370,6 +378,8 @@ def create_runtime(settings: WorkerSettings) -> Runtime:
             "rebalancing": app.rebalancing,
             "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in _assignment(app)),
             "views": {v.topic: {str(p): o for p, o in v.positions.items()} for v in rt.views},
+            # the worker's network clock (streams/clock.py): business time, None before input
+            "network_time": None if (t := rt.clock.now()) is None else t.isoformat(),
         }
         ok = recovered and rt.views_ready and not app.rebalancing
         # "recovering": this process moved a foreign local state aside and rebuilds it

@@ -19,7 +19,10 @@ input this module does, in this order and nowhere else:
    input at or below the recorded offset is handed to the agent's `replay` instead;
 5. state get, the handler, state put (positions recorded), then the effects in order, each send
    validated against its topic's model; `ctx.position()` numbers the positioned ops an input
-   makes.
+   makes;
+6. the network clock (streams/clock.py): `ctx.now` is the business time of the input (the
+   worker's clock including the input's own `occurred_at`), and an applied input's
+   `occurred_at` advances the clock (a dead-lettered one does not).
 
 Batches: a `batched` agent is fed `take_events` batches (at most STOCKROUTE_BATCH_MAX inputs,
 closed after STOCKROUTE_BATCH_WITHIN_MS at the latest, so a quiet stream waits a few
@@ -39,12 +42,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 import faust
 
 from domain.routing import RoutingPolicy
 from streams.app import Runtime
+from streams.clock import NetworkClock
 from streams.codecs import Rejected
 from streams.records import Position
 from streams.settings import WorkerSettings
@@ -101,10 +106,11 @@ class Batch:
     """What handlers fold across the inputs of one batch (one input when unbatched), flushed by
     the agent's `flush` at its end; with the worker's views, which the flush may publish to."""
 
-    __slots__ = ("availability", "locations", "scratch")
+    __slots__ = ("availability", "clock", "locations", "scratch")
 
     def __init__(self, rt: Runtime) -> None:
         self.scratch: dict[Any, Any] = {}
+        self.clock: NetworkClock = rt.clock
         self.locations: LocationsView = rt.locations
         self.availability: AvailabilityView = rt.availability
 
@@ -120,6 +126,7 @@ class Ctx:
         "key",
         "loads",
         "locations",
+        "now",
         "offset",
         "origin",
         "partition",
@@ -144,6 +151,8 @@ class Ctx:
         self.loads: LoadsView = rt.loads
         self.policy: RoutingPolicy = rt.policy
         self.settings: WorkerSettings = rt.settings
+        # business time: set by the loop once the input is decoded (its occurred_at counts)
+        self.now: datetime = rt.clock.at()
 
     def position(self) -> Position:
         """The next position of this input's positioned ops: (offset, index), compared as a
@@ -264,6 +273,8 @@ async def process(rt: Runtime, agent: Agent, msg: Any, batch: Batch) -> None:
     spec = agent.state
     try:
         message = topic.decode(msg.value)
+        occurred_at: datetime | None = getattr(message, "occurred_at", None)
+        ctx.now = rt.clock.at(occurred_at)
         if agent.keyed_by is not None:
             want = getattr(message, agent.keyed_by)
             if ctx.key != want:
@@ -280,11 +291,13 @@ async def process(rt: Runtime, agent: Agent, msg: Any, batch: Batch) -> None:
             and state.positions.get(ctx.origin, -1) >= msg.offset
         ):
             await _execute(rt, ctx, agent.replay(state, message, ctx))
+            _observe(rt, occurred_at)
             return
         new_state, effects = agent.handle(state, message, ctx)
     except Rejected as exc:
         await rt.dead_letter(msg, exc.reason)
         return
+    _observe(rt, occurred_at)
     if (
         table is not None
         and key is not None
@@ -297,6 +310,12 @@ async def process(rt: Runtime, agent: Agent, msg: Any, batch: Batch) -> None:
         value = None if new_state is None else spec.encode(new_state)
         await rt.put(table, key, value, msg.partition)
     await _execute(rt, ctx, effects)
+
+
+def _observe(rt: Runtime, occurred_at: datetime | None) -> None:
+    """An applied input's event time advances the worker's network clock."""
+    if occurred_at is not None:
+        rt.clock.observe(occurred_at)
 
 
 async def _execute(rt: Runtime, ctx: Ctx, effects: list[Effect]) -> None:

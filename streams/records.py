@@ -9,8 +9,9 @@ compatibly. This module imports no Kafka or Faust code: the domain modules use i
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -82,6 +83,56 @@ class CountLine(Record):
 
 # ---- inputs ----------------------------------------------------------------------------------
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+HoursInterval = Annotated[
+    str,
+    Field(
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$",
+        description="local wall time 'HH:MM-HH:MM' within one day; '24:00' ends at midnight",
+    ),
+]
+WeekHours = dict[Weekday, Annotated[list[HoursInterval], Field(max_length=24)]]
+
+
+def interval_minutes(text: str) -> tuple[int, int]:
+    """'09:30-19:00' -> (570, 1140): minutes of the day ('24:00' is 1440)."""
+    a, b = text.split("-")
+    return int(a[:2]) * 60 + int(a[3:]), int(b[:2]) * 60 + int(b[3:])
+
+
+def _check_week(what: str, week: WeekHours) -> None:
+    for day, intervals in week.items():
+        spans = sorted((interval_minutes(iv), iv) for iv in intervals)
+        for (start, end), text in spans:
+            if end <= start:
+                raise ValueError(f"{what}.{day}: {text}: end is not after start")
+        for ((_, end), before), ((start, _), after) in zip(spans, spans[1:], strict=False):
+            if start < end:
+                raise ValueError(f"{what}.{day}: intervals {before} and {after} overlap")
+
+
+class LocationCalendar(Record):
+    """When a location is open and when it prepares web orders (domain/calendar.py), in local
+    wall time of `tz`. A weekday missing from `opening` is closed; `preparation` missing means
+    "while open"; a closed date closes the whole local day. Without a calendar a location is
+    open and preparing around the clock."""
+
+    tz: Annotated[str, Field(min_length=1, max_length=64, description="IANA time zone")]
+    opening: WeekHours = {}
+    preparation: WeekHours | None = None
+    closed_dates: Annotated[list[Annotated[date, Field(strict=False)]], Field(max_length=3660)] = []
+
+    @model_validator(mode="after")
+    def _valid_hours(self) -> LocationCalendar:
+        try:
+            ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.tz!r}") from None
+        _check_week("opening", self.opening)
+        _check_week("preparation", self.preparation or {})
+        return self
+
 
 class Location(Record):
     location_id: Id
@@ -97,6 +148,8 @@ class Location(Record):
     active: bool = True
     # web orders paused until then (walk-in customers first); ISO text accepted from JSON lines
     paused_until: Annotated[AwareDatetime, Field(strict=False)] | None = None
+    # opening and preparation hours (capacity_per_hour counts preparation hours); None: 24/7
+    calendar: LocationCalendar | None = None
 
 
 class PosSale(Event):
@@ -223,6 +276,15 @@ class RoutedShipment(Output):
     location_id: str
     mode: ShipmentMode
     lines: list[ShipmentLine]
+    # the promise (domain/promise.py), in the location's local time: handed to the carrier
+    # (click & collect: on the pickup shelf) by `ship_by`; delivered on `promised_delivery`
+    # (home, drop-ship) or ready for pickup by `ready_for_pickup_by` (click & collect, transfer)
+    ship_by: datetime | None = None
+    promised_delivery: date | None = None
+    ready_for_pickup_by: datetime | None = None
+    # still awaiting acceptance: when its acceptance time-out falls due (network time, counted
+    # in the location's preparation hours); None once accepted
+    accept_by: datetime | None = None
 
 
 class RoutedOrder(Output):
@@ -233,6 +295,11 @@ class RoutedOrder(Output):
     shipments: list[RoutedShipment]
     reasons: dict[str, object]
     unroutable_lines: list[ShipmentLine] = []
+    # the order's promised date: the latest of its shipments' (delivery or pickup) dates
+    promised_date: date | None = None
+    # a re-route pushed the promised date later than the one published before
+    promise_slipped: bool = False
+    previous_promised_date: date | None = None
 
 
 class ShipmentState(Output):
@@ -242,6 +309,8 @@ class ShipmentState(Output):
     status: str
     lines: list[ShipmentLine]
     destination_location_id: str | None = None
+    ship_by: datetime | None = None
+    late: bool = False  # not shipped (nor ready for pickup) when the network clock passed ship_by
 
 
 class OrderEvent(Output):
@@ -292,6 +361,8 @@ class StoreLoad(Output):
     oldest_open_since: datetime | None
     prep_time_s: dict[str, float] = {}
     updated_at: datetime
+    # open shipments not shipped (nor ready for pickup) whose ship_by is past (to the minute)
+    late_shipments: int = 0
 
 
 class DeadLetter(Output):
@@ -384,6 +455,7 @@ class ReserveShipment(Internal):
     origin: str
     seq: Position
     at: float  # when the slot is taken (load ages)
+    due: float | None = None  # its ship_by (POSIX s): late after it, for store-load
 
     _seq = field_validator("seq", mode="before")(as_position)
 
@@ -418,6 +490,7 @@ class LoadOp(Internal):
     units: float = 0.0
     step: str | None = None
     seconds: float = 0.0
+    due: float | None = None  # "open": the shipment's ship_by (POSIX s)
 
     _seq = field_validator("seq", mode="before")(as_position)
 
@@ -450,6 +523,14 @@ class AcceptanceTimeout(Internal):
     shipment_id: str
 
 
+class ShipByPassed(Internal):
+    """The order agent's timer: the network clock passed a shipment's ship_by."""
+
+    type: Literal["ship_by_passed"] = "ship_by_passed"
+    order_id: str
+    shipment_id: str
+
+
 class ShipmentReservation(Internal):
     """A location owner's answer to ReserveShipment: `ok` (slot and every line reserved), or
     nothing reserved, with why: `saturated` (no slot left) and/or `free` (the lines short of
@@ -466,7 +547,8 @@ class ShipmentReservation(Internal):
 
 
 OrderCommand = Annotated[
-    ReservationResult | ShipmentReservation | AcceptanceTimeout, Field(discriminator="type")
+    ReservationResult | ShipmentReservation | AcceptanceTimeout | ShipByPassed,
+    Field(discriminator="type"),
 ]
 
 MODELS: dict[str, Any] = {

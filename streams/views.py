@@ -13,11 +13,13 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from domain.routing import LoadView
+from streams.clock import NetworkClock
 from streams.records import Location
 from streams.settings import KafkaSettings
 
@@ -129,16 +131,20 @@ class AvailabilityView:
 
 
 class LoadsView:
-    """location_id -> LoadView from store-load, plus the shipments this worker just routed."""
+    """location_id -> LoadView from store-load, plus the shipments this worker just routed.
+    Each record's `updated_at` (the network time of its owner) feeds `clock` when set."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: NetworkClock | None = None) -> None:
         self.by_id: dict[str, LoadView] = {}
+        self.clock = clock
 
     def on_message(self, key: bytes | None, value: bytes | None) -> None:
         if value is None:
             return
         d = orjson.loads(value)
         self.by_id[d["location_id"]] = LoadView(d["open_orders"], d["open_units"])
+        if self.clock is not None and d.get("updated_at"):
+            self.clock.observe(datetime.fromisoformat(d["updated_at"]))
 
     def add(self, location_id: str, units: int) -> None:
         cur = self.by_id.get(location_id, LoadView())

@@ -37,3 +37,14 @@ async def _feed(rt: Runtime, values: list[bytes]) -> None:
     async with agent.test_context() as ctx:
         for value in values:
             await ctx.put(key=b"ST-9", value=value)
+
+
+def test_a_bad_calendar_on_the_topic_is_dead_lettered_with_its_reason(rt: Runtime) -> None:
+    good = orjson.loads(location(1))
+    bad = {**good, "calendar": {"tz": "UTC", "opening": {"mon": ["09:00-12:00", "11:00-13:00"]}}}
+    asyncio.run(_feed(rt, [orjson.dumps(bad)]))
+    (dead,) = [v for h, _, v in rt.sent if h == "dead_letters"]  # type: ignore[attr-defined]
+    assert dead["source_topic"] == "locations"
+    assert "opening.mon: intervals 09:00-12:00 and 11:00-13:00 overlap" in dead["error"]
+    assert orjson.loads(dead["raw"]) == bad
+    assert rt.get(rt.tables["location_safety"], "ST-9") is None  # nothing applied

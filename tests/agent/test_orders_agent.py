@@ -12,6 +12,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+from agents import orders
 from streams.app import Runtime
 from streams.records import Location
 from streams.topics import TOPICS, AnyTopic
@@ -199,3 +200,37 @@ async def _replay(rt: Runtime) -> None:
         assert o.state() == before  # not applied twice
         (again,) = o.take("routed_orders")  # the decision is re-published, same attempt
         assert again["attempt"] == 1 and again["reasons"]["republished"] is True
+
+
+def test_business_time_is_the_network_clock_and_timeouts_fire_on_it(rt: Runtime) -> None:
+    """Stamps, load times and deadlines come from the inputs' occurred_at, not the wall clock;
+    the timer fires a deadline only once an input moved the network clock past it."""
+    asyncio.run(_network_time(rt))
+
+
+async def _network_time(rt: Runtime) -> None:
+    world(rt)
+    night = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)
+    async with rt.app.agents["orders"].test_context() as ctx:
+        o = Orders(rt, ctx)
+        await o.order(TOPICS.web_orders, {**placed(), "occurred_at": night.isoformat()})
+        assert rt.clock.now() == night
+        (ask,) = o.take("location_ops")
+        assert ask["at"] == night.timestamp()
+        await o.answer(ask)  # an internal answer: no occurred_at, stamped at the clock
+        (decision,) = o.take("routed_orders")
+        assert datetime.fromisoformat(decision["decided_at"]) == night
+        sid = decision["shipments"][0]["shipment_id"]
+        timeout = rt.policy.acceptance_timeout_s
+        deadline = rt.get(rt.tables["acceptance_deadlines"], sid)["at"]
+        assert deadline == night.timestamp() + timeout  # ST-NEAR has no calendar: always open
+
+        expire = orders.agent().timers[0][1](rt)
+        await expire()
+        assert not o.take("order_commands")  # the clock has not reached the deadline
+        later = {**placed("O2"), "event_id": "ev-late", "occurred_at": night.isoformat()}
+        later["occurred_at"] = datetime.fromtimestamp(deadline + 1, UTC).isoformat()
+        await o.order(TOPICS.web_orders, later, key="O2")
+        await expire()
+        (fired,) = o.take("order_commands")
+        assert fired == {"type": "acceptance_timeout", "order_id": "O1", "shipment_id": sid}

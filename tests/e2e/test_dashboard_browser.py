@@ -38,7 +38,7 @@ from urllib.parse import urlparse
 import pytest
 
 from streams.settings import KafkaSettings
-from tests.e2e.conftest import Demo, http_status, port_open
+from tests.e2e.conftest import E2E_SIM_ARGS, Demo, http_status, port_open
 
 LOCATION_ID = re.compile(r"^(ST|WH|SUP|MP)-\d+$")
 
@@ -150,6 +150,12 @@ def _live(state: dict[str, object]) -> bool:
         and (bool(busy) or (routed or 0) > 0)
         and state["chart"] is not None
     )
+
+
+def _positive(text: str) -> bool:
+    """A metric tile's value above zero ("12", "1.2k", "3M")."""
+    t = text.strip().replace(",", "")
+    return bool(t) and t not in ("0", "—", "-") and not t.startswith("0 ")
 
 
 async def _send_raw(demo: Demo, handle: str, key: bytes, raw: bytes) -> None:
@@ -339,3 +345,50 @@ def test_dashboard_shows_live_store_load_and_backlog(demo_factory, tmp_path: Pat
     assert "stopped." in demo.output()
     assert not port_open(demo.worker_port)
     assert not port_open(demo.dash_port)
+
+
+# An evening peak: the simulated day starts when the stores stop preparing web orders, with
+# web orders at three times the normal rate, so the stores' shipments wait for the morning.
+PEAK_EVENING_ARGS = E2E_SIM_ARGS + " --peak --peak-factor 3 --start 19:30"
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(600)
+def test_a_peak_where_stores_fall_behind_shows_late_orders_in_network_time(  # type: ignore[no-untyped-def]
+    demo_factory, tmp_path: Path
+) -> None:
+    """Lateness is measured on the network clock (the simulator's 120x day), not the wall
+    clock: within a few wall minutes the simulated hours pass and orders waiting at closed or
+    saturated stores count as late; the store-load table says which stores are closed now."""
+    chromium, driver = _browser_paths()
+    demo = demo_factory(duration=None, sim_args=PEAK_EVENING_ARGS)
+    demo.wait_running(timeout=240)
+    d = _driver(chromium, driver, tmp_path / "chromium-profile")
+    shot = tmp_path / "dashboard-late.png"
+    state: dict[str, object] = {}
+    try:
+        d.get(demo.url)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                state = _page_state(d)
+            except Exception as exc:  # noqa: BLE001 - Streamlit re-renders under our feet
+                state = {"error": repr(exc)}
+            metrics = state.get("metrics")
+            if isinstance(metrics, dict) and _positive(str(metrics.get("Late", ""))):
+                break
+            assert demo.proc.poll() is None, f"demo stopped early:\n{demo.logs()}"
+            time.sleep(2)
+        else:
+            d.save_screenshot(str(shot))
+            raise AssertionError(f"no late orders on the page: {state}\n{demo.logs()}")
+        d.save_screenshot(str(shot))
+        rows = state["store_rows"]
+        assert isinstance(rows, list)
+        nows = {r.get("now", "").strip() for r in rows}
+        assert "closed" in nows, rows  # the evening: stores have stopped preparing
+        print(f"metrics {state['metrics']}, now {sorted(nows)}, screenshot {shot}")
+    finally:
+        d.quit()
+    rc = demo.stop(signal.SIGINT)
+    assert rc == 130, f"demo.sh exit {rc}\n{demo.logs()}"

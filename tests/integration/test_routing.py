@@ -65,6 +65,22 @@ def receipt(event_id: str, location_id: str, lines: dict[str, int]) -> tuple[str
     )
 
 
+def tick(event_id: str, at: float, location_id: str = "ST-1") -> tuple[str, str, Any]:
+    """An input stamped `at` (a receipt of a SKU no order uses): it moves the worker's network
+    clock there, as the inputs of a live network do."""
+    return (
+        "supplier_feeds",
+        location_id,
+        {
+            "event_id": event_id,
+            "occurred_at": iso(at),
+            "type": "receipt",
+            "location_id": location_id,
+            "lines": [{"sku": "CLOCK-TICK", "qty": 1}],
+        },
+    )
+
+
 def placed(
     order_id: str,
     lines: dict[str, int],
@@ -387,6 +403,9 @@ def test_an_acceptance_timeout_reroutes_and_releases(tmp_path: Path) -> None:
             lambda: latest_by_key(cluster, "routed_orders").get("T-1"), what="T-1 routed"
         )
         assert [s["location_id"] for s in first["shipments"]] == ["ST-1"]
+        # deadlines run on the network clock: an input stamped past the deadline moves it
+        due1 = datetime.fromisoformat(first["shipments"][0]["accept_by"]).timestamp()
+        send(cluster, [tick("t1", due1 + 1)])
         second = wait_for(
             lambda: (
                 (d := latest_by_key(cluster, "routed_orders").get("T-1"))
@@ -416,14 +435,16 @@ def test_an_acceptance_timeout_reroutes_and_releases(tmp_path: Path) -> None:
             ),
             what="the acceptance applied",
         )
-        # accepted in time: no further re-route, through the deadline and a timer tick after it
-        due = datetime.fromisoformat(second["decided_at"]).timestamp() + 3.0
+        # accepted in time: no further re-route, with the clock past the deadline and timer
+        # ticks after it
+        due2 = datetime.fromisoformat(s2["accept_by"]).timestamp()
+        send(cluster, [tick("t2", due2 + 1)])
         probes.holds_for(
             lambda: (
                 latest_by_key(cluster, "routed_orders")["T-1"]["attempt"] == 2
                 and latest_by_key(cluster, "stock_availability")["TT-1@ST-2"]["reserved"] == 2
             ),
-            seconds=max(0.0, due + 2.0 - time.time()),
+            seconds=3.0,
             what="no re-route after an acceptance in time",
         )
     finally:

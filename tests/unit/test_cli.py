@@ -52,6 +52,7 @@ class Published:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.sent: list[tuple[str, bytes]] = []
+        self.values: list[bytes] = []
         self.connected = 0
         published = self
 
@@ -72,6 +73,7 @@ class Published:
 
             async def send(self, topic: str, key: bytes, value: bytes) -> None:
                 published.sent.append((topic, key))
+                published.values.append(value)
 
             async def flush(self) -> None:
                 return None
@@ -297,6 +299,54 @@ def test_every_bad_record_is_reported_with_its_index_and_nothing_is_published(
     assert "location #4" in lines[2]
     assert lines[3].endswith("3 of 5 locations are invalid; nothing was published")
     assert kafka.sent == [] and kafka.connected == 0
+
+
+def test_bad_calendars_are_each_rejected_with_their_reason(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, kafka: Published
+) -> None:
+    hours = {"mon": ["09:00-20:00"]}
+    good = {"tz": "Europe/Paris", "opening": hours, "preparation": {"mon": ["09:30-19:00"]}}
+    rows = [
+        location("ST-0", calendar=good),
+        location("ST-1", calendar={"tz": "Europe/Pariss", "opening": hours}),
+        location("ST-2", calendar={"tz": "UTC", "opening": {"tue": ["10:00-09:00"]}}),
+        location(
+            "ST-3", calendar={"tz": "UTC", "preparation": {"sat": ["09:00-12:00", "11:30-13:00"]}}
+        ),
+        location("ST-4", calendar={"tz": "UTC", "opening": {"mon": ["9h-18h"]}}),
+    ]
+    f = tmp_path / "locations.json"
+    f.write_text(json.dumps(rows))
+    rc, _, err = run(capsys, "locations", "load", str(f))
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and len(lines) == 5, err
+    assert "location #1: calendar" in lines[0] and "unknown time zone 'Europe/Pariss'" in lines[0]
+    assert (
+        "location #2" in lines[1] and "opening.tue: 10:00-09:00: end is not after start" in lines[1]
+    )
+    assert (
+        "location #3" in lines[2]
+        and "preparation.sat: intervals 09:00-12:00 and 11:30-13:00 overlap" in lines[2]
+    )
+    assert "location #4: calendar.opening.mon.0" in lines[3]
+    assert lines[4].endswith("4 of 5 locations are invalid; nothing was published")
+    assert kafka.sent == [] and kafka.connected == 0
+
+
+def test_a_location_with_a_calendar_is_published_with_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, kafka: Published
+) -> None:
+    cal = {
+        "tz": "Europe/Paris",
+        "opening": {"mon": ["09:00-20:00"]},
+        "closed_dates": ["2026-12-25"],
+    }
+    f = tmp_path / "locations.json"
+    f.write_text(json.dumps([location("ST-0", calendar=cal)]))
+    rc, _, err = run(capsys, "locations", "load", str(f))
+    assert rc == 0, err
+    assert json.loads(kafka.values[0])["calendar"] == {**cal, "preparation": None}
 
 
 def test_json_lines_report_every_bad_line_malformed_or_invalid(

@@ -309,17 +309,86 @@ def test_backlog_is_sampled_no_more_often_than_the_sampling_interval() -> None:
     assert series["total"].tolist() == [0, 60, 120, 180, 240]
 
 
-def test_tick_extends_a_quiet_backlog_by_the_time_elapsed_since_the_last_store_load() -> None:
+def test_tick_extends_a_quiet_backlog_to_the_network_clock() -> None:
+    """Store-load quiet while decisions keep coming: the chart moves on flat, in network time
+    (the decisions' clock), never by the dashboard's wall clock."""
     state = DashboardState(sample_every_s=5)
     fold(state, LOAD, load("S-1", 7, 10, updated=at(0)))
-    arrived = state.load_time_wall
-
-    model.tick(state, wall=arrived + 2)  # not yet due
-    model.tick(state, wall=arrived + 6)
+    model.tick(state)  # the clock has not moved
+    fold(state, ROUTED, routed("O-1", at(0.05), [("A1", "S-1", "ship_from_store", [("A", 1)])]))
+    model.tick(state)  # 3 s later: not yet due
+    fold(state, ROUTED, routed("O-2", at(0.1), [("A2", "S-1", "ship_from_store", [("A", 1)])]))
+    model.tick(state)
 
     series = model.backlog_series(state)
     assert series["total"].tolist() == [7, 7]
-    assert series["time"].iloc[1] == pd.Timestamp(at(0) + timedelta(seconds=6))
+    assert series["time"].iloc[1] == pd.Timestamp(at(0.1))
+
+
+def test_now_is_the_network_clock_not_the_wall_clock() -> None:
+    """A simulated day far from today: "now" is the latest business time folded, and it does
+    not run on between messages."""
+    state = DashboardState()
+    before = datetime.now(UTC)
+    assert before <= state.now() <= datetime.now(UTC)  # no data: the wall clock
+    fold(state, ROUTED, routed("O-1", at(0), [("A1", "S-1", "ship_from_store", [("A", 1)])]))
+    fold(state, LOAD, load("S-1", 1, 10, updated=at(-5)))  # an older stamp: no step back
+    assert state.now() == at(0)
+    fold(
+        state,
+        EVENTS,
+        event("e-1", "O-1", at(90), "accepted", "in_preparation", [("A1", "S-1", "accepted")]),
+    )
+    assert state.now() == at(90)
+    assert model.network_overview(state, state.now(), late_after_s=3600).late == 1
+
+
+def _promised(order_id: str, sid: str, decided: datetime, ship_by: datetime) -> dict[str, Any]:
+    value = routed(order_id, decided, [(sid, "S-1", "ship_from_store", [("A", 1)])])
+    value["shipments"][0]["ship_by"] = ship_by.isoformat()  # the promise branch's field
+    return value
+
+
+def test_late_is_against_ship_by_when_the_decision_carries_it() -> None:
+    state = DashboardState()
+    # promised far out: 2 h after routing is not late, although past the 1 h SLA
+    fold(state, ROUTED, _promised("O-P", "P1", at(0), ship_by=at(240)))
+    # promised soon: late 30 min after routing, although within the SLA
+    fold(state, ROUTED, _promised("O-Q", "Q1", at(0), ship_by=at(20)))
+    # no promise: the SLA after routing decides
+    fold(state, ROUTED, routed("O-R", at(0), [("R1", "S-1", "ship_from_store", [("A", 1)])]))
+    assert model.network_overview(state, at(30), late_after_s=3600).late == 1  # O-Q
+    assert model.network_overview(state, at(120), late_after_s=3600).late == 2  # O-Q, O-R
+    breaches = model.sla_breaches(state, at(30), threshold_s=3600)
+    assert breaches["late_shipments"].tolist() == [1]
+    # handed over after its promise: counted late within the window
+    fold(
+        state, EVENTS, event("q-1", "O-Q", at(25), "shipped", "shipped", [("Q1", "S-1", "shipped")])
+    )
+    assert model.network_overview(state, at(30), late_after_s=3600).late == 1
+
+
+def test_each_location_says_whether_it_prepares_now_from_its_calendar() -> None:
+    state = DashboardState()
+    store = location("S-1")
+    store["calendar"] = {
+        "tz": "UTC",
+        "opening": {"fri": ["09:00-20:00"]},
+        "preparation": {"fri": ["09:30-19:00"]},
+    }
+    fold(state, LOCS, store, "S-1")
+    fold(state, LOCS, location("W-1", "warehouse"), "W-1")  # no calendar: around the clock
+    for loc in ("S-1", "W-1"):
+        fold(state, LOAD, load(loc, 1, 10, updated=T0))
+
+    # T0 is Friday 12:00 UTC
+    def now_of(t: datetime) -> dict[str, str]:
+        df = model.store_load_table(state, t)
+        return dict(zip(df["location_id"], df["now"], strict=True))
+
+    assert now_of(T0) == {"S-1": "preparing", "W-1": "preparing"}
+    assert now_of(T0.replace(hour=19, minute=30)) == {"S-1": "open", "W-1": "preparing"}
+    assert now_of(T0.replace(hour=22)) == {"S-1": "closed", "W-1": "preparing"}
 
 
 def test_backlog_long_has_the_total_and_only_kinds_that_ever_had_a_backlog() -> None:

@@ -278,6 +278,33 @@ def test_all_reservations_ok_publishes_the_decision_and_sets_deadlines() -> None
     assert event["change"] == "routed" and event["order_status"] == "routed"
 
 
+def test_the_acceptance_deadline_counts_the_stores_preparation_hours_only() -> None:
+    """Routed at 22:00 (Paris) to a store preparing 09:00-20:00: 900 s fall due at 09:15 the
+    next morning, published as `accept_by`; before that a time-out is not due."""
+    w = World({"SKU-1": {"ST-A": 5}})
+    hours = {d: ["09:00-20:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    w.locations["ST-A"] = loc("ST-A", km=1, calendar={"tz": "Europe/Paris", "opening": hours})
+    w.now = datetime(2026, 1, 5, 21, 0, tzinfo=UTC)  # Monday 22:00 in Paris
+    effects = w.place_and_route(order(lines=[("SKU-1", 1, 10.0)]))
+    due = datetime(2026, 1, 6, 8, 15, tzinfo=UTC)  # Tuesday 09:15 in Paris
+    assert [d.at for d in effects if isinstance(d, Deadline)] == [due.timestamp()]
+    (decision,) = published(effects, "routed_orders")
+    assert decision["shipments"][0]["accept_by"] == due.isoformat().replace("+00:00", "Z")
+    # accepted: the next decision no longer shows an acceptance deadline for it
+    sid = decision["shipments"][0]["shipment_id"]
+    w.now = due - timedelta(minutes=5)
+    w.step("accepted", sid, "ST-A")
+    assert w.state is not None and w.state.shipments[sid].status == "accepted"
+
+
+def test_a_warehouse_without_calendar_keeps_the_plain_time_out() -> None:
+    w = World({"SKU-1": {"WH-1": 5}})
+    w.now = datetime(2026, 1, 5, 21, 0, tzinfo=UTC)
+    effects = w.place_and_route(order(lines=[("SKU-1", 1, 10.0)]))
+    (deadline,) = [d.at for d in effects if isinstance(d, Deadline)]
+    assert deadline == w.now.timestamp() + w.policy.acceptance_timeout_s
+
+
 def test_one_failed_reservation_releases_the_others_and_replans_with_the_owners_figure() -> None:
     w = World({"SKU-1": {"ST-A": 5}, "SKU-2": {"ST-A": 5, "ST-B": 5, "ST-C": 5}})
     (ask,) = reserves(w.run("place", order(lines=[("SKU-1", 1, 1.0), ("SKU-2", 1, 1.0)])))

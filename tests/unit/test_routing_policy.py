@@ -433,8 +433,11 @@ def test_reasons_list_the_candidates_and_the_chosen_breakdown() -> None:
         "load",
         "preference",
         "depth",
+        "promise",
+        "promise_days",
         "total",
     }
+    assert score["promise"] == 0 and score["promise_days"] == 0  # routed without a clock
     parts = (
         score["shipping"] + score["shipment"] + score["load"] + score["preference"] + score["depth"]
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
+from domain.calendar import calendar_of, open_at, preparing_at
 from sim.network import generate_network, haversine_km, read_network_file, write_network_file
 from streams.records import Location
 
@@ -69,3 +71,30 @@ def test_the_network_file_round_trips_as_json_lines(tmp_path: Path) -> None:
     path = write_network_file(tmp_path / "net" / "locations.jsonl", net)
     assert len(path.read_text().splitlines()) == len(net)
     assert read_network_file(path) == net
+
+
+def test_the_network_has_realistic_calendars() -> None:
+    """Stores Monday to Saturday (some on Sunday), preparing inside their opening hours; the
+    first warehouse around the clock (no calendar), the others two shifts; holidays closed."""
+    net = generate_network(4, warehouses=3, stores=60, suppliers=2)
+    by_id = {loc.location_id: loc for loc in net}
+    assert by_id["WH-01"].calendar is None
+    assert by_id["WH-02"].calendar is not None
+    assert by_id["WH-02"].calendar.opening["mon"] == ["06:00-14:00", "14:00-22:00"]
+    stores = [loc for loc in net if loc.kind == "store"]
+    assert all(s.calendar is not None and s.calendar.tz == "Europe/Paris" for s in stores)
+    sunday = sum(1 for s in stores if s.calendar and "sun" in s.calendar.opening)
+    assert 0 < sunday < len(stores) // 2
+    tuesday_noon = datetime(2026, 12, 1, 11, 0, tzinfo=UTC)
+    tuesday_night = datetime(2026, 12, 1, 23, 0, tzinfo=UTC)
+    christmas = datetime(2026, 12, 25, 11, 0, tzinfo=UTC)
+    for s in stores:
+        cal = calendar_of(s)
+        assert preparing_at(cal, tuesday_noon) and open_at(cal, tuesday_noon)
+        assert not open_at(cal, tuesday_night) and not preparing_at(cal, tuesday_night)
+        assert not open_at(cal, christmas)
+        # preparation sits inside the opening hours: 30 min after opening, 1 h before closing
+        (opening,), (prep,) = s.calendar.opening["tue"], s.calendar.preparation["tue"]  # type: ignore[index,union-attr]
+        assert opening[:5] < prep[:5] and prep[6:] < opening[6:]
+    assert preparing_at(calendar_of(by_id["WH-01"]), tuesday_night)
+    assert not preparing_at(calendar_of(by_id["WH-02"]), tuesday_night)

@@ -278,3 +278,48 @@ def test_malformed_routed_messages_are_ignored_not_fatal() -> None:
     for msg in bad:
         assert staff.on_routed(msg, T0) == 0
     assert staff.due(T0 + timedelta(days=1)) == []
+
+
+def test_staff_work_their_shifts_night_orders_wait_for_the_morning() -> None:
+    """A store preparing 09:30-19:00 (UTC here): shipments routed at night are claimed and
+    picked after 09:30 only, at the store's pace; a warehouse without calendar works at night."""
+    hours = {d: ["09:00-20:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    prep = {d: ["09:30-19:00"] for d in hours}
+    store = _store(cap=6, calendar={"tz": "UTC", "opening": hours, "preparation": prep})
+    staff = Staff([store, WAREHOUSE], seed=3, config=CALM)
+    night = datetime(2025, 11, 28, 22, 0, tzinfo=UTC)
+    for i in range(4):
+        staff.on_order(_order(f"N-{i}"))
+        staff.on_routed(_routed(f"N-{i}", (f"S-{i}", "ST-T", "ship_from_store")), night)
+    staff.on_order(_order("W-1"))
+    staff.on_routed(_routed("W-1", ("S-W", "WH-T", "ship_from_warehouse")), night)
+    morning = datetime(2025, 11, 29, 9, 30, tzinfo=UTC)
+    events = _fe(_run(staff, morning))
+    assert {(e.shipment_id, e.type) for e in events} >= {("S-W", "accepted")}
+    assert not [e for e in events if e.location_id == "ST-T"]  # nothing done at night
+    events = _fe(_run(staff, morning + timedelta(hours=2)))
+    claims = [e for e in events if e.type == "accepted" and e.location_id == "ST-T"]
+    assert len(claims) == 4 and all(e.occurred_at >= morning for e in claims)
+    picks = sorted(e.occurred_at for e in events if e.type == "picked")
+    assert len(picks) >= 3 and picks[0] > morning
+    # one start every 10 min (6 an hour): picks come at the store's pace, not at once
+    assert all(
+        b - a >= timedelta(minutes=10) - timedelta(seconds=1)
+        for a, b in zip(picks, picks[1:], strict=False)
+    )
+
+
+def test_work_that_runs_past_closing_resumes_with_the_next_shift() -> None:
+    prep = {d: ["09:30-19:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    store = _store(cap=1, calendar={"tz": "UTC", "opening": prep, "preparation": prep})
+    staff = Staff([store], seed=5, config=CALM)
+    evening = datetime(2025, 11, 28, 18, 0, tzinfo=UTC)
+    for i in range(3):
+        staff.on_order(_order(f"E-{i}"))
+        staff.on_routed(_routed(f"E-{i}", (f"S-{i}", "ST-T", "ship_from_store")), evening)
+    events = _fe(_run(staff, evening + timedelta(days=1)))
+    late = [e.occurred_at for e in events if e.type in ("picked", "packed", "label_printed")]
+    for t in late:
+        minute = t.hour * 60 + t.minute
+        assert 9 * 60 + 30 <= minute <= 19 * 60, t  # only within the shift
+    assert max(late).date() > evening.date()  # one hour a start: the last ones went overnight
