@@ -301,6 +301,7 @@ def agent() -> Agent:
         keyed_by="order_id",
         replay=replay,
         timers=((1.0, expirer), (1.0, late_checker)),
+        batched=True,  # eager batches (streams/loop.py): no wait at low load
     )
 
 

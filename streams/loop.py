@@ -24,23 +24,23 @@ input this module does, in this order and nowhere else:
    worker's clock including the input's own `occurred_at`), and an applied input's
    `occurred_at` advances the clock (a dead-lettered one does not).
 
-Batches: a `batched` agent is fed `take_events` batches (at most STOCKROUTE_BATCH_MAX inputs,
-closed after STOCKROUTE_BATCH_WITHIN_MS at the latest, so a quiet stream waits a few
-milliseconds, never more). Each input still goes through steps 2-5 on its own, in order; what
+Batches: a `batched` agent is fed batches of at most STOCKROUTE_BATCH_MAX inputs, each closed
+as soon as no more input is queued for it (`eager_batches`): a quiet stream waits for nothing,
+a busy one gets full batches. Each input still goes through steps 2-5 on its own, in order; what
 a handler folds across the batch it keeps in `ctx.batch.scratch` (e.g. one working set per
 location) and the agent's `flush` turns that into effects once at the end of the batch: each
 changed key written once, each changed record published once. Writes carry their input's
 partition explicitly (never Faust's "current event", which in a batch is only the last
 input's). A handler must raise `Rejected` before it changes anything in the scratch, so a
 dead-lettered input leaves no trace. Nothing of a batch is committed before all of it was
-produced (Faust acks a batch's events after the agent took the next one), so a crash mid-batch
+produced (its events are acked when the agent takes the next batch), so a crash mid-batch
 re-reads it, and positions make that a no-op.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -51,6 +51,7 @@ from domain.routing import RoutingPolicy
 from streams.app import Runtime
 from streams.clock import NetworkClock
 from streams.codecs import Rejected
+from streams.faust_fixes import Expand
 from streams.records import Position
 from streams.settings import WorkerSettings
 from streams.topics import TOPICS, AnyTopic, Topic
@@ -165,6 +166,11 @@ class Ctx:
         """Read one of the agent's tables (the raw stored value; None when absent)."""
         return self._rt.get(self._rt.tables[table], key, self.partition)
 
+    def put_local(self, table: str, key: str, value: Any | None) -> None:
+        """Write (None: delete) a local-only key of an expanding table (Agent.local_keys), in
+        this input's partition, now: no changelog record (recovery rebuilds it)."""
+        self._rt.put_local(self._rt.tables[table], key, value, self.partition)
+
     def keys(self, table: str) -> Iterator[str]:
         """The keys of this input's partition of a table, in key order."""
         return self._rt.partition_keys(self._rt.tables[table], self.partition)
@@ -207,8 +213,11 @@ class Agent:
     timers: tuple[tuple[float, Callable[[Runtime], Any]], ...] = field(default=())
     # what the handlers left in ctx.batch.scratch -> effects, once per batch (or per input)
     flush: Callable[[Batch], list[Effect]] | None = None
-    # take batches (sized by STOCKROUTE_BATCH_MAX / _WITHIN_MS) rather than one input at a time
+    # take batches (at most STOCKROUTE_BATCH_MAX, eager_batches) rather than one input at a time
     batched: bool = False
+    # tables with local-only keys: name -> what keys a changelog record stands for, written
+    # by table recovery (faust_fixes.expanding_table); the handler writes them with put_local
+    local_keys: Mapping[str, Expand] = field(default_factory=dict)
 
     @property
     def partitions(self) -> int:
@@ -222,7 +231,7 @@ def register(rt: Runtime, agent: Agent) -> None:
     """Create the agent's tables and its Faust agent (concurrency 1: one writer per key)."""
     names = ((agent.state.table,) if agent.state else ()) + agent.tables
     for name in names:
-        rt.table(name, agent.partitions)
+        rt.table(name, agent.partitions, agent.local_keys.get(name))
     source = rt.app.topic(
         *(t.name for t in agent.inputs),
         key_type=bytes,
@@ -233,18 +242,36 @@ def register(rt: Runtime, agent: Agent) -> None:
 
     async def run(stream: faust.StreamT[bytes]) -> None:
         await rt.wait_views()
-        size, within_s = rt.settings.batch_max, rt.settings.batch_within_ms / 1000
+        size = rt.settings.batch_max
         if not agent.batched or size <= 1:
             async for event in stream.events():
                 await process_batch(rt, agent, [event.message])
         else:
-            takes = stream.take_events(size, within_s)  # type: ignore[attr-defined]
-            async for events in takes:
+            async for events in eager_batches(stream, size):
                 await process_batch(rt, agent, [e.message for e in events])
 
     rt.app.agent(source, name=agent.name, concurrency=1)(run)
     for interval, make in agent.timers:
         rt.timer(interval, make(rt))
+
+
+async def eager_batches(stream: Any, size: int) -> AsyncIterator[list[Any]]:
+    """The stream's events in batches of at most `size`, each closed as soon as no more input
+    is queued for the agent: one event at low load (no wait), full batches when input piles
+    up. Faust's `take_events` waits out its `within` window at every batch (a few ms on every
+    hop of an order) and feeds its buffer through a processor per event (bench: more CPU per
+    event; docs/throughput.md). The stream's own acks are off: a batch's events are acked when
+    the agent asks for the next batch, after everything the batch produced was handed to the
+    producer (the consumer flushes the producer before it commits)."""
+    stream.enable_acks = False
+    batch: list[Any] = []
+    async for event in stream.events():
+        batch.append(event)
+        if len(batch) >= size or stream.channel.empty():
+            yield batch
+            for done in batch:
+                await stream.ack(done)
+            batch = []
 
 
 async def process_batch(rt: Runtime, agent: Agent, msgs: list[Any]) -> None:
