@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from domain.cancellation import CancelRefused, Holdings, OpenShipment, allocate
 from domain.routing import (
     LoadView,
     RoutingPolicy,
@@ -215,6 +216,8 @@ class OrderState:
     delivered: dict[str, int] = field(default_factory=dict)  # shipped or collected units
     returned: dict[str, int] = field(default_factory=dict)
     cancelled: bool = False
+    cancelled_lines: dict[str, int] = field(default_factory=dict)  # by line cancellations
+    uncounted: int = 0  # decisions that do not count against max_attempts
     next_shipment: int = 1
     event_ids: list[str] = field(default_factory=list)
     positions: dict[str, int] = field(default_factory=dict)
@@ -225,6 +228,7 @@ class OrderState:
         d["pending"] = None if self.pending is None else self.pending.to_dict()
         for name in ("queued", "unroutable", "delivered", "returned", "positions"):
             d[name] = dict(d[name])
+        d["cancelled_lines"] = dict(self.cancelled_lines)
         d["excluded"] = list(self.excluded)
         d["event_ids"] = list(self.event_ids)
         return d
@@ -236,6 +240,7 @@ class OrderState:
         d["pending"] = None if d["pending"] is None else Round.from_dict(d["pending"])
         for name in ("queued", "unroutable", "delivered", "returned", "positions"):
             d[name] = dict(d[name])
+        d["cancelled_lines"] = dict(d.get("cancelled_lines") or {})  # states from before 2026-12
         d["excluded"] = list(d["excluded"])
         d["event_ids"] = list(d["event_ids"])
         return cls(**d)
@@ -343,6 +348,9 @@ class Machine:
             return
         if st.cancelled:
             raise LifecycleError(f"order {st.order_id} is already cancelled")
+        if order.lines:
+            self._cancel_lines(order)
+            return
         if (
             st.shipments
             and all(
@@ -365,6 +373,85 @@ class Machine:
             st.pending = None
         st.queued = {}
         self._order_event("cancelled", detail={"released_shipments": released})
+
+    def _cancel_lines(self, order: WebOrder) -> None:
+        """Cancel only the quantities of `order.lines` (domain/cancellation.py says where from):
+        the units no location holds are dropped, a round in progress is abandoned and the rest
+        of it routed again, open shipments give back exactly the cancelled units (the whole
+        shipment, slot included, when nothing is left in it)."""
+        st = self._require()
+        asked = dict(merge_lines((ln.sku, ln.qty) for ln in order.lines))
+        holdings = Holdings(
+            order_id=st.order_id,
+            ordered=dict(merge_lines((ln["sku"], ln["qty"]) for ln in st.order["lines"])),
+            cancelled=st.cancelled_lines,
+            gone=self._gone(),
+            backordered={},
+            unroutable=st.unroutable,
+            queued=st.queued,
+            pending=st.pending.lines if st.pending is not None else {},
+            shipments=[
+                OpenShipment(s.shipment_id, s.status, s.lines)
+                for s in st.shipments.values()
+                if s.status in OPEN and not _gone(s)
+            ],
+        )
+        try:
+            take = allocate(holdings, asked)
+        except CancelRefused as exc:
+            raise LifecycleError(str(exc)) from None
+        st.event_ids.append(order.event_id)
+        _subtract(st.unroutable, take.unroutable)
+        _subtract(st.queued, take.queued)
+        again: dict[str, int] = {}
+        if st.pending is not None and take.pending:
+            rnd, st.pending = st.pending, None
+            self._release_round(rnd)
+            again = dict(rnd.lines)
+            _subtract(again, take.pending)
+            _add(again, st.queued)
+            st.queued = {}
+        released: list[dict[str, Any]] = []
+        emptied: list[str] = []
+        for sid, lines in sorted(take.shipments.items()):
+            s = st.shipments[sid]
+            skus = tuple(sorted(s.lines))
+            for sku, qty in sorted(lines.items()):
+                whole = qty >= s.lines[sku]
+                self.effects.append(
+                    StockEffect("release", sku, s.location_id, 0 if whole else qty, s.rid(sku))
+                )
+                released.append({"shipment_id": sid, "sku": sku, "qty": qty})
+            _subtract(s.lines, lines)
+            if not s.lines:
+                self.effects.append(ReleaseEffect(sid, s.location_id, skus))
+                self.effects.append(Deadline(sid, None))
+                s.status = "cancelled"
+                s.history["cancelled"] = self.ctx.now.isoformat()
+                emptied.append(sid)
+        _add(st.cancelled_lines, asked)
+        if all(st.cancelled_lines.get(sku, 0) >= qty for sku, qty in holdings.ordered.items()):
+            st.cancelled = True
+        self._order_event(
+            "lines_cancelled",
+            detail={
+                "lines": [ln.model_dump() for ln in _lines(asked)],
+                "released": released,
+                "cancelled_shipments": emptied,
+            },
+        )
+        if again:
+            self._start_decision(again, counted=False)
+        elif not st.cancelled and st.pending is None:
+            self._publish_decision(self._decision_status(), {"lines_cancelled": True}, new=[])
+
+    def _gone(self) -> dict[str, int]:
+        """Units shipped, collected or in transit to a pickup store: never cancellable."""
+        gone: dict[str, int] = {}
+        for s in self._require().shipments.values():
+            if _gone(s):
+                _add(gone, s.lines)
+        return gone
 
     def reservation_result(self, msg: ReservationResult) -> None:
         st = self._require()
@@ -522,18 +609,29 @@ class Machine:
         elif not st.cancelled and (st.shipments or st.unroutable):
             # the decision may be what the dead worker did not flush: publish the current one
             # again (same attempt; consumers keep the latest message per order)
-            status = "unroutable" if st.unroutable else "routed"
-            self._publish_decision(status, {"republished": True}, new=[])
+            self._publish_decision(self._decision_status(), {"republished": True}, new=[])
 
     # -- routing ----------------------------------------------------------------------------------
-    def _start_decision(self, lines: dict[str, int]) -> None:
+    def _decision_status(self) -> str:
+        """What routed-orders says of the order now: routed while a shipment is placed."""
+        st = self._require()
+        if any(s.status in OPEN or s.status == "in_transit" for s in st.shipments.values()):
+            return "routed"
+        return "unroutable" if st.unroutable else "routed"
+
+    def _start_decision(self, lines: dict[str, int], *, counted: bool = True) -> None:
+        """Route `lines` (after the round in progress, if any). `counted`: the decision counts
+        against max_attempts (a re-route after a location let the order down does; routing
+        again what a line cancellation left of a round does not)."""
         st = self._require()
         if st.pending is not None:
             for sku, qty in lines.items():
                 st.queued[sku] = st.queued.get(sku, 0) + qty
             return
         st.attempt += 1
-        if st.attempt > self.ctx.policy.max_attempts:
+        if not counted:
+            st.uncounted += 1
+        if st.attempt - st.uncounted > self.ctx.policy.max_attempts:
             self._unroutable(
                 lines, {"why": f"gave up after {self.ctx.policy.max_attempts} attempts"}
             )
@@ -876,6 +974,26 @@ class Machine:
                 detail=detail or {},
             )
         )
+
+
+def _gone(s: Shipment) -> bool:
+    """The shipment's units left their location (shipped, collected, or on the way to the
+    pickup store and then waiting there)."""
+    return s.status in ("shipped", "collected", "in_transit") or "in_transit" in s.history
+
+
+def _add(into: dict[str, int], more: Mapping[str, int]) -> None:
+    for sku, qty in more.items():
+        into[sku] = into.get(sku, 0) + qty
+
+
+def _subtract(into: dict[str, int], less: Mapping[str, int]) -> None:
+    for sku, qty in less.items():
+        left = into.get(sku, 0) - qty
+        if left > 0:
+            into[sku] = left
+        else:
+            into.pop(sku, None)
 
 
 def _lines(lines: Mapping[str, int]) -> list[ShipmentLine]:

@@ -50,6 +50,7 @@ OrderStatus = Literal[
     "partially_returned",
     "returned",
     "unroutable",
+    "backordered",
 ]
 
 
@@ -134,6 +135,9 @@ class Delivery(Record):
     mode: Literal["home", "click_collect"]
     pickup_location_id: Id | None = None
     service: Literal["standard", "express"] = "standard"
+    # allowed: ship what is available first (splits allowed); ship_complete: one shipment, or
+    # wait as a backorder until one location can serve everything (home delivery only)
+    split: Literal["allowed", "ship_complete"] = "allowed"
 
     @model_validator(mode="after")
     def _pickup_needs_a_store(self) -> Delivery:
@@ -143,9 +147,12 @@ class Delivery(Record):
 
 
 class OrderLine(Record):
+    """A line of an order_placed (unit_price required there), or of an order_cancelled that
+    cancels only these quantities (unit_price not needed)."""
+
     sku: Id
     qty: Qty
-    unit_price: Money
+    unit_price: Money | None = None
 
 
 class Payment(Record):
@@ -175,6 +182,9 @@ class WebOrder(Event):
             ]
             if not self.lines:
                 missing.append("lines")
+            missing.extend(
+                f"lines.{i}.unit_price" for i, ln in enumerate(self.lines) if ln.unit_price is None
+            )
             if missing:
                 raise ValueError(f"order_placed lacks {', '.join(missing)}")
         return self
@@ -228,11 +238,14 @@ class RoutedShipment(Output):
 class RoutedOrder(Output):
     order_id: str
     attempt: int
-    status: Literal["routed", "unroutable"]
+    status: Literal["routed", "unroutable", "backordered"]
     decided_at: datetime
     shipments: list[RoutedShipment]
     reasons: dict[str, object]
     unroutable_lines: list[ShipmentLine] = []
+    # lines waiting for stock (backorders, domain/backorders.py): routed later, or unroutable
+    # once they waited longer than the policy's max_wait_days
+    backordered_lines: list[ShipmentLine] = []
 
 
 class ShipmentState(Output):
