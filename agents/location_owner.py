@@ -27,6 +27,7 @@ from streams.app import Runtime
 from streams.codecs import Rejected, now
 from streams.loop import UNCHANGED, Agent, Batch, Ctx, Effect, Put, Send
 from streams.records import (
+    BackorderOp,
     LoadOp,
     PosSale,
     ReleaseShipment,
@@ -96,10 +97,16 @@ def _flush(w: Working, batch: Batch) -> list[Effect]:
         if record is not None:
             out.append(Put(SHIPMENTS, f"{sid}@{loc}", record.to_list(), part))
     at = now()
+    signal = batch.policy.backorder.anywhere
     for sku in sorted(w.published):
         st = w.stocks[sku]
         available = st.available(w.safety)
         batch.availability.set(sku, loc, available)
+        if signal and available > w.before.get(sku, 0):
+            # a receipt, count, return or release made units available: the SKU's backorder
+            # queue hands the next waiting order its turn (domain/backorders.py)
+            up = BackorderOp(kind="stock_up", sku=sku, location_id=loc, qty=available)
+            out.append(Send(TOPICS.backorder_ops, sku, up))
         out.append(
             Send(
                 TOPICS.stock_availability,

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from domain.orders import (
+    BackorderEffect,
     Context,
     Deadline,
     Effect,
@@ -38,6 +39,8 @@ from streams.loop import Agent, Ctx, Put, Send, StateSpec
 from streams.loop import Effect as Out
 from streams.records import (
     AcceptanceTimeout,
+    BackorderOp,
+    BackorderRetry,
     FulfilmentEvent,
     LoadOp,
     OrderEvent,
@@ -66,6 +69,7 @@ OrderInput = (
     | ReservationResult
     | ShipmentReservation
     | AcceptanceTimeout
+    | BackorderRetry
 )
 
 
@@ -83,6 +87,8 @@ def _apply(m: Machine, msg: OrderInput) -> None:
         m.shipment_reservation(msg)
     elif isinstance(msg, ReservationResult):
         m.reservation_result(msg)
+    elif isinstance(msg, BackorderRetry):
+        m.backorder_retry(msg)
     else:
         m.acceptance_timeout(msg.shipment_id)
 
@@ -169,6 +175,16 @@ def agent() -> Agent:
                     value = {"order_id": order_id, "at": eff.at}
                     msgs.append(Put(DEADLINES, eff.shipment_id, value))
                     heapq.heappush(due, (eff.at, eff.shipment_id, order_id))
+            elif isinstance(eff, BackorderEffect):
+                turn = BackorderOp(
+                    kind=eff.kind,  # type: ignore[arg-type]
+                    sku=eff.sku,
+                    order_id=order_id,
+                    qty=eff.qty,
+                    since=eff.since,
+                    reason=eff.reason,
+                )
+                msgs.append(Send(TOPICS.backorder_ops, eff.sku, turn))
             elif isinstance(eff, RoutedOrder):
                 msgs.append(Send(TOPICS.routed_orders, order_id, eff))
             elif isinstance(eff, OrderEvent):

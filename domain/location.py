@@ -35,6 +35,7 @@ class Working:
     read_load: Callable[[], LoadState]
     read_shipment: Callable[[str], Shipment | None]  # shipment_id -> record
     stocks: dict[str, StockState] = field(default_factory=dict)
+    before: dict[str, int] = field(default_factory=dict)  # available when first read
     new_skus: set[str] = field(default_factory=set)  # first seen here: published even if 0
     changed_stock: set[str] = field(default_factory=set)  # to write
     published: set[str] = field(default_factory=set)  # availability to publish
@@ -52,6 +53,7 @@ class Working:
                 found = StockState()
                 self.new_skus.add(sku)
             st = self.stocks[sku] = found
+            self.before[sku] = found.available(self.safety)
         return st
 
     @property

@@ -18,10 +18,11 @@ again (never back to a location that rejected the order), up to `max_attempts` d
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from domain.backorders import DAY_S, WAITABLE, Rule, placeable
 from domain.cancellation import CancelRefused, Holdings, OpenShipment, allocate
 from domain.routing import (
     LoadView,
@@ -32,6 +33,7 @@ from domain.routing import (
     merge_lines,
 )
 from streams.records import (
+    BackorderRetry,
     FulfilmentEvent,
     Location,
     OrderEvent,
@@ -121,6 +123,18 @@ class Deadline:
     at: float | None  # epoch seconds; None clears it
 
 
+@dataclass(frozen=True)
+class BackorderEffect:
+    """To the SKU's backorder queue (domain/backorders.py): the order `wait`s for `qty` units
+    (since its occurred_at, epoch s) or `leave`s it."""
+
+    kind: str  # wait | leave
+    sku: str
+    qty: int = 0
+    since: float = 0.0
+    reason: str | None = None
+
+
 # Stock and load effects become positioned ops (streams.records StockOp, LoadOp) one-to-one in the
 # order agent, which knows the input's position; the records are published as they are.
 Effect = (
@@ -129,6 +143,7 @@ Effect = (
     | ReleaseEffect
     | LoadEffect
     | Deadline
+    | BackorderEffect
     | RoutedOrder
     | OrderEvent
     | Refund
@@ -218,6 +233,8 @@ class OrderState:
     cancelled: bool = False
     cancelled_lines: dict[str, int] = field(default_factory=dict)  # by line cancellations
     uncounted: int = 0  # decisions that do not count against max_attempts
+    backordered: dict[str, int] = field(default_factory=dict)  # units waiting for stock
+    retrying: list[str] = field(default_factory=list)  # SKUs whose turn came: being routed
     next_shipment: int = 1
     event_ids: list[str] = field(default_factory=list)
     positions: dict[str, int] = field(default_factory=dict)
@@ -229,6 +246,8 @@ class OrderState:
         for name in ("queued", "unroutable", "delivered", "returned", "positions"):
             d[name] = dict(d[name])
         d["cancelled_lines"] = dict(self.cancelled_lines)
+        d["backordered"] = dict(self.backordered)
+        d["retrying"] = list(self.retrying)
         d["excluded"] = list(self.excluded)
         d["event_ids"] = list(self.event_ids)
         return d
@@ -241,6 +260,8 @@ class OrderState:
         for name in ("queued", "unroutable", "delivered", "returned", "positions"):
             d[name] = dict(d[name])
         d["cancelled_lines"] = dict(d.get("cancelled_lines") or {})  # states from before 2026-12
+        d["backordered"] = dict(d.get("backordered") or {})
+        d["retrying"] = list(d.get("retrying") or [])
         d["excluded"] = list(d["excluded"])
         d["event_ids"] = list(d["event_ids"])
         return cls(**d)
@@ -268,11 +289,14 @@ class OrderState:
                 return "rerouting"
             if self.pending is not None or self.queued:
                 return "routed"
+            if self.backordered or self.retrying:
+                return "backordered"
             if self.unroutable:
                 return "unroutable"
             return "cancelled" if self.cancelled else "rerouting"
         done = [s for s in active if s.status in ("shipped", "collected")]
-        if len(done) == len(active) and not self.pending and not self.queued:
+        waiting = self.pending or self.queued or self.backordered or self.retrying
+        if len(done) == len(active) and not waiting:
             if all(s.status == "collected" for s in active):
                 return "collected"
             return "shipped"
@@ -372,6 +396,7 @@ class Machine:
             self._release_round(st.pending)
             st.pending = None
         st.queued = {}
+        self._leave_backorders(set(st.backordered) | set(st.retrying), "cancelled")
         self._order_event("cancelled", detail={"released_shipments": released})
 
     def _cancel_lines(self, order: WebOrder) -> None:
@@ -386,7 +411,7 @@ class Machine:
             ordered=dict(merge_lines((ln["sku"], ln["qty"]) for ln in st.order["lines"])),
             cancelled=st.cancelled_lines,
             gone=self._gone(),
-            backordered={},
+            backordered=st.backordered,
             unroutable=st.unroutable,
             queued=st.queued,
             pending=st.pending.lines if st.pending is not None else {},
@@ -401,6 +426,14 @@ class Machine:
         except CancelRefused as exc:
             raise LifecycleError(str(exc)) from None
         st.event_ids.append(order.event_id)
+        _subtract(st.backordered, take.backordered)
+        for sku in sorted(take.backordered):
+            if sku in st.backordered:
+                self.effects.append(self._wait(sku))
+            else:
+                self._leave_backorders({sku}, "cancelled")
+        if take.backordered and not st.backordered:
+            self.effects.append(Deadline(self._expiry_id(), None))
         _subtract(st.unroutable, take.unroutable)
         _subtract(st.queued, take.queued)
         again: dict[str, int] = {}
@@ -495,6 +528,9 @@ class Machine:
 
     def acceptance_timeout(self, shipment_id: str) -> None:
         st = self._require()
+        if shipment_id == self._expiry_id():
+            self._expire_backorders()
+            return
         s = st.shipments.get(shipment_id)
         if s is None or s.status != "routed":
             return  # accepted, rejected or cancelled meanwhile: nothing to do
@@ -606,7 +642,14 @@ class Machine:
                     rid = s.rid(sku)
                     if rid in st.pending.awaiting:  # a round from before 2026-11
                         self.effects.append(StockEffect("reserve", sku, s.location_id, qty, rid))
-        elif not st.cancelled and (st.shipments or st.unroutable):
+        if not st.cancelled:
+            for sku in sorted(st.backordered):
+                self.effects.append(self._wait(sku))  # a join the dead worker did not send
+        if (
+            st.pending is None
+            and not st.cancelled
+            and (st.shipments or st.unroutable or st.backordered)
+        ):
             # the decision may be what the dead worker did not flush: publish the current one
             # again (same attempt; consumers keep the latest message per order)
             self._publish_decision(self._decision_status(), {"republished": True}, new=[])
@@ -617,6 +660,8 @@ class Machine:
         st = self._require()
         if any(s.status in OPEN or s.status == "in_transit" for s in st.shipments.values()):
             return "routed"
+        if st.backordered:
+            return "backordered"
         return "unroutable" if st.unroutable else "routed"
 
     def _start_decision(self, lines: dict[str, int], *, counted: bool = True) -> None:
@@ -645,11 +690,26 @@ class Machine:
             _Overlay(self.ctx.stock, rnd.overrides),
             self.ctx.locations,
             self._loads(rnd.saturated),
-            self.ctx.policy,
+            self._policy(),
             now=self.ctx.now,
         )
         if decision.status != "routed":
-            self._unroutable(rnd.lines, decision.reasons)
+            waitable = decision.reasons.get("unroutable") in WAITABLE
+            if waitable and self._rule().enabled and not self._ship_complete():
+                # ship what the network holds now, the rest waits (split allowed)
+                view = _Overlay(self.ctx.stock, rnd.overrides)
+                now_part = placeable(
+                    rnd.lines, {sku: sum(view.stock_of(sku).values()) for sku in rnd.lines}
+                )
+                if now_part and now_part != rnd.lines:
+                    self._backorder(
+                        {k: v for k, v in rnd.lines.items() if k not in now_part},
+                        decision.reasons,
+                    )
+                    rnd.lines = now_part
+                    self._plan_round(rnd)
+                    return
+            self._unroutable(rnd.lines, decision.reasons, waitable=waitable)
             return
         rnd.reasons = decision.reasons
         rnd.plans, rnd.awaiting, rnd.ok, rnd.failed = [], [], [], {}
@@ -695,9 +755,11 @@ class Machine:
                     rnd.lines,
                     {
                         "why": "stock or capacity taken by concurrent orders",
+                        "unroutable": "contended",
                         "contended": sorted(rnd.failed),
                         "saturated": sorted(rnd.saturated),
                     },
+                    waitable=True,
                 )
             else:
                 rnd.overrides.update(rnd.failed)
@@ -721,9 +783,34 @@ class Machine:
             "routed",
             detail={"attempt": st.attempt, "shipments": [p["shipment_id"] for p in rnd.plans]},
         )
+        came = sorted(sku for sku in rnd.lines if sku in st.retrying)
+        if came:
+            st.retrying = [sku for sku in st.retrying if sku not in came]
+            self._leave_backorders({sku for sku in came if sku not in st.backordered}, "routed")
+            if not st.backordered and not st.retrying:
+                self.effects.append(Deadline(self._expiry_id(), None))
+            self._order_event(
+                "backorder_routed",
+                detail={
+                    "lines": [ln.model_dump() for ln in _lines({k: rnd.lines[k] for k in came})],
+                    "shipments": [p["shipment_id"] for p in rnd.plans],
+                    "waited_s": round(self.ctx.now.timestamp() - self._since(), 3),
+                },
+            )
 
-    def _unroutable(self, lines: dict[str, int], reasons: dict[str, Any]) -> None:
+    def _unroutable(
+        self, lines: dict[str, int], reasons: dict[str, Any], *, waitable: bool = False
+    ) -> None:
+        """The lines cannot be placed: they wait as backorders when the policy says so and the
+        reason is "not now" (`waitable`), else they are unroutable."""
         st = self._require()
+        if waitable and self._rule().enabled:
+            self._backorder(lines, reasons)
+            return
+        left = [sku for sku in lines if sku in st.retrying]
+        if left:
+            st.retrying = [sku for sku in st.retrying if sku not in left]
+            self._leave_backorders(set(left), "unroutable")
         for sku, qty in lines.items():
             st.unroutable[sku] = st.unroutable.get(sku, 0) + qty
         self._publish_decision("unroutable", reasons, new=[])
@@ -753,8 +840,97 @@ class Machine:
                 shipments=shipments,
                 reasons={**reasons, "new_shipments": new, "excluded": list(st.excluded)},
                 unroutable_lines=_lines(st.unroutable),
+                backordered_lines=_lines(st.backordered),
             )
         )
+
+    # -- backorders (domain/backorders.py) -----------------------------------------------------
+    def backorder_retry(self, msg: BackorderRetry) -> None:
+        """The SKU's queue gives this order its turn: route its waiting units of the SKU (every
+        waiting line for ship_complete). Stale turns (nothing waiting for the SKU) are answered
+        with a leave; a turn for lines being routed already is answered by that decision."""
+        st = self._require()
+        if st.cancelled or msg.sku not in st.backordered:
+            if msg.sku not in st.retrying:
+                self.effects.append(BackorderEffect("leave", msg.sku, reason="not waiting"))
+            return
+        skus = sorted(st.backordered) if self._ship_complete() else [msg.sku]
+        lines = {sku: st.backordered.pop(sku) for sku in skus}
+        st.retrying.extend(sku for sku in skus if sku not in st.retrying)
+        self._start_decision(lines, counted=False)
+
+    def _backorder(self, lines: dict[str, int], reasons: dict[str, Any]) -> None:
+        """The lines wait for stock (or are unroutable when they already waited too long)."""
+        st = self._require()
+        rule = self._rule()
+        if self.ctx.now.timestamp() >= self._since() + rule.max_wait_days * DAY_S:
+            self._unroutable(lines, _expired(rule))
+            return
+        new = {sku: qty for sku, qty in lines.items() if sku not in st.retrying}
+        st.retrying = [sku for sku in st.retrying if sku not in lines]
+        _add(st.backordered, lines)
+        for sku in sorted(lines):
+            self.effects.append(self._wait(sku))
+        self.effects.append(Deadline(self._expiry_id(), self._since() + rule.max_wait_days * DAY_S))
+        if new:
+            self._publish_decision(self._decision_status(), reasons, new=[])
+            self._order_event(
+                "backordered",
+                detail={
+                    "lines": [ln.model_dump() for ln in _lines(new)],
+                    "reasons": reasons,
+                    "max_wait_days": rule.max_wait_days,
+                },
+            )
+
+    def _expire_backorders(self) -> None:
+        """The expiry check (scheduled by wall clock, decided by network time)."""
+        st = self._require()
+        rule = self._rule()
+        due = self._since() + rule.max_wait_days * DAY_S
+        if not st.backordered or st.cancelled:
+            self.effects.append(Deadline(self._expiry_id(), None))
+            return
+        if self.ctx.now.timestamp() < due:
+            self.effects.append(Deadline(self._expiry_id(), due))  # not yet: check again then
+            return
+        lines, st.backordered = st.backordered, {}
+        self._leave_backorders(set(lines), "expired")
+        if not st.retrying:
+            self.effects.append(Deadline(self._expiry_id(), None))
+        self._unroutable(lines, _expired(rule))
+
+    def _leave_backorders(self, skus: set[str], reason: str) -> None:
+        st = self._require()
+        for sku in sorted(skus):
+            st.backordered.pop(sku, None)
+            self.effects.append(BackorderEffect("leave", sku, reason=reason))
+        st.retrying = [sku for sku in st.retrying if sku not in skus]
+
+    def _wait(self, sku: str) -> BackorderEffect:
+        qty = self._require().backordered[sku]
+        return BackorderEffect("wait", sku, qty=qty, since=self._since())
+
+    def _since(self) -> float:
+        """When the order's lines started waiting: its occurred_at (network time)."""
+        return datetime.fromisoformat(self._require().order["occurred_at"]).timestamp()
+
+    def _expiry_id(self) -> str:
+        """The order's backorder expiry check, in the deadlines table beside shipments'."""
+        return f"{self._require().order_id}#backorder"
+
+    def _rule(self) -> Rule:
+        return self.ctx.policy.backorder.rule(self._require().order.get("channel") or "web")
+
+    def _ship_complete(self) -> bool:
+        delivery = self._require().order.get("delivery") or {}
+        return delivery.get("split") == "ship_complete" and delivery.get("mode") != "click_collect"
+
+    def _policy(self) -> RoutingPolicy:
+        """The policy for this order: ship_complete allows one shipment only."""
+        if self._ship_complete():
+            return replace(self.ctx.policy, max_shipments=1)
+        return self.ctx.policy
 
     def _request(self, lines: dict[str, int]) -> RoutingRequest:
         st = self._require()
@@ -974,6 +1150,13 @@ class Machine:
                 detail=detail or {},
             )
         )
+
+
+def _expired(rule: Rule) -> dict[str, Any]:
+    return {
+        "unroutable": "backorder_expired",
+        "why": f"waited longer than max_wait_days ({rule.max_wait_days:g}) for stock",
+    }
 
 
 def _gone(s: Shipment) -> bool:

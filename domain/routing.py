@@ -77,13 +77,14 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
 
+from domain.backorders import BackorderPolicy
 from domain.geo import great_circle_km
 from streams.records import Location
 
@@ -130,9 +131,13 @@ class RoutingPolicy:
     reasons_limit: int = 10
     max_attempts: int = 3
     acceptance_timeout_s: float = 900.0
+    # lines no location can serve wait for stock (domain/backorders.py); read by the router
+    backorder: BackorderPolicy = field(default_factory=BackorderPolicy)
 
     def __post_init__(self) -> None:
         for f in fields(self):
+            if f.name == "backorder":
+                continue
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"routing policy: {f.name} must be a number, got {value!r}")
@@ -157,6 +162,11 @@ class RoutingPolicy:
             raise ValueError(f"routing policy: unknown keys {unknown}")
         values: dict[str, Any] = {}
         for name, value in data.items():
+            if name == "backorder":
+                if not isinstance(value, Mapping):
+                    raise ValueError("routing policy: backorder must be a mapping")
+                values[name] = BackorderPolicy.from_mapping(value)
+                continue
             # YAML writes 6 for 6.0: accept ints for float knobs, never floats for int knobs.
             is_int = isinstance(value, int) and not isinstance(value, bool)
             if known[name].type in ("float", float) and is_int:

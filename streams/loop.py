@@ -101,12 +101,13 @@ class Batch:
     """What handlers fold across the inputs of one batch (one input when unbatched), flushed by
     the agent's `flush` at its end; with the worker's views, which the flush may publish to."""
 
-    __slots__ = ("availability", "locations", "scratch")
+    __slots__ = ("availability", "locations", "policy", "scratch")
 
     def __init__(self, rt: Runtime) -> None:
         self.scratch: dict[Any, Any] = {}
         self.locations: LocationsView = rt.locations
         self.availability: AvailabilityView = rt.availability
+        self.policy: RoutingPolicy = rt.policy
 
 
 class Ctx:

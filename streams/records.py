@@ -307,6 +307,17 @@ class StoreLoad(Output):
     updated_at: datetime
 
 
+class BackorderQueue(Output):
+    """A SKU's backorders (compacted, key sku): the units and orders waiting for stock, the
+    oldest one's wait start (its order's occurred_at)."""
+
+    sku: str
+    backordered: int
+    waiting_orders: int
+    oldest_since: datetime | None
+    updated_at: datetime
+
+
 class DeadLetter(Output):
     source_topic: str
     partition: int
@@ -442,6 +453,29 @@ LocationOpsMessage = Annotated[
 """Everything a location's owner applies besides till sales and supplier feeds."""
 
 
+class BackorderOp(Internal):
+    """To a SKU's backorder queue (domain/backorders.py), keyed by sku: an order `wait`s for
+    `qty` units since `since` (epoch s, network time) or `leave`s (routed, cancelled,
+    expired); a location owner saw the SKU's availability go up (`stock_up`)."""
+
+    kind: Literal["wait", "leave", "stock_up"]
+    sku: str
+    order_id: str | None = None
+    qty: int = 0
+    since: float = 0.0
+    reason: str | None = None
+    location_id: str | None = None
+
+
+class BackorderRetry(Internal):
+    """A SKU's queue gives the order its turn: route the waiting units of that SKU."""
+
+    type: Literal["backorder_retry"] = "backorder_retry"
+    order_id: str
+    sku: str
+    ticket: int
+
+
 class ReservationResult(Internal):
     """A SKU owner's answer to a `reserve` op, sent back to the order that asked."""
 
@@ -479,7 +513,8 @@ class ShipmentReservation(Internal):
 
 
 OrderCommand = Annotated[
-    ReservationResult | ShipmentReservation | AcceptanceTimeout, Field(discriminator="type")
+    ReservationResult | ShipmentReservation | AcceptanceTimeout | BackorderRetry,
+    Field(discriminator="type"),
 ]
 
 MODELS: dict[str, Any] = {
@@ -495,6 +530,8 @@ MODELS: dict[str, Any] = {
     "Refund": Refund,
     "StoreLoad": StoreLoad,
     "DeadLetter": DeadLetter,
+    "BackorderQueue": BackorderQueue,
+    "BackorderOp": BackorderOp,
     "LocationOpsMessage": LocationOpsMessage,
     "OrderCommand": OrderCommand,
 }

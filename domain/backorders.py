@@ -1,0 +1,192 @@
+"""Backorders: lines no location can serve now wait for stock, first come first served per SKU.
+
+Under the policy's `backorder` setting (per channel if it fits), a line that cannot be placed
+(not enough stock, or no single location for a `ship_complete` order) waits as `backordered`
+instead of becoming `unroutable`. Each SKU has ONE queue owner (the backorders agent, keyed by
+SKU, agents/backorders.py) holding the waiting orders oldest first (by the order's
+`occurred_at`, network time; ties by order_id). When a location owner sees a SKU's
+availability go up (a receipt, a stock count, a return to stock, a released reservation) it
+tells that SKU's queue, which hands a *retry* to the head of the queue only: the order routes
+its waiting units of that SKU (every waiting line for `ship_complete`) through the normal
+policy, capacity and reservation path, and answers `leave` (routed) or `wait` (still not
+placeable). Only then is the next order retried. One retry in flight per SKU is what keeps
+"first come first served" true with any number of workers: a younger order never races an
+older one for the same units (strict head of line: a large head blocks smaller orders behind
+it until its units are there). Stock and capacity stay granted by their single owner, the
+location owner, so a backorder is never oversold nor over capacity.
+
+A line waits at most `max_wait_days` of network time: the order's expiry check (the order
+agent's timer schedules it by wall clock, the order machine decides by its network time)
+makes it `unroutable` with the reason `backorder_expired`.
+
+Pure: the queue's transitions here, their effects are carried out by the agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+DAY_S = 86400.0
+# decide()'s reasons that mean "not now" rather than "never" (domain/routing.py)
+WAITABLE = frozenset({"insufficient_stock", "needs_split", "too_many_shipments", "contended"})
+
+
+@dataclass(frozen=True)
+class Rule:
+    enabled: bool = False
+    max_wait_days: float = 14.0
+
+
+@dataclass(frozen=True)
+class BackorderPolicy:
+    """`backorder: {enabled, max_wait_days, channels: {web: {enabled, max_wait_days}}}`."""
+
+    enabled: bool = False
+    max_wait_days: float = 14.0
+    channels: Mapping[str, Rule] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> BackorderPolicy:
+        """Strict like the rest of the policy: unknown keys and wrong types are errors."""
+        base = _rule(data, {"enabled", "max_wait_days", "channels"}, "backorder")
+        channels = data.get("channels") or {}
+        if not isinstance(channels, Mapping):
+            raise ValueError("routing policy: backorder.channels must be a mapping")
+        rules = {
+            str(ch): _rule(
+                {"enabled": base.enabled, "max_wait_days": base.max_wait_days, **dict(v or {})},
+                {"enabled", "max_wait_days"},
+                f"backorder.channels.{ch}",
+            )
+            for ch, v in channels.items()
+        }
+        return cls(base.enabled, base.max_wait_days, rules)
+
+    def rule(self, channel: str) -> Rule:
+        return self.channels.get(channel) or Rule(self.enabled, self.max_wait_days)
+
+    @property
+    def anywhere(self) -> bool:
+        """Enabled for some channel: location owners then signal stock coming back."""
+        return self.enabled or any(r.enabled for r in self.channels.values())
+
+
+def _rule(data: Mapping[str, Any], allowed: set[str], where: str) -> Rule:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValueError(f"routing policy: unknown keys {unknown} in {where}")
+    enabled = data.get("enabled", False)
+    days = data.get("max_wait_days", 14.0)
+    if not isinstance(enabled, bool):
+        raise ValueError(f"routing policy: {where}.enabled must be true or false")
+    if isinstance(days, bool) or not isinstance(days, int | float) or not days > 0:
+        raise ValueError(f"routing policy: {where}.max_wait_days must be a number > 0")
+    return Rule(enabled, float(days))
+
+
+def placeable(lines: Mapping[str, int], available: Mapping[str, int]) -> dict[str, int]:
+    """The lines the network holds enough units of right now (`available`: sku -> units over
+    all locations): what a split-allowed order ships first while the rest waits."""
+    return {sku: qty for sku, qty in lines.items() if available.get(sku, 0) >= qty}
+
+
+# ---- the per-SKU queue ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Hand the SKU's turn to an order (order-commands)."""
+
+    order_id: str
+    sku: str
+    ticket: int  # grows per SKU: the order in which the queue gave turns
+
+
+@dataclass
+class Queue:
+    """One SKU's waiting orders, oldest first, and the one retry in flight."""
+
+    sku: str
+    entries: list[list[Any]] = field(default_factory=list)  # [since epoch s, order_id, qty]
+    in_flight: str | None = None
+    ticket: int = 0
+    again: bool = False  # stock came back while a retry was in flight: retry the head again
+    positions: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sku": self.sku,
+            "entries": [list(e) for e in self.entries],
+            "in_flight": self.in_flight,
+            "ticket": self.ticket,
+            "again": self.again,
+            "positions": dict(self.positions),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Queue:
+        return cls(
+            sku=d["sku"],
+            entries=[list(e) for e in d["entries"]],
+            in_flight=d.get("in_flight"),
+            ticket=int(d.get("ticket", 0)),
+            again=bool(d.get("again", False)),
+            positions=dict(d.get("positions") or {}),
+        )
+
+    # -- derived ----------------------------------------------------------------------------------
+    @property
+    def units(self) -> int:
+        return sum(int(e[2]) for e in self.entries)
+
+    @property
+    def oldest_since(self) -> float | None:
+        return self.entries[0][0] if self.entries else None
+
+    def retry(self) -> Retry | None:
+        """The retry in flight (re-sent after a crash or when its answer is overdue)."""
+        if self.in_flight is None:
+            return None
+        return Retry(self.in_flight, self.sku, self.ticket)
+
+    # -- transitions ------------------------------------------------------------------------------
+    def wait(self, order_id: str, qty: int, since: float) -> Retry | None:
+        """The order waits for `qty` units (joins, or answers a retry it could not use)."""
+        for e in self.entries:
+            if e[1] == order_id:
+                e[2] = qty
+                break
+        else:
+            self.entries.append([since, order_id, qty])
+            self.entries.sort(key=lambda e: (e[0], e[1]))
+        if self.in_flight == order_id:
+            self.in_flight = None
+            if self.again:
+                return self._kick()
+        return None
+
+    def leave(self, order_id: str) -> Retry | None:
+        """The order no longer waits (routed, cancelled, expired): the next one gets its turn."""
+        was_head = bool(self.entries) and self.entries[0][1] == order_id
+        self.entries = [e for e in self.entries if e[1] != order_id]
+        if self.in_flight == order_id or (was_head and self.in_flight is None):
+            self.in_flight = None
+            return self._kick()
+        return None
+
+    def stock_up(self) -> Retry | None:
+        """Units of the SKU became available somewhere."""
+        if self.in_flight is not None:
+            self.again = True
+            return None
+        return self._kick()
+
+    def _kick(self) -> Retry | None:
+        self.again = False
+        if not self.entries:
+            return None
+        self.in_flight = self.entries[0][1]
+        self.ticket += 1
+        return Retry(self.in_flight, self.sku, self.ticket)
