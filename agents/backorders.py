@@ -31,7 +31,12 @@ RESEND_S = 10.0  # a turn not answered after this long is handed again
 
 
 def _send_turn(retry: Retry) -> Out:
-    turn = BackorderRetry(order_id=retry.order_id, sku=retry.sku, ticket=retry.ticket)
+    turn = BackorderRetry(
+        order_id=retry.order_id,
+        sku=retry.sku,
+        ticket=retry.ticket,
+        available=dict(retry.available),
+    )
     return Send(TOPICS.order_commands, retry.order_id, turn)  # type: ignore[arg-type]
 
 
@@ -56,7 +61,7 @@ def agent() -> Agent:
     def handle(state: Queue | None, msg: BackorderOp, ctx: Ctx) -> tuple[Queue, list[Out]]:
         q = state or Queue(sku=msg.sku)
         if msg.kind == "stock_up":
-            retry = q.stock_up()
+            retry = q.stock_up(msg.location_id or "", msg.qty)
         elif msg.order_id is None:
             retry = None  # an order op always names its order (agents/orders.py)
         elif msg.kind == "wait":
@@ -89,8 +94,8 @@ def agent() -> Agent:
                     sent_at[sku] = (retry.ticket, t)  # seen here first (e.g. after a takeover)
                 elif t - at >= RESEND_S:
                     sent_at[sku] = (ticket, t)
-                    turn = BackorderRetry(order_id=retry.order_id, sku=sku, ticket=ticket)
-                    await rt.send(TOPICS.order_commands, retry.order_id, turn)
+                    send = _send_turn(retry)
+                    await rt.send(send.topic, send.key, send.value)  # type: ignore[union-attr]
 
         return resend_turns
 

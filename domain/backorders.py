@@ -102,6 +102,7 @@ class Retry:
     order_id: str
     sku: str
     ticket: int  # grows per SKU: the order in which the queue gave turns
+    available: Mapping[str, int] = field(default_factory=dict)  # location -> last signalled
 
 
 @dataclass
@@ -113,6 +114,7 @@ class Queue:
     in_flight: str | None = None
     ticket: int = 0
     again: bool = False  # stock came back while a retry was in flight: retry the head again
+    seen: dict[str, int] = field(default_factory=dict)  # location -> available, last signalled
     positions: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,6 +124,7 @@ class Queue:
             "in_flight": self.in_flight,
             "ticket": self.ticket,
             "again": self.again,
+            "seen": dict(self.seen),
             "positions": dict(self.positions),
         }
 
@@ -133,6 +136,7 @@ class Queue:
             in_flight=d.get("in_flight"),
             ticket=int(d.get("ticket", 0)),
             again=bool(d.get("again", False)),
+            seen=dict(d.get("seen") or {}),
             positions=dict(d.get("positions") or {}),
         )
 
@@ -149,7 +153,7 @@ class Queue:
         """The retry in flight (re-sent after a crash or when its answer is overdue)."""
         if self.in_flight is None:
             return None
-        return Retry(self.in_flight, self.sku, self.ticket)
+        return Retry(self.in_flight, self.sku, self.ticket, dict(self.seen))
 
     # -- transitions ------------------------------------------------------------------------------
     def wait(self, order_id: str, qty: int, since: float) -> Retry | None:
@@ -176,8 +180,9 @@ class Queue:
             return self._kick()
         return None
 
-    def stock_up(self) -> Retry | None:
-        """Units of the SKU became available somewhere."""
+    def stock_up(self, location_id: str, available: int) -> Retry | None:
+        """Units of the SKU became available at a location (`available` there now)."""
+        self.seen[location_id] = available
         if self.in_flight is not None:
             self.again = True
             return None
@@ -189,4 +194,4 @@ class Queue:
             return None
         self.in_flight = self.entries[0][1]
         self.ticket += 1
-        return Retry(self.in_flight, self.sku, self.ticket)
+        return Retry(self.in_flight, self.sku, self.ticket, dict(self.seen))

@@ -664,7 +664,13 @@ class Machine:
             return "backordered"
         return "unroutable" if st.unroutable else "routed"
 
-    def _start_decision(self, lines: dict[str, int], *, counted: bool = True) -> None:
+    def _start_decision(
+        self,
+        lines: dict[str, int],
+        *,
+        counted: bool = True,
+        overrides: dict[str, int] | None = None,
+    ) -> None:
         """Route `lines` (after the round in progress, if any). `counted`: the decision counts
         against max_attempts (a re-route after a location let the order down does; routing
         again what a line cancellation left of a round does not)."""
@@ -681,7 +687,7 @@ class Machine:
                 lines, {"why": f"gave up after {self.ctx.policy.max_attempts} attempts"}
             )
             return
-        self._plan_round(Round(lines=lines, plans=[], awaiting=[]))
+        self._plan_round(Round(lines=lines, plans=[], awaiting=[], overrides=overrides or {}))
 
     def _plan_round(self, rnd: Round) -> None:
         st = self._require()
@@ -857,7 +863,11 @@ class Machine:
         skus = sorted(st.backordered) if self._ship_complete() else [msg.sku]
         lines = {sku: st.backordered.pop(sku) for sku in skus}
         st.retrying.extend(sku for sku in skus if sku not in st.retrying)
-        self._start_decision(lines, counted=False)
+        view = self.ctx.stock.stock_of(msg.sku)
+        hints = {  # what the owners signalled, where the view has not caught up yet
+            f"{msg.sku}@{loc}": n for loc, n in msg.available.items() if n > view.get(loc, 0)
+        }
+        self._start_decision(lines, counted=False, overrides=hints)
 
     def _backorder(self, lines: dict[str, int], reasons: dict[str, Any]) -> None:
         """The lines wait for stock (or are unroutable when they already waited too long)."""

@@ -474,6 +474,9 @@ class BackorderRetry(Internal):
     order_id: str
     sku: str
     ticket: int
+    # location_id -> units available there as last signalled by its owner: the order's
+    # availability view may not have caught up with the receipt that caused this turn yet
+    available: dict[str, int] = {}
 
 
 class ReservationResult(Internal):

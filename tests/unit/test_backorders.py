@@ -45,21 +45,22 @@ def test_the_queue_hands_one_turn_at_a_time_oldest_first() -> None:
     q = Queue(sku="A")
     assert q.wait("O-2", 1, since=20.0) is None
     assert q.wait("O-1", 2, since=10.0) is None
-    assert q.stock_up() == Retry("O-1", "A", 1)
-    assert q.stock_up() is None and q.again  # one turn in flight; remembered
-    assert q.wait("O-1", 2, since=10.0) == Retry("O-1", "A", 2)  # stock came meanwhile: again
+    assert q.stock_up("ST-1", 1) == Retry("O-1", "A", 1, {"ST-1": 1})
+    assert q.stock_up("ST-2", 1) is None and q.again  # one turn in flight; remembered
+    seen = {"ST-1": 1, "ST-2": 1}
+    assert q.wait("O-1", 2, since=10.0) == Retry("O-1", "A", 2, seen)  # stock came: again
     assert q.wait("O-1", 2, since=10.0) is None and q.in_flight is None  # still not enough
-    assert q.stock_up() == Retry("O-1", "A", 3)
-    assert q.leave("O-1") == Retry("O-2", "A", 4)  # routed: the next one's turn
+    assert q.stock_up("ST-1", 2) == Retry("O-1", "A", 3, {**seen, "ST-1": 2})
+    assert q.leave("O-1") == Retry("O-2", "A", 4, {**seen, "ST-1": 2})  # the next one's turn
     assert q.leave("O-2") is None and q.units == 0
 
 
 def test_a_queue_survives_its_table_round_trip() -> None:
     q = Queue(sku="A")
     q.wait("O-1", 2, since=10.0)
-    q.stock_up()
+    q.stock_up("ST-1", 4)
     again = Queue.from_dict(q.to_dict())
-    assert again == q and again.retry() == Retry("O-1", "A", 1)
+    assert again == q and again.retry() == Retry("O-1", "A", 1, {"ST-1": 4})
 
 
 def test_the_policy_reads_per_channel_rules_and_refuses_typos() -> None:
@@ -157,3 +158,11 @@ def test_a_stale_turn_is_answered_with_a_leave() -> None:
     assert bo(effects) == [("leave", "SKU-1", 0)] and not [
         e for e in effects if isinstance(e, ReserveEffect)
     ]
+
+
+def test_a_turn_uses_the_owners_figures_where_the_view_lags() -> None:
+    w = world({})
+    w.run("place", order(lines=[("SKU-1", 2, 1.0)]))
+    hinted = BackorderRetry(order_id="O-1", sku="SKU-1", ticket=1, available={"ST-B": 3})
+    (ask,) = reserves(w.run("backorder_retry", hinted))
+    assert ask.location_id == "ST-B" and ask.lines == (("SKU-1", 2),)
