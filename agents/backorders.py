@@ -61,7 +61,7 @@ def agent() -> Agent:
     def handle(state: Queue | None, msg: BackorderOp, ctx: Ctx) -> tuple[Queue, list[Out]]:
         q = state or Queue(sku=msg.sku)
         if msg.kind == "stock_up":
-            retry = q.stock_up(msg.location_id or "", msg.qty)
+            retry = q.stock_up(msg.location_id or "", msg.qty, by=msg.order_id)
         elif msg.order_id is None:
             retry = None  # an order op always names its order (agents/orders.py)
         elif msg.kind == "wait":

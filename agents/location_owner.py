@@ -21,7 +21,14 @@ from itertools import islice, takewhile
 
 from domain import dedupe
 from domain.load import LoadState, Shipment, snapshot
-from domain.location import Working, apply_load, apply_stock, release_shipment, reserve_shipment
+from domain.location import (
+    Working,
+    apply_load,
+    apply_stock,
+    given_back_by,
+    release_shipment,
+    reserve_shipment,
+)
 from domain.stock import StockState, ops_for_pos_sale, ops_for_supplier_feed, stock_key
 from streams.app import Runtime
 from streams.codecs import Rejected, now
@@ -105,7 +112,13 @@ def _flush(w: Working, batch: Batch) -> list[Effect]:
         if signal and available > w.before.get(sku, 0):
             # a receipt, count, return or release made units available: the SKU's backorder
             # queue hands the next waiting order its turn (domain/backorders.py)
-            up = BackorderOp(kind="stock_up", sku=sku, location_id=loc, qty=available)
+            up = BackorderOp(
+                kind="stock_up",
+                sku=sku,
+                location_id=loc,
+                qty=available,
+                order_id=given_back_by(w, sku),
+            )
             out.append(Send(TOPICS.backorder_ops, sku, up))
         out.append(
             Send(

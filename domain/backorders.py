@@ -180,9 +180,13 @@ class Queue:
             return self._kick()
         return None
 
-    def stock_up(self, location_id: str, available: int) -> Retry | None:
-        """Units of the SKU became available at a location (`available` there now)."""
+    def stock_up(self, location_id: str, available: int, by: str | None = None) -> Retry | None:
+        """Units of the SKU became available at a location (`available` there now). `by`: the
+        order whose released reservations alone caused it; the head giving back what its own
+        failed turn took is no news (else it would be handed its turn again, forever)."""
         self.seen[location_id] = available
+        if by is not None and (by == self.in_flight or (self.entries and by == self.entries[0][1])):
+            return None
         if self.in_flight is not None:
             self.again = True
             return None

@@ -456,7 +456,8 @@ LocationOpsMessage = Annotated[
 class BackorderOp(Internal):
     """To a SKU's backorder queue (domain/backorders.py), keyed by sku: an order `wait`s for
     `qty` units since `since` (epoch s, network time) or `leave`s (routed, cancelled,
-    expired); a location owner saw the SKU's availability go up (`stock_up`)."""
+    expired); a location owner saw the SKU's availability go up (`stock_up`: `qty` available
+    at `location_id` now; `order_id` when one order's released reservations alone caused it)."""
 
     kind: Literal["wait", "leave", "stock_up"]
     sku: str

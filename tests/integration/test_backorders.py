@@ -170,7 +170,22 @@ class Settled:
 
 
 def settle(cluster: Cluster, book: Book, what: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    return wait_for(Settled(cluster, book), timeout=180, interval=1.0, what=what)  # type: ignore[no-any-return]
+    settled = Settled(cluster, book)
+    try:
+        return wait_for(settled, timeout=180, interval=1.0, what=what)  # type: ignore[no-any-return]
+    except AssertionError:
+        latest, avail = snapshot(cluster)
+        hold = held(latest)
+        keys = set(hold) | {k for k, v in avail.items() if v["reserved"]}
+        off = {
+            k: (avail.get(k, {}).get("reserved", 0), hold.get(k, 0))
+            for k in keys
+            if avail.get(k, {}).get("reserved", 0) != hold.get(k, 0)
+        }
+        raise AssertionError(
+            f"{what}: undecided {sorted(set(book.orders) - set(latest))[:10]}, "
+            f"reserved != held {off}, stable polls {settled.same}"
+        ) from None
 
 
 def check(cluster: Cluster, book: Book) -> dict[str, Any]:

@@ -166,3 +166,13 @@ def test_a_turn_uses_the_owners_figures_where_the_view_lags() -> None:
     hinted = BackorderRetry(order_id="O-1", sku="SKU-1", ticket=1, available={"ST-B": 3})
     (ask,) = reserves(w.run("backorder_retry", hinted))
     assert ask.location_id == "ST-B" and ask.lines == (("SKU-1", 2),)
+
+
+def test_the_head_giving_back_its_own_failed_turn_is_no_news() -> None:
+    q = Queue(sku="A")
+    q.wait("O-1", 5, since=1.0)
+    q.wait("O-2", 1, since=2.0)
+    assert q.stock_up("ST-1", 3) is not None
+    assert q.stock_up("ST-1", 3, by="O-1") is None and not q.again  # its own release
+    assert q.wait("O-1", 5, since=1.0) is None  # no loop: the turn ends here
+    assert q.stock_up("ST-1", 4, by="O-9") == Retry("O-1", "A", 2, {"ST-1": 4})
