@@ -23,7 +23,7 @@ from streams.app import Runtime
 from streams.codecs import now
 from streams.loop import Agent, Ctx, Send, StateSpec
 from streams.loop import Effect as Out
-from streams.records import BackorderOp, BackorderQueue, BackorderRetry
+from streams.records import BackorderOp, BackorderQueue, BackorderRetry, PreorderAccepted
 from streams.topics import TOPICS
 
 QUEUES = "backorder_queues"
@@ -38,6 +38,11 @@ def _send_turn(retry: Retry) -> Out:
         available=dict(retry.available),
     )
     return Send(TOPICS.order_commands, retry.order_id, turn)  # type: ignore[arg-type]
+
+
+def _preorder(sku: str, order_id: str, qty: int, due: float) -> Out:
+    accepted = PreorderAccepted(order_id=order_id, sku=sku, qty=qty, expected_date=due)
+    return Send(TOPICS.order_commands, order_id, accepted)  # type: ignore[arg-type]
 
 
 def _record(q: Queue) -> Out:
@@ -60,15 +65,20 @@ def agent() -> Agent:
 
     def handle(state: Queue | None, msg: BackorderOp, ctx: Ctx) -> tuple[Queue, list[Out]]:
         q = state or Queue(sku=msg.sku)
+        retry = None
         if msg.kind == "stock_up":
             retry = q.stock_up(msg.location_id or "", msg.qty, by=msg.order_id)
+        elif msg.kind == "expect":
+            q.expect(msg.ref or "", msg.location_id or "", msg.qty, msg.since)
+        elif msg.kind == "arrived":
+            q.arrived(msg.ref or "", msg.location_id or "", msg.qty)
         elif msg.order_id is None:
-            retry = None  # an order op always names its order (agents/orders.py)
+            pass  # an order op always names its order (agents/orders.py)
         elif msg.kind == "wait":
             retry = q.wait(msg.order_id, msg.qty, msg.since)
         else:
             retry = q.leave(msg.order_id)
-        effects: list[Out] = []
+        effects: list[Out] = [_preorder(q.sku, *accepted) for accepted in q.claim()]
         if retry is not None:
             sent_at[q.sku] = (retry.ticket, time.time())
             effects.append(_send_turn(retry))

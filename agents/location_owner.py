@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from itertools import islice, takewhile
+from typing import Literal
 
 from domain import dedupe
 from domain.load import LoadState, Shipment, snapshot
@@ -160,7 +161,12 @@ def agent() -> Agent:
             )
             return []
         lines = [(ln.sku, ln.qty) for ln in event.lines]
-        if isinstance(event, PosSale):
+        effects: list[Effect] = []
+        if isinstance(event, SupplierFeed) and ctx.policy.backorder.anywhere:
+            effects.extend(_supply_news(event))
+        if isinstance(event, SupplierFeed) and event.type == "expected_receipt":
+            ops: list[StockOp] = []  # announced, not there: no stock change
+        elif isinstance(event, PosSale):
             ops = ops_for_pos_sale(
                 lines=lines,
                 location_id=event.location_id,
@@ -179,7 +185,6 @@ def agent() -> Agent:
             )
         for op in ops:
             apply_stock(w, op, w.safety)
-        effects: list[Effect] = []
         if first is None:
             effects.append(Put(SEEN, dedupe.key(period, event.event_id), here))
         if pruned_through.get(ctx.partition, -1) < period:
@@ -254,6 +259,30 @@ def agent() -> Agent:
         flush=flush,
         batched=True,
     )
+
+
+def _supply_news(feed: SupplierFeed) -> list[Effect]:
+    """To each SKU's backorder queue: supply announced (preorders are accepted on it) or
+    received (it settles what was announced there), domain/backorders.py."""
+    if feed.type == "stock_count":
+        return []
+    due = feed.expected_date.timestamp() if feed.expected_date else 0.0
+    kind: Literal["expect", "arrived"] = "expect" if feed.type == "expected_receipt" else "arrived"
+    return [
+        Send(
+            TOPICS.backorder_ops,
+            ln.sku,
+            BackorderOp(
+                kind=kind,
+                sku=ln.sku,
+                location_id=feed.location_id,
+                qty=ln.qty,
+                since=due,
+                ref=feed.event_id,
+            ),
+        )
+        for ln in feed.lines
+    ]
 
 
 def _refresher(rt: Runtime) -> Callable[[], Awaitable[None]]:

@@ -44,6 +44,7 @@ from streams.records import (
     FulfilmentEvent,
     LoadOp,
     OrderEvent,
+    PreorderAccepted,
     Refund,
     ReleaseShipment,
     ReservationResult,
@@ -70,6 +71,7 @@ OrderInput = (
     | ShipmentReservation
     | AcceptanceTimeout
     | BackorderRetry
+    | PreorderAccepted
 )
 
 
@@ -89,6 +91,8 @@ def _apply(m: Machine, msg: OrderInput) -> None:
         m.reservation_result(msg)
     elif isinstance(msg, BackorderRetry):
         m.backorder_retry(msg)
+    elif isinstance(msg, PreorderAccepted):
+        m.preorder_accepted(msg)
     else:
         m.acceptance_timeout(msg.shipment_id)
 

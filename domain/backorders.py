@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DAY_S = 86400.0
+KEEP_SETTLED = 200  # receipt ids a queue remembers (a re-read after a crash is recent)
 # decide()'s reasons that mean "not now" rather than "never" (domain/routing.py)
 WAITABLE = frozenset({"insufficient_stock", "needs_split", "too_many_shipments", "contended"})
 
@@ -115,6 +116,11 @@ class Queue:
     ticket: int = 0
     again: bool = False  # stock came back while a retry was in flight: retry the head again
     seen: dict[str, int] = field(default_factory=dict)  # location -> available, last signalled
+    # preorders: supply announced ("<event_id>@<location>" -> [location, qty left, due epoch s])
+    # and the waiting orders accepted against it (order_id -> qty)
+    expected: dict[str, list[Any]] = field(default_factory=dict)
+    claims: dict[str, int] = field(default_factory=dict)
+    settled: list[str] = field(default_factory=list)  # receipts applied (the last KEEP_SETTLED)
     positions: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,6 +131,9 @@ class Queue:
             "ticket": self.ticket,
             "again": self.again,
             "seen": dict(self.seen),
+            "expected": {k: list(v) for k, v in self.expected.items()},
+            "claims": dict(self.claims),
+            "settled": list(self.settled),
             "positions": dict(self.positions),
         }
 
@@ -137,6 +146,9 @@ class Queue:
             ticket=int(d.get("ticket", 0)),
             again=bool(d.get("again", False)),
             seen=dict(d.get("seen") or {}),
+            expected={k: list(v) for k, v in (d.get("expected") or {}).items()},
+            claims=dict(d.get("claims") or {}),
+            settled=list(d.get("settled") or []),
             positions=dict(d.get("positions") or {}),
         )
 
@@ -161,6 +173,8 @@ class Queue:
         for e in self.entries:
             if e[1] == order_id:
                 e[2] = qty
+                if order_id in self.claims:
+                    self.claims[order_id] = min(self.claims[order_id], qty)
                 break
         else:
             self.entries.append([since, order_id, qty])
@@ -173,6 +187,7 @@ class Queue:
 
     def leave(self, order_id: str) -> Retry | None:
         """The order no longer waits (routed, cancelled, expired): the next one gets its turn."""
+        self.claims.pop(order_id, None)
         was_head = bool(self.entries) and self.entries[0][1] == order_id
         self.entries = [e for e in self.entries if e[1] != order_id]
         if self.in_flight == order_id or (was_head and self.in_flight is None):
@@ -191,6 +206,62 @@ class Queue:
             self.again = True
             return None
         return self._kick()
+
+    # -- preorders ---------------------------------------------------------------------------------
+    def expect(self, ref: str, location_id: str, qty: int, due: float) -> None:
+        """Supply announced (an expected_receipt line); a re-read of the same one is no news."""
+        self.expected.setdefault(f"{ref}@{location_id}", [location_id, qty, due])
+
+    def arrived(self, ref: str, location_id: str, qty: int) -> None:
+        """A receipt settles what was expected at its location, earliest due first: a short
+        receipt ends that expectation (the supplier delivered what it delivered), so the
+        preorders it cannot cover fall back to plain backorders, in their place."""
+        if ref in self.settled:
+            return
+        self.settled = [*self.settled[-(KEEP_SETTLED - 1) :], ref]
+        here = sorted((v[2], k) for k, v in self.expected.items() if v[0] == location_id)
+        if here:
+            qty -= int(self.expected.pop(here[0][1])[1])
+        for _, key in here[1:]:
+            if qty <= 0:
+                break
+            take = min(qty, self.expected[key][1])
+            self.expected[key][1] -= take
+            qty -= take
+            if not self.expected[key][1]:
+                del self.expected[key]
+        while self.claims and sum(self.claims.values()) > self.expected_units:
+            youngest = next(e[1] for e in reversed(self.entries) if e[1] in self.claims)
+            del self.claims[youngest]
+
+    @property
+    def expected_units(self) -> int:
+        return sum(int(v[1]) for v in self.expected.values())
+
+    def claim(self) -> list[tuple[str, int, float]]:
+        """Accept waiting orders as preorders on the supply expected and not yet claimed,
+        oldest first, never beyond it (the first that does not fit stops the others: first
+        come first served): [(order_id, qty, due of the supply that covers it)]."""
+        accepted: list[tuple[str, int, float]] = []
+        claimed = sum(self.claims.values())
+        for _, order_id, qty in self.entries:
+            if order_id in self.claims:
+                continue
+            if claimed + qty > self.expected_units:
+                break
+            self.claims[order_id] = qty
+            claimed += qty
+            accepted.append((order_id, qty, self._due(claimed)))
+        return accepted
+
+    def _due(self, through: int) -> float:
+        """When the expected supply reaches `through` units, earliest due first."""
+        total = 0
+        for _, qty, due in sorted(self.expected.values(), key=lambda v: v[2]):
+            total += qty
+            if total >= through:
+                return float(due)
+        return 0.0
 
     def _kick(self) -> Retry | None:
         self.again = False

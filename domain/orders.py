@@ -38,6 +38,7 @@ from streams.records import (
     Location,
     OrderEvent,
     OrderStatus,
+    PreorderAccepted,
     Refund,
     RefundLine,
     RefundPayment,
@@ -235,6 +236,7 @@ class OrderState:
     uncounted: int = 0  # decisions that do not count against max_attempts
     backordered: dict[str, int] = field(default_factory=dict)  # units waiting for stock
     retrying: list[str] = field(default_factory=list)  # SKUs whose turn came: being routed
+    preorders: dict[str, str] = field(default_factory=dict)  # SKU -> expected date (ISO)
     next_shipment: int = 1
     event_ids: list[str] = field(default_factory=list)
     positions: dict[str, int] = field(default_factory=dict)
@@ -248,6 +250,7 @@ class OrderState:
         d["cancelled_lines"] = dict(self.cancelled_lines)
         d["backordered"] = dict(self.backordered)
         d["retrying"] = list(self.retrying)
+        d["preorders"] = dict(self.preorders)
         d["excluded"] = list(self.excluded)
         d["event_ids"] = list(self.event_ids)
         return d
@@ -262,6 +265,7 @@ class OrderState:
         d["cancelled_lines"] = dict(d.get("cancelled_lines") or {})  # states from before 2026-12
         d["backordered"] = dict(d.get("backordered") or {})
         d["retrying"] = list(d.get("retrying") or [])
+        d["preorders"] = dict(d.get("preorders") or {})
         d["excluded"] = list(d["excluded"])
         d["event_ids"] = list(d["event_ids"])
         return cls(**d)
@@ -868,6 +872,23 @@ class Machine:
             f"{msg.sku}@{loc}": n for loc, n in msg.available.items() if n > view.get(loc, 0)
         }
         self._start_decision(lines, counted=False, overrides=hints)
+
+    def preorder_accepted(self, msg: PreorderAccepted) -> None:
+        """The SKU's queue accepted the waiting units on supply expected at `expected_date`:
+        the line is a preorder, promised from that date, routed when the receipt arrives."""
+        st = self._require()
+        waiting = st.backordered.get(msg.sku, 0) or (msg.sku in st.retrying)
+        if st.cancelled or not waiting or msg.sku in st.preorders:
+            return  # gone meanwhile, or told before (a repeated answer)
+        due = datetime.fromtimestamp(msg.expected_date, self.ctx.now.tzinfo)
+        st.preorders[msg.sku] = due.isoformat()
+        self._order_event(
+            "preorder_accepted",
+            detail={
+                "lines": [{"sku": msg.sku, "qty": msg.qty}],
+                "expected_date": due.isoformat(),
+            },
+        )
 
     def _backorder(self, lines: dict[str, int], reasons: dict[str, Any]) -> None:
         """The lines wait for stock (or are unroutable when they already waited too long)."""

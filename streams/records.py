@@ -106,18 +106,29 @@ class PosSale(Event):
 
 
 class SupplierFeed(Event):
-    """receipt adds to on_hand; stock_count sets it (qty 0 allowed only there)."""
+    """receipt adds to on_hand; stock_count sets it (qty 0 allowed only there); an
+    expected_receipt announces supply due at `expected_date` (no stock change: orders for it are
+    accepted as preorders, domain/backorders.py)."""
 
-    type: Literal["receipt", "stock_count"]
+    type: Literal["receipt", "stock_count", "expected_receipt"]
     location_id: Id
     lines: Annotated[list[CountLine], Field(min_length=1, max_length=MAX_LINES)]
+    expected_date: Annotated[AwareDatetime, Field(strict=False)] | None = None
 
     @model_validator(mode="after")
     def _receipts_are_positive(self) -> SupplierFeed:
-        if self.type == "receipt":
+        if self.type in ("receipt", "expected_receipt"):
             for i, line in enumerate(self.lines):
                 if line.qty <= 0:
-                    raise ValueError(f"lines.{i}.qty: a receipt quantity must be > 0")
+                    raise ValueError(f"lines.{i}.qty: a {self.type} quantity must be > 0")
+        if self.type == "expected_receipt":
+            if self.expected_date is None:
+                raise ValueError("an expected_receipt needs its expected_date")
+            if self.expected_date < self.occurred_at:
+                raise ValueError(
+                    f"expected_date {self.expected_date.isoformat()} is in the past "
+                    f"(before occurred_at {self.occurred_at.isoformat()})"
+                )
         return self
 
 
@@ -457,15 +468,18 @@ class BackorderOp(Internal):
     """To a SKU's backorder queue (domain/backorders.py), keyed by sku: an order `wait`s for
     `qty` units since `since` (epoch s, network time) or `leave`s (routed, cancelled,
     expired); a location owner saw the SKU's availability go up (`stock_up`: `qty` available
-    at `location_id` now; `order_id` when one order's released reservations alone caused it)."""
+    at `location_id` now; `order_id` when one order's released reservations alone caused it);
+    supply announced (`expect`: qty due at `location_id` at `since`, epoch s) or received
+    (`arrived`: a receipt's qty, which settles what was expected there first)."""
 
-    kind: Literal["wait", "leave", "stock_up"]
+    kind: Literal["wait", "leave", "stock_up", "expect", "arrived"]
     sku: str
     order_id: str | None = None
     qty: int = 0
     since: float = 0.0
     reason: str | None = None
     location_id: str | None = None
+    ref: str | None = None  # expect: the expected_receipt's event_id (a re-read is no news)
 
 
 class BackorderRetry(Internal):
@@ -478,6 +492,16 @@ class BackorderRetry(Internal):
     # location_id -> units available there as last signalled by its owner: the order's
     # availability view may not have caught up with the receipt that caused this turn yet
     available: dict[str, int] = {}
+
+
+class PreorderAccepted(Internal):
+    """A SKU's queue accepted the order's waiting units as a preorder on expected supply."""
+
+    type: Literal["preorder_accepted"] = "preorder_accepted"
+    order_id: str
+    sku: str
+    qty: int
+    expected_date: float  # epoch s: when the supply that covers it is due
 
 
 class ReservationResult(Internal):
@@ -517,7 +541,7 @@ class ShipmentReservation(Internal):
 
 
 OrderCommand = Annotated[
-    ReservationResult | ShipmentReservation | AcceptanceTimeout | BackorderRetry,
+    ReservationResult | ShipmentReservation | AcceptanceTimeout | BackorderRetry | PreorderAccepted,
     Field(discriminator="type"),
 ]
 

@@ -176,3 +176,76 @@ def test_the_head_giving_back_its_own_failed_turn_is_no_news() -> None:
     assert q.stock_up("ST-1", 3, by="O-1") is None and not q.again  # its own release
     assert q.wait("O-1", 5, since=1.0) is None  # no loop: the turn ends here
     assert q.stock_up("ST-1", 4, by="O-9") == Retry("O-1", "A", 2, {"ST-1": 4})
+
+
+# ---- preorders ---------------------------------------------------------------------------------
+
+
+def test_preorders_are_accepted_oldest_first_never_beyond_expected_supply() -> None:
+    q = Queue(sku="A")
+    q.wait("O-1", 2, since=1.0)
+    assert q.claim() == []  # nothing expected yet: a plain backorder
+    q.expect("ER-1", "WH-1", 3, due=100.0)
+    q.expect("ER-1", "WH-1", 3, due=100.0)  # a re-read: no news
+    q.expect("ER-2", "WH-1", 4, due=200.0)
+    assert q.claim() == [("O-1", 2, 100.0)]
+    q.wait("O-2", 2, since=2.0)
+    q.wait("O-3", 4, since=3.0)
+    q.wait("O-4", 1, since=4.0)
+    assert q.claim() == [("O-2", 2, 200.0)]  # O-3 does not fit: it and those after wait
+    assert sum(q.claims.values()) <= q.expected_units == 7
+
+
+def test_a_short_receipt_drops_the_youngest_preorders_back_to_backorders() -> None:
+    q = Queue(sku="A")
+    q.expect("ER-1", "WH-1", 4, due=100.0)
+    for i, since in enumerate((1.0, 2.0), start=1):
+        q.wait(f"O-{i}", 2, since=since)
+    q.claim()
+    q.arrived("RC-1", "WH-1", 2)  # two of the four came
+    q.arrived("RC-1", "WH-1", 2)  # a re-read: applied once
+    assert q.expected_units == 0 and q.claims == {}
+    q.leave("O-1")
+    assert "O-1" not in q.claims
+
+
+def test_an_expected_receipt_in_the_past_is_refused() -> None:
+    from streams.records import SupplierFeed
+
+    feed = {
+        "event_id": "ER-1",
+        "occurred_at": "2026-01-05T10:00:00+00:00",
+        "type": "expected_receipt",
+        "location_id": "WH-1",
+        "lines": [{"sku": "A", "qty": 3}],
+    }
+    with pytest.raises(ValueError, match="is in the past"):
+        SupplierFeed.model_validate_json(
+            orjson.dumps({**feed, "expected_date": "2026-01-04T10:00:00+00:00"})
+        )
+    with pytest.raises(ValueError, match="needs its expected_date"):
+        SupplierFeed.model_validate_json(orjson.dumps(feed))
+    ok = {**feed, "expected_date": "2026-01-09T10:00:00+00:00"}
+    assert SupplierFeed.model_validate_json(orjson.dumps(ok)).expected_date is not None
+
+
+def test_an_accepted_preorder_is_told_once_on_order_events() -> None:
+    from streams.records import PreorderAccepted
+
+    w = world({})
+    w.run("place", order(lines=[("SKU-1", 2, 1.0)]))
+    due = (T0 + timedelta(days=3)).timestamp()
+    msg = PreorderAccepted(order_id="O-1", sku="SKU-1", qty=2, expected_date=due)
+    (ev,) = published(w.run("preorder_accepted", msg), "order_events")
+    assert ev["change"] == "preorder_accepted" and ev["order_status"] == "backordered"
+    assert ev["detail"]["expected_date"] == (T0 + timedelta(days=3)).isoformat()
+    assert w.run("preorder_accepted", msg) == []
+
+
+def test_a_receipt_beyond_the_first_expectation_settles_the_next() -> None:
+    q = Queue(sku="A")
+    q.expect("ER-1", "WH-1", 3, due=100.0)
+    q.expect("ER-2", "WH-1", 4, due=200.0)
+    q.expect("ER-3", "ST-1", 5, due=50.0)
+    q.arrived("RC-1", "WH-1", 5)
+    assert q.expected_units == 2 + 5
