@@ -15,6 +15,14 @@ older one for the same units (strict head of line: a large head blocks smaller o
 it until its units are there). Stock and capacity stay granted by their single owner, the
 location owner, so a backorder is never oversold nor over capacity.
 
+Preorders: an `expected_receipt` (supplier-feeds) announces units due at a date; the SKU's
+queue accepts waiting orders against it, in the order they reach the queue, never beyond the
+units announced and not yet claimed, and tells the order (`preorder_accepted`, with the date
+the covering supply is due). Accepted preorders get the SKU's turns before the other waiting
+orders (a commitment on that supply). A receipt at the location settles what was announced
+there (earliest due first); a short one ends that announcement, and the youngest preorders it
+no longer covers fall back to plain backorders, keeping their place.
+
 A line waits at most `max_wait_days` of network time: the order's expiry check (the order
 agent's timer schedules it by wall clock, the order machine decides by its network time)
 makes it `unroutable` with the reason `backorder_expired`.
@@ -120,6 +128,7 @@ class Queue:
     # and the waiting orders accepted against it (order_id -> qty)
     expected: dict[str, list[Any]] = field(default_factory=dict)
     claims: dict[str, int] = field(default_factory=dict)
+    landed: int = 0  # announced units that arrived and are not yet routed to their preorders
     settled: list[str] = field(default_factory=list)  # receipts applied (the last KEEP_SETTLED)
     positions: dict[str, int] = field(default_factory=dict)
 
@@ -133,6 +142,7 @@ class Queue:
             "seen": dict(self.seen),
             "expected": {k: list(v) for k, v in self.expected.items()},
             "claims": dict(self.claims),
+            "landed": self.landed,
             "settled": list(self.settled),
             "positions": dict(self.positions),
         }
@@ -148,6 +158,7 @@ class Queue:
             seen=dict(d.get("seen") or {}),
             expected={k: list(v) for k, v in (d.get("expected") or {}).items()},
             claims=dict(d.get("claims") or {}),
+            landed=int(d.get("landed", 0)),
             settled=list(d.get("settled") or []),
             positions=dict(d.get("positions") or {}),
         )
@@ -187,8 +198,8 @@ class Queue:
 
     def leave(self, order_id: str) -> Retry | None:
         """The order no longer waits (routed, cancelled, expired): the next one gets its turn."""
-        self.claims.pop(order_id, None)
-        was_head = bool(self.entries) and self.entries[0][1] == order_id
+        self.landed = max(0, self.landed - self.claims.pop(order_id, 0))
+        was_head = self._head() == order_id
         self.entries = [e for e in self.entries if e[1] != order_id]
         if self.in_flight == order_id or (was_head and self.in_flight is None):
             self.in_flight = None
@@ -200,7 +211,7 @@ class Queue:
         order whose released reservations alone caused it; the head giving back what its own
         failed turn took is no news (else it would be handed its turn again, forever)."""
         self.seen[location_id] = available
-        if by is not None and (by == self.in_flight or (self.entries and by == self.entries[0][1])):
+        if by is not None and by in (self.in_flight, self._head()):
             return None
         if self.in_flight is not None:
             self.again = True
@@ -221,16 +232,19 @@ class Queue:
         self.settled = [*self.settled[-(KEEP_SETTLED - 1) :], ref]
         here = sorted((v[2], k) for k, v in self.expected.items() if v[0] == location_id)
         if here:
-            qty -= int(self.expected.pop(here[0][1])[1])
+            first = int(self.expected.pop(here[0][1])[1])
+            self.landed += min(qty, first)
+            qty -= first
         for _, key in here[1:]:
             if qty <= 0:
                 break
             take = min(qty, self.expected[key][1])
             self.expected[key][1] -= take
+            self.landed += take
             qty -= take
             if not self.expected[key][1]:
                 del self.expected[key]
-        while self.claims and sum(self.claims.values()) > self.expected_units:
+        while self.claims and sum(self.claims.values()) > self.expected_units + self.landed:
             youngest = next(e[1] for e in reversed(self.entries) if e[1] in self.claims)
             del self.claims[youngest]
 
@@ -243,7 +257,7 @@ class Queue:
         oldest first, never beyond it (the first that does not fit stops the others: first
         come first served): [(order_id, qty, due of the supply that covers it)]."""
         accepted: list[tuple[str, int, float]] = []
-        claimed = sum(self.claims.values())
+        claimed = sum(self.claims.values()) - self.landed
         for _, order_id, qty in self.entries:
             if order_id in self.claims:
                 continue
@@ -263,10 +277,19 @@ class Queue:
                 return float(due)
         return 0.0
 
+    def _head(self) -> str | None:
+        """Whose turn is next: accepted preorders first (a commitment on the supply), then
+        the other waiting orders, each oldest first."""
+        for e in self.entries:
+            if e[1] in self.claims:
+                return str(e[1])
+        return str(self.entries[0][1]) if self.entries else None
+
     def _kick(self) -> Retry | None:
         self.again = False
-        if not self.entries:
+        head = self._head()
+        if head is None:
             return None
-        self.in_flight = self.entries[0][1]
+        self.in_flight = head
         self.ticket += 1
         return Retry(self.in_flight, self.sku, self.ticket, dict(self.seen))

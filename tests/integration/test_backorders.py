@@ -16,6 +16,7 @@ waves. The oracle is built from the test's own inputs and the public outputs onl
 from __future__ import annotations
 
 import random
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -370,3 +371,46 @@ def test_a_sigkill_mid_stream_loses_no_backorder_and_routes_none_twice(
             shipments[e["order_id"]].add(repr(sorted(e["detail"]["shipments"])))
     assert shipments and all(len(s) == 1 for s in shipments.values()), "a backorder routed twice"
     assert sum(1 for d in latest.values() if d["shipments"]) > 50
+
+
+def expected_receipt(eid: str, loc: str, lines: dict[str, int], days: float) -> Any:
+    handle, key, value = receipt(eid, loc, lines)
+    value["type"] = "expected_receipt"
+    value["expected_date"] = iso(time.time() + days * 86400)
+    return handle, key, value
+
+
+def test_preorders_on_expected_supply_then_a_short_receipt(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    start_workers(cluster, tmp_path)
+    book = Book()
+    send(cluster, [expected_receipt("ER-1", "WH-1", {"PRE-1": 10}, days=3)])
+    send(cluster, [expected_receipt("ER-old", "WH-1", {"PRE-1": 5}, days=-1)])
+    send(cluster, [book.place(f"P-{i:02d}", {"PRE-1": 1}) for i in range(15)])
+    check(cluster, book)
+    preorders = wait_for(
+        lambda: (
+            found
+            if len(
+                found := [
+                    e["order_id"]
+                    for e in messages(cluster, "order_events")
+                    if e["change"] == "preorder_accepted"
+                ]
+            )
+            >= 10
+            else None
+        ),
+        what="ten preorders accepted",
+    )
+    assert len(set(preorders)) == len(preorders) == 10  # never beyond the supply expected
+    dead = [d for d in messages(cluster, "dead_letters") if d["key"] == "WH-1"]
+    assert dead and "is in the past" in dead[0]["error"]
+    send(cluster, [book.receive("RC-1", "WH-1", {"PRE-1": 8})])  # short of the 10 announced
+    latest = check(cluster, book)
+    routed = [o for o in book.order_of if latest[o]["shipments"]]
+    # accepted preorders first (oldest first): a short receipt leaves the youngest of them
+    assert routed == [o for o in book.order_of if o in preorders][:8]
+    queue = latest_by_key(cluster, "backorders")["PRE-1"]
+    assert queue["backordered"] == 7 and queue["waiting_orders"] == 7

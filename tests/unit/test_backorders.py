@@ -204,9 +204,9 @@ def test_a_short_receipt_drops_the_youngest_preorders_back_to_backorders() -> No
     q.claim()
     q.arrived("RC-1", "WH-1", 2)  # two of the four came
     q.arrived("RC-1", "WH-1", 2)  # a re-read: applied once
-    assert q.expected_units == 0 and q.claims == {}
+    assert q.expected_units == 0 and q.claims == {"O-1": 2} and q.landed == 2
     q.leave("O-1")
-    assert "O-1" not in q.claims
+    assert q.claims == {} and q.landed == 0
 
 
 def test_an_expected_receipt_in_the_past_is_refused() -> None:
@@ -249,3 +249,11 @@ def test_a_receipt_beyond_the_first_expectation_settles_the_next() -> None:
     q.expect("ER-3", "ST-1", 5, due=50.0)
     q.arrived("RC-1", "WH-1", 5)
     assert q.expected_units == 2 + 5
+
+
+def test_accepted_preorders_get_the_turns_first() -> None:
+    q = Queue(sku="A")
+    q.wait("O-old", 1, since=1.0)
+    q.claims["O-new"] = 1  # accepted when it reached the queue, before O-old's claim could
+    q.wait("O-new", 1, since=2.0)
+    assert q.stock_up("WH-1", 1) == Retry("O-new", "A", 1, {"WH-1": 1})
