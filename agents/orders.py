@@ -104,6 +104,7 @@ def _context(ctx: Ctx) -> Context:
         stock=ctx.availability,
         loads=ctx.loads.by_id,
         policy=ctx.policy,
+        waiting=ctx.backorders.by_sku,
         acceptance_timeout_s=ctx.policy.acceptance_timeout_s,
         event_prefix=f"{ctx.origin}:{ctx.offset}",
     )

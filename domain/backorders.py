@@ -39,7 +39,9 @@ from typing import Any
 DAY_S = 86400.0
 KEEP_SETTLED = 200  # receipt ids a queue remembers (a re-read after a crash is recent)
 # decide()'s reasons that mean "not now" rather than "never" (domain/routing.py)
-WAITABLE = frozenset({"insufficient_stock", "needs_split", "too_many_shipments", "contended"})
+WAITABLE = frozenset(
+    {"insufficient_stock", "needs_split", "too_many_shipments", "contended", "behind_backorders"}
+)
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,10 @@ class Queue:
         else:
             self.entries.append([since, order_id, qty])
             self.entries.sort(key=lambda e: (e[0], e[1]))
+            if len(self.entries) == 1 and self.in_flight is None:
+                # the first one waiting: it may have waited on a lagging view of this queue
+                # or of the stock, so it gets a turn at once (no news of stock may follow)
+                return self._kick()
         if self.in_flight == order_id:
             self.in_flight = None
             if self.again:

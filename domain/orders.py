@@ -327,6 +327,7 @@ class Context:
     policy: RoutingPolicy
     acceptance_timeout_s: float
     event_prefix: str  # deterministic prefix for the order-event ids this input produces
+    waiting: Mapping[str, int] = field(default_factory=dict)  # sku -> units backordered
 
 
 class _Overlay:
@@ -368,7 +369,18 @@ class Machine:
                 raise LifecycleError(f"unknown pickup_location_id {pid!r}")
         self.state = OrderState(order_id=order.order_id, order=order.model_dump(mode="json"))
         self.state.event_ids.append(order.event_id)
-        self._start_decision(dict(merge_lines((ln.sku, ln.qty) for ln in order.lines)))
+        lines = dict(merge_lines((ln.sku, ln.qty) for ln in order.lines))
+        behind = {sku: q for sku, q in lines.items() if self.ctx.waiting.get(sku, 0) > 0}
+        if behind and self._rule().enabled:
+            # earlier orders wait for these SKUs: this one queues behind them, first come
+            # first served (ship_complete: the whole order waits)
+            if self._ship_complete():
+                behind = lines
+            self._backorder(behind, {"unroutable": "behind_backorders"})
+            lines = {sku: q for sku, q in lines.items() if sku not in behind}
+            if not lines:
+                return
+        self._start_decision(lines)
 
     def cancel(self, order: WebOrder) -> None:
         st = self._require()

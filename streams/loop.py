@@ -49,7 +49,7 @@ from streams.codecs import Rejected
 from streams.records import Position
 from streams.settings import WorkerSettings
 from streams.topics import TOPICS, AnyTopic, Topic
-from streams.views import AvailabilityView, LoadsView, LocationsView
+from streams.views import AvailabilityView, BackordersView, LoadsView, LocationsView
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,7 @@ class Ctx:
         "_index",
         "_rt",
         "availability",
+        "backorders",
         "batch",
         "key",
         "loads",
@@ -143,6 +144,7 @@ class Ctx:
         self.locations: LocationsView = rt.locations
         self.availability: AvailabilityView = rt.availability
         self.loads: LoadsView = rt.loads
+        self.backorders: BackordersView = rt.backorders
         self.policy: RoutingPolicy = rt.policy
         self.settings: WorkerSettings = rt.settings
 

@@ -43,15 +43,16 @@ def ship_complete(lines: list[tuple[str, int, float]]) -> WebOrder:
 
 def test_the_queue_hands_one_turn_at_a_time_oldest_first() -> None:
     q = Queue(sku="A")
-    assert q.wait("O-2", 1, since=20.0) is None
-    assert q.wait("O-1", 2, since=10.0) is None
-    assert q.stock_up("ST-1", 1) == Retry("O-1", "A", 1, {"ST-1": 1})
+    assert q.wait("O-2", 1, since=20.0) == Retry("O-2", "A", 1)  # the first: a turn at once
+    assert q.wait("O-1", 2, since=10.0) is None  # behind the turn in flight
+    assert q.wait("O-2", 1, since=20.0) is None and q.in_flight is None  # no stock: waits
+    assert q.stock_up("ST-1", 1) == Retry("O-1", "A", 2, {"ST-1": 1})  # oldest first
     assert q.stock_up("ST-2", 1) is None and q.again  # one turn in flight; remembered
     seen = {"ST-1": 1, "ST-2": 1}
-    assert q.wait("O-1", 2, since=10.0) == Retry("O-1", "A", 2, seen)  # stock came: again
+    assert q.wait("O-1", 2, since=10.0) == Retry("O-1", "A", 3, seen)  # stock came: again
     assert q.wait("O-1", 2, since=10.0) is None and q.in_flight is None  # still not enough
-    assert q.stock_up("ST-1", 2) == Retry("O-1", "A", 3, {**seen, "ST-1": 2})
-    assert q.leave("O-1") == Retry("O-2", "A", 4, {**seen, "ST-1": 2})  # the next one's turn
+    assert q.stock_up("ST-1", 2) == Retry("O-1", "A", 4, {**seen, "ST-1": 2})
+    assert q.leave("O-1") == Retry("O-2", "A", 5, {**seen, "ST-1": 2})  # the next one's turn
     assert q.leave("O-2") is None and q.units == 0
 
 
@@ -60,7 +61,7 @@ def test_a_queue_survives_its_table_round_trip() -> None:
     q.wait("O-1", 2, since=10.0)
     q.stock_up("ST-1", 4)
     again = Queue.from_dict(q.to_dict())
-    assert again == q and again.retry() == Retry("O-1", "A", 1, {"ST-1": 4})
+    assert again == q and again.retry() == Retry("O-1", "A", 1, {"ST-1": 4}) and again.again
 
 
 def test_the_policy_reads_per_channel_rules_and_refuses_typos() -> None:
@@ -170,9 +171,8 @@ def test_a_turn_uses_the_owners_figures_where_the_view_lags() -> None:
 
 def test_the_head_giving_back_its_own_failed_turn_is_no_news() -> None:
     q = Queue(sku="A")
-    q.wait("O-1", 5, since=1.0)
+    assert q.wait("O-1", 5, since=1.0) is not None  # its first turn
     q.wait("O-2", 1, since=2.0)
-    assert q.stock_up("ST-1", 3) is not None
     assert q.stock_up("ST-1", 3, by="O-1") is None and not q.again  # its own release
     assert q.wait("O-1", 5, since=1.0) is None  # no loop: the turn ends here
     assert q.stock_up("ST-1", 4, by="O-9") == Retry("O-1", "A", 2, {"ST-1": 4})
@@ -254,6 +254,16 @@ def test_a_receipt_beyond_the_first_expectation_settles_the_next() -> None:
 def test_accepted_preorders_get_the_turns_first() -> None:
     q = Queue(sku="A")
     q.wait("O-old", 1, since=1.0)
+    q.wait("O-old", 1, since=1.0)  # its first turn found nothing
     q.claims["O-new"] = 1  # accepted when it reached the queue, before O-old's claim could
     q.wait("O-new", 1, since=2.0)
-    assert q.stock_up("WH-1", 1) == Retry("O-new", "A", 1, {"WH-1": 1})
+    assert q.stock_up("WH-1", 1) == Retry("O-new", "A", 2, {"WH-1": 1})
+
+
+def test_a_new_order_goes_behind_the_orders_waiting_for_its_sku() -> None:
+    w = world({"SKU-1": {"ST-A": 5}, "SKU-2": {"ST-A": 5}})
+    w.waiting = {"SKU-1": 3}
+    effects = w.run("place", order(lines=[("SKU-1", 1, 1.0), ("SKU-2", 1, 1.0)]))
+    assert bo(effects) == [("wait", "SKU-1", 1)]
+    (ask,) = reserves(effects)
+    assert ask.lines == (("SKU-2", 1),)
