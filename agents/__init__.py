@@ -7,6 +7,6 @@ from streams.loop import Agent
 
 def all_agents() -> list[Agent]:
     """Every agent of a worker, fresh (each holds per-worker scratch state, e.g. timer heaps)."""
-    from agents import location_owner, locations, orders
+    from agents import backorders, location_owner, locations, orders
 
-    return [locations.agent(), location_owner.agent(), orders.agent()]
+    return [locations.agent(), location_owner.agent(), orders.agent(), backorders.agent()]

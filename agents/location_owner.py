@@ -21,16 +21,24 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice, takewhile
-from typing import Any
+from typing import Any, Literal
 
 from domain import dedupe
 from domain.load import LoadState, Shipment, snapshot
-from domain.location import Working, apply_load, apply_stock, release_shipment, reserve_shipment
+from domain.location import (
+    Working,
+    apply_load,
+    apply_stock,
+    given_back_by,
+    release_shipment,
+    reserve_shipment,
+)
 from domain.stock import StockState, ops_for_pos_sale, ops_for_supplier_feed, stock_key
 from streams.app import Runtime
 from streams.codecs import Rejected
 from streams.loop import UNCHANGED, Agent, Batch, Ctx, Effect, Put, Send
 from streams.records import (
+    BackorderOp,
     LoadOp,
     PosSale,
     ReleaseShipment,
@@ -125,10 +133,22 @@ def _flush(w: Working, batch: Batch) -> list[Effect]:
         if record is not None:
             out.append(Put(SHIPMENTS, f"{sid}@{loc}", record.to_list(), part))
     at = batch.clock.at()  # network time: the batch's inputs are observed by now
+    signal = batch.policy.backorder.anywhere
     for sku in sorted(w.published):
         st = w.stocks[sku]
         available = st.available(w.safety)
         batch.availability.set(sku, loc, available)
+        if signal and available > w.before.get(sku, 0):
+            # a receipt, count, return or release made units available: the SKU's backorder
+            # queue hands the next waiting order its turn (domain/backorders.py)
+            up = BackorderOp(
+                kind="stock_up",
+                sku=sku,
+                location_id=loc,
+                qty=available,
+                order_id=given_back_by(w, sku),
+            )
+            out.append(Send(TOPICS.backorder_ops, sku, up))
         out.append(
             Send(
                 TOPICS.stock_availability,
@@ -169,7 +189,12 @@ def agent() -> Agent:
             )
             return []
         lines = [(ln.sku, ln.qty) for ln in event.lines]
-        if isinstance(event, PosSale):
+        effects: list[Effect] = []
+        if isinstance(event, SupplierFeed) and ctx.policy.backorder.anywhere:
+            effects.extend(_supply_news(event))
+        if isinstance(event, SupplierFeed) and event.type == "expected_receipt":
+            ops: list[StockOp] = []  # announced, not there: no stock change
+        elif isinstance(event, PosSale):
             ops = ops_for_pos_sale(
                 lines=lines,
                 location_id=event.location_id,
@@ -188,7 +213,6 @@ def agent() -> Agent:
             )
         for op in ops:
             apply_stock(w, op, w.safety)
-        effects: list[Effect] = []
         if first is None:  # a local key now (a repeat later in this batch sees it), chunked
             ctx.put_local(SEEN, dedupe.key(period, event.event_id), here)
             _seen_chunk(ctx, period).ids.append([event.event_id, ctx.offset])
@@ -269,6 +293,30 @@ def agent() -> Agent:
         batched=True,
         local_keys={SEEN: dedupe.index_entries},
     )
+
+
+def _supply_news(feed: SupplierFeed) -> list[Effect]:
+    """To each SKU's backorder queue: supply announced (preorders are accepted on it) or
+    received (it settles what was announced there), domain/backorders.py."""
+    if feed.type == "stock_count":
+        return []
+    due = feed.expected_date.timestamp() if feed.expected_date else 0.0
+    kind: Literal["expect", "arrived"] = "expect" if feed.type == "expected_receipt" else "arrived"
+    return [
+        Send(
+            TOPICS.backorder_ops,
+            ln.sku,
+            BackorderOp(
+                kind=kind,
+                sku=ln.sku,
+                location_id=feed.location_id,
+                qty=ln.qty,
+                since=due,
+                ref=feed.event_id,
+            ),
+        )
+        for ln in feed.lines
+    ]
 
 
 def _refresher(rt: Runtime) -> Callable[[], Awaitable[None]]:

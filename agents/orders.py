@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from domain.orders import (
+    BackorderEffect,
     Context,
     Deadline,
     Effect,
@@ -39,9 +40,12 @@ from streams.loop import Agent, Ctx, Put, Send, StateSpec
 from streams.loop import Effect as Out
 from streams.records import (
     AcceptanceTimeout,
+    BackorderOp,
+    BackorderRetry,
     FulfilmentEvent,
     LoadOp,
     OrderEvent,
+    PreorderAccepted,
     Refund,
     ReleaseShipment,
     ReservationResult,
@@ -70,6 +74,8 @@ OrderInput = (
     | ShipmentReservation
     | AcceptanceTimeout
     | ShipByPassed
+    | BackorderRetry
+    | PreorderAccepted
 )
 
 
@@ -89,6 +95,10 @@ def _apply(m: Machine, msg: OrderInput) -> None:
         m.reservation_result(msg)
     elif isinstance(msg, ShipByPassed):
         m.ship_by_passed(msg.shipment_id)
+    elif isinstance(msg, BackorderRetry):
+        m.backorder_retry(msg)
+    elif isinstance(msg, PreorderAccepted):
+        m.preorder_accepted(msg)
     else:
         m.acceptance_timeout(msg.shipment_id)
 
@@ -100,6 +110,7 @@ def _context(ctx: Ctx) -> Context:
         stock=ctx.availability,
         loads=ctx.loads.by_id,
         policy=ctx.policy,
+        waiting=ctx.backorders.by_sku,
         acceptance_timeout_s=ctx.policy.acceptance_timeout_s,
         event_prefix=f"{ctx.origin}:{ctx.offset}",
     )
@@ -180,6 +191,16 @@ def agent() -> Agent:
             elif isinstance(eff, ShipByCheck):
                 msgs.append(Put(SHIP_BY, eff.shipment_id, {"order_id": order_id, "at": eff.at}))
                 heapq.heappush(ship_by, (eff.at, eff.shipment_id, order_id))
+            elif isinstance(eff, BackorderEffect):
+                turn = BackorderOp(
+                    kind=eff.kind,  # type: ignore[arg-type]
+                    sku=eff.sku,
+                    order_id=order_id,
+                    qty=eff.qty,
+                    since=eff.since,
+                    reason=eff.reason,
+                )
+                msgs.append(Send(TOPICS.backorder_ops, eff.sku, turn))
             elif isinstance(eff, RoutedOrder):
                 msgs.append(Send(TOPICS.routed_orders, order_id, eff))
             elif isinstance(eff, OrderEvent):

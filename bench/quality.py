@@ -41,6 +41,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
+from domain.backorders import WAITABLE
 from domain.baselines import make_baselines
 from domain.calendar import calendar_of, preparation_deadline
 from domain.promise import Promise, local_zone
@@ -62,6 +63,7 @@ from streams.topics import TOPICS
 HOME_SLA_S = 24 * 3600.0
 CC_SLA_S = 2 * 3600.0
 STEP_S = 60.0
+BACKORDER_DAYS = 2.0  # the lost-sales comparison's max_wait_days (the run lasts about two days)
 
 
 class _Stock:
@@ -110,6 +112,7 @@ class _Sim:
         drain_h: float,
         policy: RoutingPolicy,
         web_orders_per_hour: float,
+        backorder_days: float | None = None,
     ) -> None:
         self.name, self.router, self.policy = name, router, policy
         self.locations = {loc.location_id: loc for loc in network}
@@ -137,6 +140,16 @@ class _Sim:
         self.decide_s = 0.0
         self.decisions = 0
         self.carrier_rng = random.Random(seed)
+        # lost sales: units no location could serve; with backorders (backorder_days set) the
+        # lines wait oldest first and are retried when stock comes back (receipts, counts,
+        # released reservations), lost only past backorder_days
+        self.backorder_s = None if backorder_days is None else backorder_days * 86400.0
+        self.waiting: list[tuple[float, str, tuple[tuple[str, int], ...]]] = []
+        self.stock_back = False
+        self.ordered_units = 0
+        self.lost_units = 0
+        self.backordered_units = 0
+        self.backorder_routed_units = 0
 
     # ---- routing ----------------------------------------------------------------------------
 
@@ -147,14 +160,20 @@ class _Sim:
         when = datetime.fromtimestamp(t, UTC)
         return preparation_deadline(cal, when, self.policy.acceptance_timeout_s).timestamp()
 
-    def _route(self, oid: str, lines: tuple[tuple[str, int], ...], t: float) -> None:
+    def _route(
+        self, oid: str, lines: tuple[tuple[str, int], ...], t: float, retry: bool = False
+    ) -> bool:
+        """Route lines (a backorder `retry` does not count as an attempt); False when they
+        were not placed (lost, or waiting as a backorder)."""
         o = self.orders[oid]
         if o["cancelled"]:
-            return
-        o["attempt"] += 1
+            return True
+        if not retry:
+            o["attempt"] += 1
         if o["attempt"] > self.policy.max_attempts:
             o["unroutable"] = True
-            return
+            self.lost_units += sum(q for _, q in lines)
+            return False
         req = RoutingRequest(
             oid,
             o["lat"],
@@ -176,17 +195,25 @@ class _Sim:
             d = self.router(req, self.stock, self.locations, loads, self.policy)
         self.decide_s += time.perf_counter() - t0
         self.decisions += 1
+        waits = self.backorder_s is not None and d.reasons.get("unroutable") in WAITABLE
+        if d.status != "routed" and waits:
+            if not retry:
+                self.waiting.append((t, oid, lines))
+                self.backordered_units += sum(q for _, q in lines)
+            return False
         if d.status != "routed" or d.unroutable_lines:
             o["unroutable"] = True
+            lost = d.unroutable_lines if d.status == "routed" else lines
+            self.lost_units += sum(q for _, q in lost)
         first = o["attempt"] == 1
-        for i, s in enumerate(d.shipments):
+        for s in d.shipments:
             promised = s.promise or self._promise(req, s, loads, at)
             if first and promised is not None:
                 o["ship_by"] = max(o.get("ship_by", 0.0), promised.ship_by.timestamp())
                 o["promised"] = max(
                     o.get("promised", promised.customer_date), promised.customer_date
                 )
-            sid = f"{oid}-{o['attempt']}-{i}"
+            sid = f"{oid}-{o['attempt']}-{o['n_shipments']}"
             self.stock.reserve(s.location_id, s.lines)
             units = sum(q for _, q in s.lines)
             sh = {
@@ -216,6 +243,26 @@ class _Sim:
             self.staff.on_routed(
                 {"order_id": oid, "shipments": [shipment]}, datetime.fromtimestamp(t, UTC)
             )
+        return d.status == "routed"
+
+    def _retry_backorders(self, t: float) -> None:
+        """Stock came back: the waiting lines, oldest first; past the wait, they are lost."""
+        if not self.stock_back or not self.waiting:
+            return
+        self.stock_back = False
+        keep = []
+        for since, oid, lines in self.waiting:
+            units = sum(q for _, q in lines)
+            if self.orders[oid]["cancelled"]:
+                continue
+            if self.backorder_s is not None and t - since > self.backorder_s:
+                self.orders[oid]["unroutable"] = True
+                self.lost_units += units
+            elif self._route(oid, lines, t, retry=True):
+                self.backorder_routed_units += units
+            else:
+                keep.append((since, oid, lines))
+        self.waiting = keep
 
     def _promise(
         self, req: RoutingRequest, s: Any, loads: Mapping[str, LoadView], at: datetime
@@ -237,6 +284,7 @@ class _Sim:
         sh["open"] = False
         if release:
             self.stock.release(sh["loc"], sh["lines"])
+            self.stock_back = True
         self.open_by_loc[sh["loc"]] -= 1
         self.units_by_loc[sh["loc"]] -= sh["units"]
 
@@ -256,6 +304,9 @@ class _Sim:
             for ln in value["lines"]:
                 self.stock.add(value["location_id"], ln["sku"], -ln["qty"])
         elif topic is TOPICS.supplier_feeds:
+            if value["type"] == "expected_receipt":
+                return  # announced, not there yet
+            self.stock_back = True
             for ln in value["lines"]:
                 if value["type"] == "receipt":
                     self.stock.add(value["location_id"], ln["sku"], ln["qty"])
@@ -264,6 +315,8 @@ class _Sim:
         elif topic is TOPICS.web_orders:
             oid = value["order_id"]
             if value["type"] == "order_cancelled":
+                if value.get("lines"):
+                    return  # a partial cancellation: not modelled here (units stay routed)
                 self.staff.on_order(value)
                 o = self.orders.get(oid)
                 if o is not None and not o["cancelled"]:
@@ -297,7 +350,9 @@ class _Sim:
                 "done_t": {},
                 "short": False,
             }
-            self._route(oid, tuple((ln["sku"], ln["qty"]) for ln in value["lines"]), t)
+            lines = tuple((ln["sku"], ln["qty"]) for ln in value["lines"])
+            self.ordered_units += sum(q for _, q in lines)
+            self._route(oid, lines, t)
         elif topic is TOPICS.fulfilment_events:
             sid = value["shipment_id"]
             known = self.shipments.get(sid)
@@ -373,6 +428,7 @@ class _Sim:
                 self._on_input(topic, value, ts, True)
             for loc, sku, q in self.staff.drain_consumption():
                 self.workload.record_consumption(loc, sku, q)
+            self._retry_backorders(t1)
             while self.deadlines and self.deadlines[0][0] <= t1:
                 _, sid = heapq.heappop(self.deadlines)
                 sh = self.shipments[sid]
@@ -443,6 +499,11 @@ class _Sim:
             "pct_timed_out": round(100.0 * sum(o["timed_out"] for o in orders) / n, 2),
             "pct_rerouted": round(100.0 * sum(o["rerouted"] for o in orders) / n, 2),
             "pct_unroutable": round(100.0 * sum(o["unroutable"] for o in orders) / n, 2),
+            "lost_units": self.lost_units,
+            "pct_units_lost": round(100.0 * self.lost_units / max(1, self.ordered_units), 3),
+            "backordered_units": self.backordered_units,
+            "backorder_routed_units": self.backorder_routed_units,
+            "still_backordered_units": sum(q for _, _, ln in self.waiting for _, q in ln),
             "pct_short_picked": round(100.0 * sum(o["short"] for o in orders) / n, 2),
             "decide_us_mean": round(1e6 * self.decide_s / max(1, self.decisions), 1),
             "staff_stats": dict(self.staff.stats),
@@ -471,6 +532,22 @@ def run_day(peak: bool, quick: bool, seed: int = 42) -> dict[str, Any]:
         m = sim.run()
         m["wall_s"] = round(time.perf_counter() - t0, 1)
         out[name] = m
+    t0 = time.perf_counter()
+    with_bo = _Sim(
+        "policy",
+        decide,
+        network,
+        catalogue,
+        seed,
+        start,
+        peak,
+        hours,
+        drain_h,
+        policy,
+        rate,
+        backorder_days=BACKORDER_DAYS,
+    ).run()
+    with_bo["wall_s"] = round(time.perf_counter() - t0, 1)
     ref = out["nearest_store_with_stock"]
     pol = out["policy"]
     return {
@@ -491,6 +568,23 @@ def run_day(peak: bool, quick: bool, seed: int = 42) -> dict[str, Any]:
         },
         "routers": out,
         "reference": "nearest_store_with_stock (and every baseline, same workload and staff)",
+        "lost_sales": {
+            "without_backorders": {
+                k: out["policy"][k] for k in ("lost_units", "pct_units_lost", "pct_unroutable")
+            },
+            "with_backorders": {
+                k: with_bo[k]
+                for k in (
+                    "lost_units",
+                    "pct_units_lost",
+                    "pct_unroutable",
+                    "backordered_units",
+                    "backorder_routed_units",
+                    "still_backordered_units",
+                )
+            },
+            "backorder_max_wait_days": BACKORDER_DAYS,
+        },
         "policy_vs_nearest": {
             "cost_ratio": _ratio(pol, ref, "cost_per_order"),
             "parcel_cost_ratio": _ratio(pol, ref, "parcel_cost_per_order"),

@@ -20,7 +20,8 @@ letters" and keyed containers, which Streamlit renders with the CSS class `st-ke
 AppTest finds with `at.container(key=...)`): `store_load` (section) > `store_load_table` (the
 st.dataframe) and `store_load_map` (the Plotly geo map); `backlog` (section) > `backlog_chart`
 (the Plotly chart); `network_overview` (the metric tiles); `latest_decisions`,
-`order_lifecycle`, `sku_stock`, `sla_breaches`; `dead_letters` (section) >
+`order_lifecycle`, `sku_stock`, `backorders` > `backorders_table` (with units waiting),
+`sla_breaches`; `dead_letters` (section) >
 `dead_letters_by_topic`, `dead_letters_by_reason`, `dead_letters_latest`. Keys sit on
 containers, not on the tables, because st.dataframe uses a key only when selections are on.
 
@@ -320,6 +321,31 @@ def show_stock(view: View) -> None:
     )
 
 
+def show_backorders(view: View) -> None:
+    """Units waiting for stock per SKU (backorders), the longest wait first."""
+    st.header("Backorders")
+    table = model.backorders_table(view.state, view.now)
+    with st.container(key="backorders"):
+        if table.empty:
+            st.caption("No backordered units (backorders).")
+            return
+        oldest = table.iloc[0]
+        st.markdown(
+            f"**{int(table['backordered'].sum()):,}** units waiting over {len(table):,} SKUs; "
+            f"the oldest backorder ({oldest['sku']}) has waited "
+            f"{oldest['oldest_wait_h']} h"
+        )
+        shown = model.for_display(table)
+        st.container(key="backorders_table").dataframe(
+            shown,
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "oldest_since": _time_column(shown, "oldest_since", "oldest since", "DD HH:mm")
+            },
+        )
+
+
 def show_sla(view: View) -> None:
     st.header("SLA")
     minutes = st.slider(
@@ -429,6 +455,7 @@ def live_page() -> None:
     show_order_flow(view)
     show_dead_letters(view)
     show_stock(view)
+    show_backorders(view)
     show_sla(view)
 
 

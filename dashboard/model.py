@@ -72,6 +72,7 @@ H_AVAILABILITY = _handle("stock_availability")
 H_ROUTED = _handle("routed_orders")
 H_ORDER_EVENTS = _handle("order_events")
 H_DEAD_LETTERS = _handle("dead_letters")
+H_BACKORDERS = _handle("backorders")
 DASHBOARD_HANDLES: tuple[str, ...] = (
     H_LOCATIONS,
     H_STORE_LOAD,
@@ -79,6 +80,7 @@ DASHBOARD_HANDLES: tuple[str, ...] = (
     H_ROUTED,
     H_ORDER_EVENTS,
     H_DEAD_LETTERS,
+    H_BACKORDERS,
 )
 """Every topic the dashboard reads, by handle (TOPICS.<handle>.name is the Kafka name)."""
 
@@ -249,6 +251,7 @@ class DashboardState:
         self.locations: dict[str, dict[str, Any]] = {}
         self.store_load: dict[str, dict[str, Any]] = {}
         self.availability: dict[str, dict[str, dict[str, Any]]] = {}
+        self.backorders: dict[str, dict[str, Any]] = {}  # sku -> its queue (waiting only)
         self.decisions: deque[dict[str, Any]] = deque(maxlen=max_decisions)
         # (decided_at, order_id, status, attempt), for the rates of the network overview
         self.routing_log: deque[tuple[float, str, str, int]] = deque(maxlen=max_routing_log)
@@ -353,6 +356,8 @@ def _fold_locked(
             return _fold_order_event(state, value)
         if handle == H_DEAD_LETTERS:
             return _fold_dead_letter(state, value)
+        if handle == H_BACKORDERS:
+            return _fold_backorders(state, value, key)
         return _skip(state, f"topic handle {handle!r} is not shown by the dashboard")
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         return _skip(state, f"{handle}: {type(exc).__name__}: {exc}")
@@ -451,6 +456,53 @@ def _fold_availability(
     per_loc[loc] = row
     _advance(state, updated)
     return True
+
+
+def _fold_backorders(
+    state: DashboardState, value: Mapping[str, Any] | None, key: str | None
+) -> bool:
+    """A SKU's backorder queue (compacted per SKU); an empty queue leaves the table."""
+    if value is None:
+        return key is not None and state.backorders.pop(key, None) is not None
+    sku = _str(value.get("sku"))
+    if sku is None:
+        return _skip(state, "backorders: message without sku")
+    updated = to_epoch(value.get("updated_at"))
+    current = state.backorders.get(sku)
+    if current is not None and updated is not None and (current["_updated"] or 0) > updated:
+        return False
+    if _int(value.get("backordered")) <= 0:
+        return state.backorders.pop(sku, None) is not None
+    row = dict(value)
+    row["_updated"] = updated
+    row["_since"] = to_epoch(value.get("oldest_since"))
+    state.backorders[sku] = row
+    _advance(state, updated)
+    return True
+
+
+def backorders_table(state: DashboardState, now: datetime | float) -> pd.DataFrame:
+    """Backordered units per SKU and how long the oldest has waited, oldest wait first: the
+    question is "what have customers been waiting for longest"."""
+    t = _epoch_of(now)
+    with state.lock:
+        rows = [
+            {
+                "sku": sku,
+                "backordered": _int(r.get("backordered")),
+                "waiting_orders": _int(r.get("waiting_orders")),
+                "oldest_since": r.get("_since"),
+                "oldest_wait_h": None
+                if r.get("_since") is None
+                else round(max(0.0, t - r["_since"]) / 3600.0, 1),
+            }
+            for sku, r in state.backorders.items()
+        ]
+    columns = ["sku", "backordered", "waiting_orders", "oldest_since", "oldest_wait_h"]
+    df = pd.DataFrame(rows, columns=columns)
+    df["oldest_since"] = _ts_series(df["oldest_since"])
+    df = df.sort_values(["oldest_since", "sku"], kind="stable", na_position="last")
+    return df.reset_index(drop=True)
 
 
 def _order(state: DashboardState, order_id: str) -> OrderTrack:
@@ -1048,7 +1100,7 @@ def location_calendar(meta: Mapping[str, Any]) -> Calendar:
 
 
 def open_now(meta: Mapping[str, Any], t: float | None) -> str:
-    """"preparing" (web orders are prepared now), "open" (to walk-in customers only) or
+    """ "preparing" (web orders are prepared now), "open" (to walk-in customers only) or
     "closed", at network time `t`; "" when the time is unknown."""
     if t is None:
         return ""

@@ -35,6 +35,9 @@ class Working:
     read_load: Callable[[], LoadState]
     read_shipment: Callable[[str], Shipment | None]  # shipment_id -> record
     stocks: dict[str, StockState] = field(default_factory=dict)
+    before: dict[str, int] = field(default_factory=dict)  # available when first read
+    supplied: set[str] = field(default_factory=set)  # SKUs counted, received or returned
+    released_by: dict[str, set[str]] = field(default_factory=dict)  # SKU -> releasing orders
     new_skus: set[str] = field(default_factory=set)  # first seen here: published even if 0
     changed_stock: set[str] = field(default_factory=set)  # to write
     published: set[str] = field(default_factory=set)  # availability to publish
@@ -52,6 +55,7 @@ class Working:
                 found = StockState()
                 self.new_skus.add(sku)
             st = self.stocks[sku] = found
+            self.before[sku] = found.available(self.safety)
         return st
 
     @property
@@ -79,11 +83,25 @@ def apply_stock(w: Working, op: StockOp, safety: int) -> stock.Outcome:
     """One stock op on the location's SKU (the stock fold), noting what to write and publish."""
     st = w.stock(op.sku)
     outcome = stock.apply(st, op, safety)
+    if outcome.changed and op.kind in ("adjust", "set"):
+        w.supplied.add(op.sku)
+    elif outcome.changed and op.kind == "release":
+        w.released_by.setdefault(op.sku, set()).add(op.order_id or "")
     if not outcome.replay:
         w.changed_stock.add(op.sku)
     if outcome.changed or outcome.replay or op.sku in w.new_skus:
         w.published.add(op.sku)
     return outcome
+
+
+def given_back_by(w: Working, sku: str) -> str | None:
+    """The one order whose released reservations are the only cause of the SKU's availability
+    going up in this batch (None: a receipt, count or return, or several orders): a backorder
+    turn's own give-back must not hand the same order its turn again (domain/backorders.py)."""
+    by = w.released_by.get(sku, set())
+    if sku in w.supplied or len(by) != 1:
+        return None
+    return next(iter(by)) or None
 
 
 def apply_load(w: Working, op: LoadOp) -> None:

@@ -18,11 +18,13 @@ again (never back to a location that rejected the order), up to `max_attempts` d
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
+from domain.backorders import DAY_S, WAITABLE, Rule, placeable
 from domain.calendar import calendar_of, preparation_deadline
+from domain.cancellation import CancelRefused, Holdings, OpenShipment, allocate
 from domain.routing import (
     LoadView,
     RoutingPolicy,
@@ -32,10 +34,12 @@ from domain.routing import (
     merge_lines,
 )
 from streams.records import (
+    BackorderRetry,
     FulfilmentEvent,
     Location,
     OrderEvent,
     OrderStatus,
+    PreorderAccepted,
     Refund,
     RefundLine,
     RefundPayment,
@@ -132,6 +136,18 @@ class ShipByCheck:
     at: float
 
 
+@dataclass(frozen=True)
+class BackorderEffect:
+    """To the SKU's backorder queue (domain/backorders.py): the order `wait`s for `qty` units
+    (since its occurred_at, epoch s) or `leave`s it."""
+
+    kind: str  # wait | leave
+    sku: str
+    qty: int = 0
+    since: float = 0.0
+    reason: str | None = None
+
+
 # Stock and load effects become positioned ops (streams.records StockOp, LoadOp) one-to-one in the
 # order agent, which knows the input's position; the records are published as they are.
 Effect = (
@@ -141,6 +157,7 @@ Effect = (
     | LoadEffect
     | Deadline
     | ShipByCheck
+    | BackorderEffect
     | RoutedOrder
     | OrderEvent
     | Refund
@@ -234,6 +251,11 @@ class OrderState:
     delivered: dict[str, int] = field(default_factory=dict)  # shipped or collected units
     returned: dict[str, int] = field(default_factory=dict)
     cancelled: bool = False
+    cancelled_lines: dict[str, int] = field(default_factory=dict)  # by line cancellations
+    uncounted: int = 0  # decisions that do not count against max_attempts
+    backordered: dict[str, int] = field(default_factory=dict)  # units waiting for stock
+    retrying: list[str] = field(default_factory=list)  # SKUs whose turn came: being routed
+    preorders: dict[str, str] = field(default_factory=dict)  # SKU -> expected date (ISO)
     next_shipment: int = 1
     event_ids: list[str] = field(default_factory=list)
     positions: dict[str, int] = field(default_factory=dict)
@@ -245,6 +267,10 @@ class OrderState:
         d["pending"] = None if self.pending is None else self.pending.to_dict()
         for name in ("queued", "unroutable", "delivered", "returned", "positions"):
             d[name] = dict(d[name])
+        d["cancelled_lines"] = dict(self.cancelled_lines)
+        d["backordered"] = dict(self.backordered)
+        d["retrying"] = list(self.retrying)
+        d["preorders"] = dict(self.preorders)
         d["excluded"] = list(self.excluded)
         d["event_ids"] = list(self.event_ids)
         return d
@@ -256,6 +282,10 @@ class OrderState:
         d["pending"] = None if d["pending"] is None else Round.from_dict(d["pending"])
         for name in ("queued", "unroutable", "delivered", "returned", "positions"):
             d[name] = dict(d[name])
+        d["cancelled_lines"] = dict(d.get("cancelled_lines") or {})  # states from before 2026-12
+        d["backordered"] = dict(d.get("backordered") or {})
+        d["retrying"] = list(d.get("retrying") or [])
+        d["preorders"] = dict(d.get("preorders") or {})
         d["excluded"] = list(d["excluded"])
         d["event_ids"] = list(d["event_ids"])
         return cls(**d)
@@ -283,11 +313,14 @@ class OrderState:
                 return "rerouting"
             if self.pending is not None or self.queued:
                 return "routed"
+            if self.backordered or self.retrying:
+                return "backordered"
             if self.unroutable:
                 return "unroutable"
             return "cancelled" if self.cancelled else "rerouting"
         done = [s for s in active if s.status in ("shipped", "collected")]
-        if len(done) == len(active) and not self.pending and not self.queued:
+        waiting = self.pending or self.queued or self.backordered or self.retrying
+        if len(done) == len(active) and not waiting:
             if all(s.status == "collected" for s in active):
                 return "collected"
             return "shipped"
@@ -314,6 +347,7 @@ class Context:
     policy: RoutingPolicy
     acceptance_timeout_s: float
     event_prefix: str  # deterministic prefix for the order-event ids this input produces
+    waiting: Mapping[str, int] = field(default_factory=dict)  # sku -> units backordered
 
 
 class _Overlay:
@@ -355,7 +389,18 @@ class Machine:
                 raise LifecycleError(f"unknown pickup_location_id {pid!r}")
         self.state = OrderState(order_id=order.order_id, order=order.model_dump(mode="json"))
         self.state.event_ids.append(order.event_id)
-        self._start_decision(dict(merge_lines((ln.sku, ln.qty) for ln in order.lines)))
+        lines = dict(merge_lines((ln.sku, ln.qty) for ln in order.lines))
+        behind = {sku: q for sku, q in lines.items() if self.ctx.waiting.get(sku, 0) > 0}
+        if behind and self._rule().enabled:
+            # earlier orders wait for these SKUs: this one queues behind them, first come
+            # first served (ship_complete: the whole order waits)
+            if self._ship_complete():
+                behind = lines
+            self._backorder(behind, {"unroutable": "behind_backorders"})
+            lines = {sku: q for sku, q in lines.items() if sku not in behind}
+            if not lines:
+                return
+        self._start_decision(lines)
 
     def cancel(self, order: WebOrder) -> None:
         st = self._require()
@@ -363,6 +408,9 @@ class Machine:
             return
         if st.cancelled:
             raise LifecycleError(f"order {st.order_id} is already cancelled")
+        if order.lines:
+            self._cancel_lines(order)
+            return
         if (
             st.shipments
             and all(
@@ -384,7 +432,95 @@ class Machine:
             self._release_round(st.pending)
             st.pending = None
         st.queued = {}
+        self._leave_backorders(set(st.backordered) | set(st.retrying), "cancelled")
         self._order_event("cancelled", detail={"released_shipments": released})
+
+    def _cancel_lines(self, order: WebOrder) -> None:
+        """Cancel only the quantities of `order.lines` (domain/cancellation.py says where from):
+        the units no location holds are dropped, a round in progress is abandoned and the rest
+        of it routed again, open shipments give back exactly the cancelled units (the whole
+        shipment, slot included, when nothing is left in it)."""
+        st = self._require()
+        asked = dict(merge_lines((ln.sku, ln.qty) for ln in order.lines))
+        holdings = Holdings(
+            order_id=st.order_id,
+            ordered=dict(merge_lines((ln["sku"], ln["qty"]) for ln in st.order["lines"])),
+            cancelled=st.cancelled_lines,
+            gone=self._gone(),
+            backordered=st.backordered,
+            unroutable=st.unroutable,
+            queued=st.queued,
+            pending=st.pending.lines if st.pending is not None else {},
+            shipments=[
+                OpenShipment(s.shipment_id, s.status, s.lines)
+                for s in st.shipments.values()
+                if s.status in OPEN and not _gone(s)
+            ],
+        )
+        try:
+            take = allocate(holdings, asked)
+        except CancelRefused as exc:
+            raise LifecycleError(str(exc)) from None
+        st.event_ids.append(order.event_id)
+        _subtract(st.backordered, take.backordered)
+        for sku in sorted(take.backordered):
+            if sku in st.backordered:
+                self.effects.append(self._wait(sku))
+            else:
+                self._leave_backorders({sku}, "cancelled")
+        if take.backordered and not st.backordered:
+            self.effects.append(Deadline(self._expiry_id(), None))
+        _subtract(st.unroutable, take.unroutable)
+        _subtract(st.queued, take.queued)
+        again: dict[str, int] = {}
+        if st.pending is not None and take.pending:
+            rnd, st.pending = st.pending, None
+            self._release_round(rnd)
+            again = dict(rnd.lines)
+            _subtract(again, take.pending)
+            _add(again, st.queued)
+            st.queued = {}
+        released: list[dict[str, Any]] = []
+        emptied: list[str] = []
+        for sid, lines in sorted(take.shipments.items()):
+            s = st.shipments[sid]
+            skus = tuple(sorted(s.lines))
+            for sku, qty in sorted(lines.items()):
+                whole = qty >= s.lines[sku]
+                self.effects.append(
+                    StockEffect("release", sku, s.location_id, 0 if whole else qty, s.rid(sku))
+                )
+                released.append({"shipment_id": sid, "sku": sku, "qty": qty})
+            _subtract(s.lines, lines)
+            if not s.lines:
+                self.effects.append(ReleaseEffect(sid, s.location_id, skus))
+                self.effects.append(Deadline(sid, None))
+                s.status = "cancelled"
+                s.history["cancelled"] = self.ctx.now.isoformat()
+                emptied.append(sid)
+        _add(st.cancelled_lines, asked)
+        if all(st.cancelled_lines.get(sku, 0) >= qty for sku, qty in holdings.ordered.items()):
+            st.cancelled = True
+        self._order_event(
+            "lines_cancelled",
+            detail={
+                "lines": [ln.model_dump() for ln in _lines(asked)],
+                "released": released,
+                "cancelled_shipments": emptied,
+            },
+        )
+        if again:
+            self._start_decision(again, counted=False)
+        elif not st.cancelled and st.pending is None:
+            self._publish_decision(self._decision_status(), {"lines_cancelled": True}, new=[])
+
+    def _gone(self) -> dict[str, int]:
+        """Units shipped, collected or in transit to a pickup store: never cancellable."""
+        gone: dict[str, int] = {}
+        for s in self._require().shipments.values():
+            if _gone(s):
+                _add(gone, s.lines)
+        return gone
 
     def reservation_result(self, msg: ReservationResult) -> None:
         st = self._require()
@@ -428,6 +564,9 @@ class Machine:
 
     def acceptance_timeout(self, shipment_id: str) -> None:
         st = self._require()
+        if shipment_id == self._expiry_id():
+            self._expire_backorders()
+            return
         s = st.shipments.get(shipment_id)
         if s is None or s.status != "routed":
             return  # accepted, rejected or cancelled meanwhile: nothing to do
@@ -549,26 +688,52 @@ class Machine:
                     rid = s.rid(sku)
                     if rid in st.pending.awaiting:  # a round from before 2026-11
                         self.effects.append(StockEffect("reserve", sku, s.location_id, qty, rid))
-        elif not st.cancelled and (st.shipments or st.unroutable):
+        if not st.cancelled:
+            for sku in sorted(st.backordered):
+                self.effects.append(self._wait(sku))  # a join the dead worker did not send
+        if (
+            st.pending is None
+            and not st.cancelled
+            and (st.shipments or st.unroutable or st.backordered)
+        ):
             # the decision may be what the dead worker did not flush: publish the current one
             # again (same attempt; consumers keep the latest message per order)
-            status = "unroutable" if st.unroutable else "routed"
-            self._publish_decision(status, {"republished": True}, new=[])
+            self._publish_decision(self._decision_status(), {"republished": True}, new=[])
 
     # -- routing ----------------------------------------------------------------------------------
-    def _start_decision(self, lines: dict[str, int]) -> None:
+    def _decision_status(self) -> str:
+        """What routed-orders says of the order now: routed while a shipment is placed."""
+        st = self._require()
+        if any(s.status in OPEN or s.status == "in_transit" for s in st.shipments.values()):
+            return "routed"
+        if st.backordered:
+            return "backordered"
+        return "unroutable" if st.unroutable else "routed"
+
+    def _start_decision(
+        self,
+        lines: dict[str, int],
+        *,
+        counted: bool = True,
+        overrides: dict[str, int] | None = None,
+    ) -> None:
+        """Route `lines` (after the round in progress, if any). `counted`: the decision counts
+        against max_attempts (a re-route after a location let the order down does; routing
+        again what a line cancellation left of a round does not)."""
         st = self._require()
         if st.pending is not None:
             for sku, qty in lines.items():
                 st.queued[sku] = st.queued.get(sku, 0) + qty
             return
         st.attempt += 1
-        if st.attempt > self.ctx.policy.max_attempts:
+        if not counted:
+            st.uncounted += 1
+        if st.attempt - st.uncounted > self.ctx.policy.max_attempts:
             self._unroutable(
                 lines, {"why": f"gave up after {self.ctx.policy.max_attempts} attempts"}
             )
             return
-        self._plan_round(Round(lines=lines, plans=[], awaiting=[]))
+        self._plan_round(Round(lines=lines, plans=[], awaiting=[], overrides=overrides or {}))
 
     def _plan_round(self, rnd: Round) -> None:
         st = self._require()
@@ -577,11 +742,26 @@ class Machine:
             _Overlay(self.ctx.stock, rnd.overrides),
             self.ctx.locations,
             self._loads(rnd.saturated),
-            self.ctx.policy,
+            self._policy(),
             now=self.ctx.now,
         )
         if decision.status != "routed":
-            self._unroutable(rnd.lines, decision.reasons)
+            waitable = decision.reasons.get("unroutable") in WAITABLE
+            if waitable and self._rule().enabled and not self._ship_complete():
+                # ship what the network holds now, the rest waits (split allowed)
+                view = _Overlay(self.ctx.stock, rnd.overrides)
+                now_part = placeable(
+                    rnd.lines, {sku: sum(view.stock_of(sku).values()) for sku in rnd.lines}
+                )
+                if now_part and now_part != rnd.lines:
+                    self._backorder(
+                        {k: v for k, v in rnd.lines.items() if k not in now_part},
+                        decision.reasons,
+                    )
+                    rnd.lines = now_part
+                    self._plan_round(rnd)
+                    return
+            self._unroutable(rnd.lines, decision.reasons, waitable=waitable)
             return
         rnd.reasons = decision.reasons
         rnd.plans, rnd.awaiting, rnd.ok, rnd.failed = [], [], [], {}
@@ -636,9 +816,11 @@ class Machine:
                     rnd.lines,
                     {
                         "why": "stock or capacity taken by concurrent orders",
+                        "unroutable": "contended",
                         "contended": sorted(rnd.failed),
                         "saturated": sorted(rnd.saturated),
                     },
+                    waitable=True,
                 )
             else:
                 rnd.overrides.update(rnd.failed)
@@ -665,6 +847,20 @@ class Machine:
             "routed",
             detail={"attempt": st.attempt, "shipments": [p["shipment_id"] for p in rnd.plans]},
         )
+        came = sorted(sku for sku in rnd.lines if sku in st.retrying)
+        if came:
+            st.retrying = [sku for sku in st.retrying if sku not in came]
+            self._leave_backorders({sku for sku in came if sku not in st.backordered}, "routed")
+            if not st.backordered and not st.retrying:
+                self.effects.append(Deadline(self._expiry_id(), None))
+            self._order_event(
+                "backorder_routed",
+                detail={
+                    "lines": [ln.model_dump() for ln in _lines({k: rnd.lines[k] for k in came})],
+                    "shipments": [p["shipment_id"] for p in rnd.plans],
+                    "waited_s": round(self.ctx.now.timestamp() - self._since(), 3),
+                },
+            )
 
     def _acceptance_deadline(self, location_id: str) -> float:
         """The acceptance time-out counts the location's preparation hours only: routed at
@@ -672,8 +868,19 @@ class Machine:
         cal = calendar_of(self.ctx.locations.get(location_id))
         return preparation_deadline(cal, self.ctx.now, self.ctx.acceptance_timeout_s).timestamp()
 
-    def _unroutable(self, lines: dict[str, int], reasons: dict[str, Any]) -> None:
+    def _unroutable(
+        self, lines: dict[str, int], reasons: dict[str, Any], *, waitable: bool = False
+    ) -> None:
+        """The lines cannot be placed: they wait as backorders when the policy says so and the
+        reason is "not now" (`waitable`), else they are unroutable."""
         st = self._require()
+        if waitable and self._rule().enabled:
+            self._backorder(lines, reasons)
+            return
+        left = [sku for sku in lines if sku in st.retrying]
+        if left:
+            st.retrying = [sku for sku in st.retrying if sku not in left]
+            self._leave_backorders(set(left), "unroutable")
         for sku, qty in lines.items():
             st.unroutable[sku] = st.unroutable.get(sku, 0) + qty
         self._publish_decision("unroutable", reasons, new=[])
@@ -722,6 +929,7 @@ class Machine:
                 previous_promised_date=date.fromisoformat(previous)
                 if slipped and previous
                 else None,
+                backordered_lines=_lines(st.backordered),
             )
         )
 
@@ -734,6 +942,115 @@ class Machine:
             elif s.promised_delivery:
                 dates.append(date.fromisoformat(s.promised_delivery))
         return max(dates, default=None)
+
+    # -- backorders (domain/backorders.py) -----------------------------------------------------
+    def backorder_retry(self, msg: BackorderRetry) -> None:
+        """The SKU's queue gives this order its turn: route its waiting units of the SKU (every
+        waiting line for ship_complete). Stale turns (nothing waiting for the SKU) are answered
+        with a leave; a turn for lines being routed already is answered by that decision."""
+        st = self._require()
+        if st.cancelled or msg.sku not in st.backordered:
+            if msg.sku not in st.retrying:
+                self.effects.append(BackorderEffect("leave", msg.sku, reason="not waiting"))
+            return
+        skus = sorted(st.backordered) if self._ship_complete() else [msg.sku]
+        lines = {sku: st.backordered.pop(sku) for sku in skus}
+        st.retrying.extend(sku for sku in skus if sku not in st.retrying)
+        view = self.ctx.stock.stock_of(msg.sku)
+        hints = {  # what the owners signalled, where the view has not caught up yet
+            f"{msg.sku}@{loc}": n for loc, n in msg.available.items() if n > view.get(loc, 0)
+        }
+        self._start_decision(lines, counted=False, overrides=hints)
+
+    def preorder_accepted(self, msg: PreorderAccepted) -> None:
+        """The SKU's queue accepted the waiting units on supply expected at `expected_date`:
+        the line is a preorder, promised from that date, routed when the receipt arrives."""
+        st = self._require()
+        waiting = st.backordered.get(msg.sku, 0) or (msg.sku in st.retrying)
+        if st.cancelled or not waiting or msg.sku in st.preorders:
+            return  # gone meanwhile, or told before (a repeated answer)
+        due = datetime.fromtimestamp(msg.expected_date, self.ctx.now.tzinfo)
+        st.preorders[msg.sku] = due.isoformat()
+        self._order_event(
+            "preorder_accepted",
+            detail={
+                "lines": [{"sku": msg.sku, "qty": msg.qty}],
+                "expected_date": due.isoformat(),
+            },
+        )
+
+    def _backorder(self, lines: dict[str, int], reasons: dict[str, Any]) -> None:
+        """The lines wait for stock (or are unroutable when they already waited too long)."""
+        st = self._require()
+        rule = self._rule()
+        if self.ctx.now.timestamp() >= self._since() + rule.max_wait_days * DAY_S:
+            self._unroutable(lines, _expired(rule))
+            return
+        new = {sku: qty for sku, qty in lines.items() if sku not in st.retrying}
+        st.retrying = [sku for sku in st.retrying if sku not in lines]
+        _add(st.backordered, lines)
+        for sku in sorted(lines):
+            self.effects.append(self._wait(sku))
+        self.effects.append(Deadline(self._expiry_id(), self._since() + rule.max_wait_days * DAY_S))
+        if new:
+            self._publish_decision(self._decision_status(), reasons, new=[])
+            self._order_event(
+                "backordered",
+                detail={
+                    "lines": [ln.model_dump() for ln in _lines(new)],
+                    "reasons": reasons,
+                    "max_wait_days": rule.max_wait_days,
+                },
+            )
+
+    def _expire_backorders(self) -> None:
+        """The expiry check (scheduled by wall clock, decided by network time)."""
+        st = self._require()
+        rule = self._rule()
+        due = self._since() + rule.max_wait_days * DAY_S
+        if not st.backordered or st.cancelled:
+            self.effects.append(Deadline(self._expiry_id(), None))
+            return
+        if self.ctx.now.timestamp() < due:
+            self.effects.append(Deadline(self._expiry_id(), due))  # not yet: check again then
+            return
+        lines, st.backordered = st.backordered, {}
+        self._leave_backorders(set(lines), "expired")
+        if not st.retrying:
+            self.effects.append(Deadline(self._expiry_id(), None))
+        self._unroutable(lines, _expired(rule))
+
+    def _leave_backorders(self, skus: set[str], reason: str) -> None:
+        st = self._require()
+        for sku in sorted(skus):
+            st.backordered.pop(sku, None)
+            self.effects.append(BackorderEffect("leave", sku, reason=reason))
+        st.retrying = [sku for sku in st.retrying if sku not in skus]
+
+    def _wait(self, sku: str) -> BackorderEffect:
+        qty = self._require().backordered[sku]
+        return BackorderEffect("wait", sku, qty=qty, since=self._since())
+
+    def _since(self) -> float:
+        """When the order's lines started waiting: its occurred_at (network time)."""
+        return datetime.fromisoformat(self._require().order["occurred_at"]).timestamp()
+
+    def _expiry_id(self) -> str:
+        """The order's backorder expiry check, in the deadlines table beside shipments'."""
+        return f"{self._require().order_id}#backorder"
+
+    def _rule(self) -> Rule:
+        return self.ctx.policy.backorder.rule(self._require().order.get("channel") or "web")
+
+    def _ship_complete(self) -> bool:
+        delivery = self._require().order.get("delivery") or {}
+        return delivery.get("split") == "ship_complete" and delivery.get("mode") != "click_collect"
+
+    def _policy(self) -> RoutingPolicy:
+        """The policy for this order: ship_complete allows one shipment only."""
+        if self._ship_complete():
+            return replace(self.ctx.policy, max_shipments=1)
+        return self.ctx.policy
 
     def _request(self, lines: dict[str, int]) -> RoutingRequest:
         st = self._require()
@@ -959,6 +1276,33 @@ class Machine:
 
 def _at(iso: str | None) -> datetime | None:
     return datetime.fromisoformat(iso) if iso else None
+
+
+def _expired(rule: Rule) -> dict[str, Any]:
+    return {
+        "unroutable": "backorder_expired",
+        "why": f"waited longer than max_wait_days ({rule.max_wait_days:g}) for stock",
+    }
+
+
+def _gone(s: Shipment) -> bool:
+    """The shipment's units left their location (shipped, collected, or on the way to the
+    pickup store and then waiting there)."""
+    return s.status in ("shipped", "collected", "in_transit") or "in_transit" in s.history
+
+
+def _add(into: dict[str, int], more: Mapping[str, int]) -> None:
+    for sku, qty in more.items():
+        into[sku] = into.get(sku, 0) + qty
+
+
+def _subtract(into: dict[str, int], less: Mapping[str, int]) -> None:
+    for sku, qty in less.items():
+        left = into.get(sku, 0) - qty
+        if left > 0:
+            into[sku] = left
+        else:
+            into.pop(sku, None)
 
 
 def _lines(lines: Mapping[str, int]) -> list[ShipmentLine]:

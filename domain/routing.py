@@ -90,6 +90,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from domain.backorders import BackorderPolicy
 from domain.calendar import NeverPrepares
 from domain.geo import great_circle_km
 from domain.promise import Carriers, Promise, routing_promise
@@ -140,10 +141,12 @@ class RoutingPolicy:
     acceptance_timeout_s: float = 900.0
     promise_weight: float = 1.0
     carriers: Carriers = field(default_factory=Carriers.default)
+    # lines no location can serve wait for stock (domain/backorders.py); read by the router
+    backorder: BackorderPolicy = field(default_factory=BackorderPolicy)
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            if f.name == "carriers":
+            if f.name in ("carriers", "backorder"):
                 continue
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -171,6 +174,11 @@ class RoutingPolicy:
         for name, value in data.items():
             if name == "carriers":
                 values[name] = Carriers.from_mapping(value)
+                continue
+            if name == "backorder":
+                if not isinstance(value, Mapping):
+                    raise ValueError("routing policy: backorder must be a mapping")
+                values[name] = BackorderPolicy.from_mapping(value)
                 continue
             # YAML writes 6 for 6.0: accept ints for float knobs, never floats for int knobs.
             is_int = isinstance(value, int) and not isinstance(value, bool)

@@ -11,7 +11,8 @@ locks. Delivery is at-least-once, so each op is made idempotent in one of two wa
   changes nothing. A worker killed after writing the table but before committing its input
   offsets re-reads those inputs and re-emits the same ops with the same sequences, and a stock
   worker re-reading its own ops finds them all at or below the recorded positions.
-* reservation ops (reserve, release, consume) also name a reservation id; the state holds the
+* reservation ops (reserve, release, consume) also name a reservation id (a release with a
+  qty gives back only that many of its units: a line cancellation); the state holds the
   open reservations, so reserving an id twice, or releasing/consuming one that is gone, is a
   no-op even when a new input asks for it again.
 
@@ -122,7 +123,14 @@ def apply(state: StockState, op: StockOp, safety_stock: int) -> Outcome:
             changed=False, reserved_ok=False, free_after=max(0, state.free(safety_stock))
         )
     if op.kind == "release":
-        return Outcome(changed=state.reservations.pop(rid, None) is not None)
+        if rid not in state.reservations:
+            return Outcome(changed=False)
+        held = state.reservations[rid]
+        if 0 < op.qty < held:  # a partial release: a line cancellation of some of its units
+            state.reservations[rid] = held - op.qty
+        else:
+            del state.reservations[rid]
+        return Outcome(changed=True)
     if op.kind == "consume":
         qty = state.reservations.pop(rid, None)
         if qty is None:

@@ -174,6 +174,8 @@ class Staff:
         if not isinstance(order_id, str):
             return
         if msg.get("type") == "order_cancelled":
+            if msg.get("lines"):
+                return  # some units of a line: the rest of the order goes on
             o = self._orders.get(order_id)
             if o is None:
                 o = self._remember(order_id, _Order(None, None, None))

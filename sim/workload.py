@@ -303,6 +303,11 @@ class Workload:
         click_collect_share: float = 0.30,
         express_share: float = 0.15,
         cancel_rate: float = 0.02,
+        partial_cancel_rate: float = 0.01,
+        ship_complete_share: float = 0.05,
+        asn_share: float = 0.5,
+        asn_lead_h: float = 3.0,
+        asn_short_share: float = 0.1,
         replenish: Literal["demand", "consumption"] = "demand",
         store_replenish_hour: int = 6,
         warehouse_replenish_every_h: int = 4,
@@ -330,6 +335,14 @@ class Workload:
         self.click_collect_share = click_collect_share
         self.express_share = express_share
         self.cancel_rate = cancel_rate
+        # order changes (issue 15): part of a line cancelled, "ship everything together",
+        # warehouse receipts announced by the supplier first (an expected_receipt, the advance
+        # shipping notice, asn_lead_h ahead; asn_short_share of them deliver 80 %)
+        self.partial_cancel_rate = partial_cancel_rate
+        self.ship_complete_share = ship_complete_share
+        self.asn_share = asn_share
+        self.asn_lead_h = asn_lead_h
+        self.asn_short_share = asn_short_share
         self.replenish = replenish
         self.store_replenish_hour = store_replenish_hour
         self.warehouse_replenish_every_h = warehouse_replenish_every_h
@@ -338,6 +351,8 @@ class Workload:
         self.order_prefix = f"O{run_id}-" if run_id else "O-"
 
         self._rng = random.Random(f"stockroute-workload:{seed}")
+        # its own stream, so the draws for order changes leave every other event unchanged
+        self._changes_rng = random.Random(f"stockroute-workload-changes:{seed}")
         self._ids = event_namespace(seed, run_id, "workload")
         self._receipt_ids = event_namespace(seed, run_id, "replenishment")
         self._start_ts = start.timestamp()
@@ -578,6 +593,7 @@ class Workload:
             "currency": self.currency,
             "payment": {"method": method, "reference": f"pay_{rng.getrandbits(64):016x}"},
         }
+        self._order_changes(t, order_id, channel, value)
         self._push(t, TOPICS.web_orders, order_id, value)
         if self.replenish == "demand" and self.warehouses:
             wh = self.warehouses[_pick(self._wh_cum, rng.random())].location_id
@@ -601,6 +617,50 @@ class Workload:
                 },
             )
 
+    def _order_changes(self, t: float, order_id: str, channel: str, value: dict[str, Any]) -> None:
+        """ship_complete on some multi-line home orders; a partial cancellation (one unit of
+        one line, minutes to an hour later) on some orders of more than one unit."""
+        rng = self._changes_rng
+        lines = value["lines"]
+        multi = len(lines) > 1
+        home = value["delivery"]["mode"] == "home"
+        if multi and home and rng.random() < self.ship_complete_share:
+            value["delivery"]["split"] = "ship_complete"
+        if sum(ln["qty"] for ln in lines) > 1 and rng.random() < self.partial_cancel_rate:
+            line = lines[rng.randrange(len(lines))]
+            delay = min(3600.0, max(30.0, rng.lognormvariate(math.log(600.0), 0.9)))
+            tc = t + delay
+            self._push(
+                tc,
+                TOPICS.web_orders,
+                order_id,
+                {
+                    "event_id": str(uuid.uuid5(self._ids, f"partial-cancel:{order_id}")),
+                    "occurred_at": iso(tc),
+                    "type": "order_cancelled",
+                    "order_id": order_id,
+                    "channel": channel,
+                    "lines": [{"sku": line["sku"], "qty": 1 if multi else line["qty"] - 1}],
+                },
+            )
+
+    def _announced(self, loc: str, units: dict[str, int], ts: float, tag: str) -> bool:
+        """Some warehouse receipts come announced: an expected_receipt now, the receipt
+        asn_lead_h later (a few of them short). True when the receipt was scheduled so."""
+        rng = self._changes_rng
+        if rng.random() >= self.asn_share:
+            return False
+        due = ts + self.asn_lead_h * 3600.0
+        for value in _receipts(loc, units, ts, self._receipt_ids, f"asn-{tag}"):
+            value["type"] = "expected_receipt"
+            value["expected_date"] = iso(due)
+            self._push(ts, TOPICS.supplier_feeds, loc, value)
+        short = rng.random() < self.asn_short_share
+        got = {s: max(1, q * 4 // 5) if short else q for s, q in units.items()}
+        for value in _receipts(loc, got, due, self._receipt_ids, tag):
+            self._push(due, TOPICS.supplier_feeds, loc, value)
+        return True
+
     def _replenish(self, b0: float, lt: datetime) -> None:
         """Receipts replacing consumed units: stores daily before opening, hubs every few hours."""
         if lt.minute != 0:
@@ -621,6 +681,9 @@ class Workload:
                 continue
             self._receipt_rounds += 1
             ts = max(b0 + rng.uniform(0.0, 55.0), self._start_ts)
+            is_hub = any(w.location_id == loc for w in self.warehouses)
+            if is_hub and self._announced(loc, dict(units), ts, f"r{self._receipt_rounds}"):
+                continue
             for value in _receipts(
                 loc, dict(units), ts, self._receipt_ids, f"r{self._receipt_rounds}"
             ):

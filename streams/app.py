@@ -27,7 +27,13 @@ from streams.clock import NetworkClock
 from streams.metrics import InputContext, Metrics
 from streams.settings import KafkaSettings, WorkerSettings
 from streams.topics import TOPICS, AnyTopic, Topic
-from streams.views import AvailabilityView, CompactedView, LoadsView, LocationsView
+from streams.views import (
+    AvailabilityView,
+    BackordersView,
+    CompactedView,
+    LoadsView,
+    LocationsView,
+)
 
 log = logging.getLogger(__name__)
 GAP_RESTART_S = 10.0
@@ -63,6 +69,7 @@ class Runtime:
     locations: LocationsView = field(default_factory=LocationsView)
     availability: AvailabilityView = field(default_factory=AvailabilityView)
     loads: LoadsView = field(default_factory=LoadsView)
+    backorders: BackordersView = field(default_factory=BackordersView)
     views: list[CompactedView] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
     # business time (event time) of this worker: fed by the loop and the store-load view
@@ -380,6 +387,7 @@ def create_runtime(settings: WorkerSettings) -> Runtime:
         CompactedView(TOPICS.locations.name, rt.locations.on_message, kafka),
         CompactedView(TOPICS.stock_availability.name, rt.availability.on_message, kafka),
         CompactedView(TOPICS.store_load.name, rt.loads.on_message, kafka),
+        CompactedView(TOPICS.backorders.name, rt.backorders.on_message, kafka),
     ]
 
     @app.task

@@ -55,7 +55,7 @@ from streams.faust_fixes import Expand
 from streams.records import Position
 from streams.settings import WorkerSettings
 from streams.topics import TOPICS, AnyTopic, Topic
-from streams.views import AvailabilityView, LoadsView, LocationsView
+from streams.views import AvailabilityView, BackordersView, LoadsView, LocationsView
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +107,14 @@ class Batch:
     """What handlers fold across the inputs of one batch (one input when unbatched), flushed by
     the agent's `flush` at its end; with the worker's views, which the flush may publish to."""
 
-    __slots__ = ("availability", "clock", "locations", "scratch")
+    __slots__ = ("availability", "clock", "locations", "policy", "scratch")
 
     def __init__(self, rt: Runtime) -> None:
         self.scratch: dict[Any, Any] = {}
         self.clock: NetworkClock = rt.clock
         self.locations: LocationsView = rt.locations
         self.availability: AvailabilityView = rt.availability
+        self.policy: RoutingPolicy = rt.policy
 
 
 class Ctx:
@@ -123,6 +124,7 @@ class Ctx:
         "_index",
         "_rt",
         "availability",
+        "backorders",
         "batch",
         "key",
         "loads",
@@ -150,6 +152,7 @@ class Ctx:
         self.locations: LocationsView = rt.locations
         self.availability: AvailabilityView = rt.availability
         self.loads: LoadsView = rt.loads
+        self.backorders: BackordersView = rt.backorders
         self.policy: RoutingPolicy = rt.policy
         self.settings: WorkerSettings = rt.settings
         # business time: set by the loop once the input is decoded (its occurred_at counts)

@@ -51,6 +51,7 @@ OrderStatus = Literal[
     "partially_returned",
     "returned",
     "unroutable",
+    "backordered",
 ]
 
 
@@ -158,18 +159,29 @@ class PosSale(Event):
 
 
 class SupplierFeed(Event):
-    """receipt adds to on_hand; stock_count sets it (qty 0 allowed only there)."""
+    """receipt adds to on_hand; stock_count sets it (qty 0 allowed only there); an
+    expected_receipt announces supply due at `expected_date` (no stock change: orders for it are
+    accepted as preorders, domain/backorders.py)."""
 
-    type: Literal["receipt", "stock_count"]
+    type: Literal["receipt", "stock_count", "expected_receipt"]
     location_id: Id
     lines: Annotated[list[CountLine], Field(min_length=1, max_length=MAX_LINES)]
+    expected_date: Annotated[AwareDatetime, Field(strict=False)] | None = None
 
     @model_validator(mode="after")
     def _receipts_are_positive(self) -> SupplierFeed:
-        if self.type == "receipt":
+        if self.type in ("receipt", "expected_receipt"):
             for i, line in enumerate(self.lines):
                 if line.qty <= 0:
-                    raise ValueError(f"lines.{i}.qty: a receipt quantity must be > 0")
+                    raise ValueError(f"lines.{i}.qty: a {self.type} quantity must be > 0")
+        if self.type == "expected_receipt":
+            if self.expected_date is None:
+                raise ValueError("an expected_receipt needs its expected_date")
+            if self.expected_date < self.occurred_at:
+                raise ValueError(
+                    f"expected_date {self.expected_date.isoformat()} is in the past "
+                    f"(before occurred_at {self.occurred_at.isoformat()})"
+                )
         return self
 
 
@@ -187,6 +199,9 @@ class Delivery(Record):
     mode: Literal["home", "click_collect"]
     pickup_location_id: Id | None = None
     service: Literal["standard", "express"] = "standard"
+    # allowed: ship what is available first (splits allowed); ship_complete: one shipment, or
+    # wait as a backorder until one location can serve everything (home delivery only)
+    split: Literal["allowed", "ship_complete"] = "allowed"
 
     @model_validator(mode="after")
     def _pickup_needs_a_store(self) -> Delivery:
@@ -196,9 +211,12 @@ class Delivery(Record):
 
 
 class OrderLine(Record):
+    """A line of an order_placed (unit_price required there), or of an order_cancelled that
+    cancels only these quantities (unit_price not needed)."""
+
     sku: Id
     qty: Qty
-    unit_price: Money
+    unit_price: Money | None = None
 
 
 class Payment(Record):
@@ -228,6 +246,9 @@ class WebOrder(Event):
             ]
             if not self.lines:
                 missing.append("lines")
+            missing.extend(
+                f"lines.{i}.unit_price" for i, ln in enumerate(self.lines) if ln.unit_price is None
+            )
             if missing:
                 raise ValueError(f"order_placed lacks {', '.join(missing)}")
         return self
@@ -290,7 +311,7 @@ class RoutedShipment(Output):
 class RoutedOrder(Output):
     order_id: str
     attempt: int
-    status: Literal["routed", "unroutable"]
+    status: Literal["routed", "unroutable", "backordered"]
     decided_at: datetime
     shipments: list[RoutedShipment]
     reasons: dict[str, object]
@@ -300,6 +321,9 @@ class RoutedOrder(Output):
     # a re-route pushed the promised date later than the one published before
     promise_slipped: bool = False
     previous_promised_date: date | None = None
+    # lines waiting for stock (backorders, domain/backorders.py): routed later, or unroutable
+    # once they waited longer than the policy's max_wait_days
+    backordered_lines: list[ShipmentLine] = []
 
 
 class ShipmentState(Output):
@@ -363,6 +387,17 @@ class StoreLoad(Output):
     updated_at: datetime
     # open shipments not shipped (nor ready for pickup) whose ship_by is past (to the minute)
     late_shipments: int = 0
+
+
+class BackorderQueue(Output):
+    """A SKU's backorders (compacted, key sku): the units and orders waiting for stock, the
+    oldest one's wait start (its order's occurred_at)."""
+
+    sku: str
+    backordered: int
+    waiting_orders: int
+    oldest_since: datetime | None
+    updated_at: datetime
 
 
 class DeadLetter(Output):
@@ -502,6 +537,46 @@ LocationOpsMessage = Annotated[
 """Everything a location's owner applies besides till sales and supplier feeds."""
 
 
+class BackorderOp(Internal):
+    """To a SKU's backorder queue (domain/backorders.py), keyed by sku: an order `wait`s for
+    `qty` units since `since` (epoch s, network time) or `leave`s (routed, cancelled,
+    expired); a location owner saw the SKU's availability go up (`stock_up`: `qty` available
+    at `location_id` now; `order_id` when one order's released reservations alone caused it);
+    supply announced (`expect`: qty due at `location_id` at `since`, epoch s) or received
+    (`arrived`: a receipt's qty, which settles what was expected there first)."""
+
+    kind: Literal["wait", "leave", "stock_up", "expect", "arrived"]
+    sku: str
+    order_id: str | None = None
+    qty: int = 0
+    since: float = 0.0
+    reason: str | None = None
+    location_id: str | None = None
+    ref: str | None = None  # expect: the expected_receipt's event_id (a re-read is no news)
+
+
+class BackorderRetry(Internal):
+    """A SKU's queue gives the order its turn: route the waiting units of that SKU."""
+
+    type: Literal["backorder_retry"] = "backorder_retry"
+    order_id: str
+    sku: str
+    ticket: int
+    # location_id -> units available there as last signalled by its owner: the order's
+    # availability view may not have caught up with the receipt that caused this turn yet
+    available: dict[str, int] = {}
+
+
+class PreorderAccepted(Internal):
+    """A SKU's queue accepted the order's waiting units as a preorder on expected supply."""
+
+    type: Literal["preorder_accepted"] = "preorder_accepted"
+    order_id: str
+    sku: str
+    qty: int
+    expected_date: float  # epoch s: when the supply that covers it is due
+
+
 class ReservationResult(Internal):
     """A SKU owner's answer to a `reserve` op, sent back to the order that asked."""
 
@@ -547,7 +622,12 @@ class ShipmentReservation(Internal):
 
 
 OrderCommand = Annotated[
-    ReservationResult | ShipmentReservation | AcceptanceTimeout | ShipByPassed,
+    ReservationResult
+    | ShipmentReservation
+    | AcceptanceTimeout
+    | ShipByPassed
+    | BackorderRetry
+    | PreorderAccepted,
     Field(discriminator="type"),
 ]
 
@@ -564,6 +644,8 @@ MODELS: dict[str, Any] = {
     "Refund": Refund,
     "StoreLoad": StoreLoad,
     "DeadLetter": DeadLetter,
+    "BackorderQueue": BackorderQueue,
+    "BackorderOp": BackorderOp,
     "LocationOpsMessage": LocationOpsMessage,
     "OrderCommand": OrderCommand,
 }

@@ -24,6 +24,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from streams.codecs import Rejected, describe_validation_error
 from streams.records import (
     MODELS,
+    BackorderOp,
+    BackorderQueue,
     DeadLetter,
     FulfilmentEvent,
     Location,
@@ -145,9 +147,11 @@ class Topics:
     order_events: Topic[OrderEvent]
     refunds: Topic[Refund]
     store_load: Topic[StoreLoad]
+    backorders: Topic[BackorderQueue]
     dead_letters: Topic[DeadLetter]
     location_ops: Topic[LocationOpsMessage]
     order_commands: Topic[OrderCommand]
+    backorder_ops: Topic[BackorderOp]
     tables: dict[str, TableSpec]
     replication_factor: int
 

@@ -130,6 +130,25 @@ class AvailabilityView:
         return self.by_sku.get(sku, {})
 
 
+class BackordersView:
+    """sku -> units waiting as backorders (the `backorders` topic): a new order's line for a
+    SKU with waiting orders goes behind them (domain/backorders.py)."""
+
+    def __init__(self) -> None:
+        self.by_sku: dict[str, int] = {}
+
+    def on_message(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:
+            if key is not None:
+                self.by_sku.pop(key.decode(), None)
+            return
+        d = orjson.loads(value)
+        if d["backordered"] > 0:
+            self.by_sku[d["sku"]] = d["backordered"]
+        else:
+            self.by_sku.pop(d["sku"], None)
+
+
 class LoadsView:
     """location_id -> LoadView from store-load, plus the shipments this worker just routed.
     Each record's `updated_at` (the network time of its owner) feeds `clock` when set."""

@@ -37,6 +37,7 @@ def test_the_page_renders_every_view_without_exceptions(app: AppTest) -> None:
         "Order flow",
         "Dead letters",
         "Stock",
+        "Backorders",
         "SLA",
     ]
     keys = {c.key for c in app.container}

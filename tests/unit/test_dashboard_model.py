@@ -1181,3 +1181,37 @@ def test_the_map_frames_every_location_and_fills_its_frame() -> None:
         ]
     ).to_plotly_json()["layout"]["geo"]
     assert list(geo["lonaxis"]["range"]) == [lon0, lon1]
+
+
+def test_backorders_fold_per_sku_oldest_wait_first() -> None:
+    from dashboard.model import DashboardState, backorders_table, fold
+
+    state = DashboardState()
+    t = "2026-11-27T10:00:00+00:00"
+    for sku, units, since in (
+        ("A", 3, "2026-11-27T08:00:00+00:00"),
+        ("B", 1, "2026-11-27T06:00:00+00:00"),
+    ):
+        fold(
+            state,
+            TOPICS.backorders.handle,
+            {
+                "sku": sku,
+                "backordered": units,
+                "waiting_orders": 1,
+                "oldest_since": since,
+                "updated_at": t,
+            },
+            sku,
+        )
+    table = backorders_table(state, datetime(2026, 11, 27, 10, 0, tzinfo=UTC))
+    assert list(table["sku"]) == ["B", "A"] and list(table["oldest_wait_h"]) == [4.0, 2.0]
+    done = {
+        "sku": "B",
+        "backordered": 0,
+        "waiting_orders": 0,
+        "oldest_since": None,
+        "updated_at": "2026-11-27T10:01:00+00:00",
+    }
+    fold(state, TOPICS.backorders.handle, done, "B")
+    assert list(backorders_table(state, 0.0)["sku"]) == ["A"]

@@ -82,6 +82,7 @@ class World:
         self.locations: dict[str, Location] = dict(LOCS)
         self.loads: dict[str, LoadView] = {}
         self.state: OrderState | None = None
+        self.waiting: dict[str, int] = {}  # sku -> units backordered (the backorders view)
         self.now = T0
         self.n = 0
 
@@ -95,6 +96,7 @@ class World:
             policy=self.policy,
             acceptance_timeout_s=self.policy.acceptance_timeout_s,
             event_prefix=f"in:{self.n}",
+            waiting=self.waiting,
         )
 
     def run(self, method: str, *args: Any) -> list[Effect]:

@@ -190,3 +190,31 @@ def test_naive_start_times_are_refused() -> None:
     net, cat = _world()
     with pytest.raises(ValueError):
         Workload(net, cat, 1, datetime(2025, 1, 1))
+
+
+def test_order_changes_come_at_their_rates_and_validate() -> None:
+    """ship_complete on multi-line home orders, partial cancellations, announced receipts:
+    each at about its rate, each valid on the wire, an announcement before its receipt."""
+    w, events = _day(hours=30, replenish="consumption", partial_cancel_rate=0.05)
+    for _ in range(3):  # consumption replenishment: some units must have left the hubs
+        w.record_consumption(w.warehouses[0].location_id, "SKU-00001", 5)
+    events += w.events_between(FRIDAY + timedelta(hours=30), FRIDAY + timedelta(hours=40))
+    placed = [v for t, _, v in events if t is TOPICS.web_orders and v["type"] == "order_placed"]
+    multi_home = [v for v in placed if len(v["lines"]) > 1 and v["delivery"]["mode"] == "home"]
+    complete = [v for v in multi_home if v["delivery"].get("split") == "ship_complete"]
+    assert 0 < len(complete) < 0.15 * len(multi_home)
+    partial = [
+        v
+        for t, _, v in events
+        if t is TOPICS.web_orders and v["type"] == "order_cancelled" and v.get("lines")
+    ]
+    eligible = [v for v in placed if sum(ln["qty"] for ln in v["lines"]) > 1]
+    assert 0 < len(partial) < 0.15 * len(eligible)
+    for v in partial:
+        _wire(MODELS[TOPICS.web_orders.name], v)
+    feeds = [v for t, _, v in events if t is TOPICS.supplier_feeds]
+    asn = [v for v in feeds if v["type"] == "expected_receipt"]
+    assert asn
+    for v in asn:
+        rec = _wire(MODELS[TOPICS.supplier_feeds.name], v)
+        assert rec.expected_date is not None and rec.expected_date > rec.occurred_at

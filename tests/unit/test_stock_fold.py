@@ -189,3 +189,12 @@ def test_reserved_units_never_exceed_what_was_free_when_reserving(
         if kind == "reserve" and out.changed:
             assert qty <= before_free
         assert s.reserved == sum(s.reservations.values()) >= 0
+
+
+def test_a_release_with_a_quantity_gives_back_only_those_units() -> None:
+    s = StockState(on_hand=10)
+    apply(s, op("reserve", seq=1, qty=5, rid="r1"), 0)
+    apply(s, op("release", seq=2, qty=2, rid="r1"), 0)
+    assert s.reservations == {"r1": 3} and s.available(0) == 7
+    apply(s, op("release", seq=3, qty=3, rid="r1"), 0)
+    assert s.reservations == {} and s.available(0) == 10

@@ -1,0 +1,125 @@
+"""The backorder queues: sole writer of each SKU's queue of waiting orders (domain/backorders.py).
+
+Keyed by SKU on the internal backorder-ops topic: orders join (`wait`) and `leave` a SKU's queue
+(agents/orders.py), location owners signal the SKU's availability going up (`stock_up`,
+agents/location_owner.py). One partition owns each SKU, so its queue has one writer, and only
+its head holds a turn (a BackorderRetry on order-commands) at a time: first come first served
+with any number of workers. Each change republishes the SKU's `backorders` record.
+
+Replays: the queue records the last offset applied per input partition; an input at or below
+it was applied before the worker died, so only the turn in flight and the record are sent
+again (both idempotent: an order answers a repeated turn once). A turn whose answer never came
+(its order's worker died before sending it) is sent again by the timer after RESEND_S.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from domain.backorders import Queue, Retry
+from streams.app import Runtime
+from streams.codecs import now
+from streams.loop import Agent, Ctx, Send, StateSpec
+from streams.loop import Effect as Out
+from streams.records import BackorderOp, BackorderQueue, BackorderRetry, PreorderAccepted
+from streams.topics import TOPICS
+
+QUEUES = "backorder_queues"
+RESEND_S = 10.0  # a turn not answered after this long is handed again
+
+
+def _send_turn(retry: Retry) -> Out:
+    turn = BackorderRetry(
+        order_id=retry.order_id,
+        sku=retry.sku,
+        ticket=retry.ticket,
+        available=dict(retry.available),
+    )
+    return Send(TOPICS.order_commands, retry.order_id, turn)  # type: ignore[arg-type]
+
+
+def _preorder(sku: str, order_id: str, qty: int, due: float) -> Out:
+    accepted = PreorderAccepted(order_id=order_id, sku=sku, qty=qty, expected_date=due)
+    return Send(TOPICS.order_commands, order_id, accepted)  # type: ignore[arg-type]
+
+
+def _record(q: Queue) -> Out:
+    since = q.oldest_since
+    return Send(
+        TOPICS.backorders,
+        q.sku,
+        BackorderQueue(
+            sku=q.sku,
+            backordered=q.units,
+            waiting_orders=len(q.entries),
+            oldest_since=None if since is None else datetime.fromtimestamp(since, UTC),
+            updated_at=now(),
+        ),
+    )
+
+
+def agent() -> Agent:
+    sent_at: dict[str, tuple[int, float]] = {}  # sku -> (ticket, wall time the turn was sent)
+
+    def handle(state: Queue | None, msg: BackorderOp, ctx: Ctx) -> tuple[Queue, list[Out]]:
+        q = state or Queue(sku=msg.sku)
+        retry = None
+        if msg.kind == "stock_up":
+            retry = q.stock_up(msg.location_id or "", msg.qty, by=msg.order_id)
+        elif msg.kind == "expect":
+            q.expect(msg.ref or "", msg.location_id or "", msg.qty, msg.since)
+        elif msg.kind == "arrived":
+            q.arrived(msg.ref or "", msg.location_id or "", msg.qty)
+        elif msg.order_id is None:
+            pass  # an order op always names its order (agents/orders.py)
+        elif msg.kind == "wait":
+            retry = q.wait(msg.order_id, msg.qty, msg.since)
+        else:
+            retry = q.leave(msg.order_id)
+        effects: list[Out] = [_preorder(q.sku, *accepted) for accepted in q.claim()]
+        if retry is not None:
+            sent_at[q.sku] = (retry.ticket, time.time())
+            effects.append(_send_turn(retry))
+        if msg.kind != "stock_up" or retry is not None:
+            effects.append(_record(q))
+        return q, effects
+
+    def replay(state: Queue, _msg: BackorderOp, _ctx: Ctx) -> list[Out]:
+        retry = state.retry()
+        effects = [_send_turn(retry)] if retry else []
+        return [*effects, _record(state)]
+
+    def resender(rt: Runtime) -> Callable[[], Awaitable[None]]:
+        async def resend_turns() -> None:
+            t = time.time()
+            for sku, raw in list(rt.tables[QUEUES].items()):
+                q = Queue.from_dict(raw) if raw else None
+                retry = q.retry() if q else None
+                if retry is None:
+                    continue
+                ticket, at = sent_at.get(sku, (-1, 0.0))
+                if ticket != retry.ticket:
+                    sent_at[sku] = (retry.ticket, t)  # seen here first (e.g. after a takeover)
+                elif t - at >= RESEND_S:
+                    sent_at[sku] = (ticket, t)
+                    send = _send_turn(retry)
+                    await rt.send(send.topic, send.key, send.value)  # type: ignore[union-attr]
+
+        return resend_turns
+
+    return Agent(
+        name="backorders",
+        inputs=(TOPICS.backorder_ops,),
+        handle=handle,
+        state=StateSpec(
+            QUEUES,
+            key=lambda msg: msg.sku,
+            decode=lambda raw: Queue.from_dict(raw) if raw else None,
+            encode=Queue.to_dict,
+        ),
+        keyed_by="sku",
+        replay=replay,
+        timers=((2.0, resender),),
+    )

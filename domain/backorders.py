@@ -1,0 +1,301 @@
+"""Backorders: lines no location can serve now wait for stock, first come first served per SKU.
+
+Under the policy's `backorder` setting (per channel if it fits), a line that cannot be placed
+(not enough stock, or no single location for a `ship_complete` order) waits as `backordered`
+instead of becoming `unroutable`. Each SKU has ONE queue owner (the backorders agent, keyed by
+SKU, agents/backorders.py) holding the waiting orders oldest first (by the order's
+`occurred_at`, network time; ties by order_id). When a location owner sees a SKU's
+availability go up (a receipt, a stock count, a return to stock, a released reservation) it
+tells that SKU's queue, which hands a *retry* to the head of the queue only: the order routes
+its waiting units of that SKU (every waiting line for `ship_complete`) through the normal
+policy, capacity and reservation path, and answers `leave` (routed) or `wait` (still not
+placeable). Only then is the next order retried. One retry in flight per SKU is what keeps
+"first come first served" true with any number of workers: a younger order never races an
+older one for the same units (strict head of line: a large head blocks smaller orders behind
+it until its units are there). Stock and capacity stay granted by their single owner, the
+location owner, so a backorder is never oversold nor over capacity.
+
+Preorders: an `expected_receipt` (supplier-feeds) announces units due at a date; the SKU's
+queue accepts waiting orders against it, in the order they reach the queue, never beyond the
+units announced and not yet claimed, and tells the order (`preorder_accepted`, with the date
+the covering supply is due). Accepted preorders get the SKU's turns before the other waiting
+orders (a commitment on that supply). A receipt at the location settles what was announced
+there (earliest due first); a short one ends that announcement, and the youngest preorders it
+no longer covers fall back to plain backorders, keeping their place.
+
+A line waits at most `max_wait_days` of network time: the order's expiry check (the order
+agent's timer schedules it by wall clock, the order machine decides by its network time)
+makes it `unroutable` with the reason `backorder_expired`.
+
+Pure: the queue's transitions here, their effects are carried out by the agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+DAY_S = 86400.0
+KEEP_SETTLED = 200  # receipt ids a queue remembers (a re-read after a crash is recent)
+# decide()'s reasons that mean "not now" rather than "never" (domain/routing.py)
+WAITABLE = frozenset(
+    {"insufficient_stock", "needs_split", "too_many_shipments", "contended", "behind_backorders"}
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    enabled: bool = False
+    max_wait_days: float = 14.0
+
+
+@dataclass(frozen=True)
+class BackorderPolicy:
+    """`backorder: {enabled, max_wait_days, channels: {web: {enabled, max_wait_days}}}`."""
+
+    enabled: bool = False
+    max_wait_days: float = 14.0
+    channels: Mapping[str, Rule] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> BackorderPolicy:
+        """Strict like the rest of the policy: unknown keys and wrong types are errors."""
+        base = _rule(data, {"enabled", "max_wait_days", "channels"}, "backorder")
+        channels = data.get("channels") or {}
+        if not isinstance(channels, Mapping):
+            raise ValueError("routing policy: backorder.channels must be a mapping")
+        rules = {
+            str(ch): _rule(
+                {"enabled": base.enabled, "max_wait_days": base.max_wait_days, **dict(v or {})},
+                {"enabled", "max_wait_days"},
+                f"backorder.channels.{ch}",
+            )
+            for ch, v in channels.items()
+        }
+        return cls(base.enabled, base.max_wait_days, rules)
+
+    def rule(self, channel: str) -> Rule:
+        return self.channels.get(channel) or Rule(self.enabled, self.max_wait_days)
+
+    @property
+    def anywhere(self) -> bool:
+        """Enabled for some channel: location owners then signal stock coming back."""
+        return self.enabled or any(r.enabled for r in self.channels.values())
+
+
+def _rule(data: Mapping[str, Any], allowed: set[str], where: str) -> Rule:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValueError(f"routing policy: unknown keys {unknown} in {where}")
+    enabled = data.get("enabled", False)
+    days = data.get("max_wait_days", 14.0)
+    if not isinstance(enabled, bool):
+        raise ValueError(f"routing policy: {where}.enabled must be true or false")
+    if isinstance(days, bool) or not isinstance(days, int | float) or not days > 0:
+        raise ValueError(f"routing policy: {where}.max_wait_days must be a number > 0")
+    return Rule(enabled, float(days))
+
+
+def placeable(lines: Mapping[str, int], available: Mapping[str, int]) -> dict[str, int]:
+    """The lines the network holds enough units of right now (`available`: sku -> units over
+    all locations): what a split-allowed order ships first while the rest waits."""
+    return {sku: qty for sku, qty in lines.items() if available.get(sku, 0) >= qty}
+
+
+# ---- the per-SKU queue ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Hand the SKU's turn to an order (order-commands)."""
+
+    order_id: str
+    sku: str
+    ticket: int  # grows per SKU: the order in which the queue gave turns
+    available: Mapping[str, int] = field(default_factory=dict)  # location -> last signalled
+
+
+@dataclass
+class Queue:
+    """One SKU's waiting orders, oldest first, and the one retry in flight."""
+
+    sku: str
+    entries: list[list[Any]] = field(default_factory=list)  # [since epoch s, order_id, qty]
+    in_flight: str | None = None
+    ticket: int = 0
+    again: bool = False  # stock came back while a retry was in flight: retry the head again
+    seen: dict[str, int] = field(default_factory=dict)  # location -> available, last signalled
+    # preorders: supply announced ("<event_id>@<location>" -> [location, qty left, due epoch s])
+    # and the waiting orders accepted against it (order_id -> qty)
+    expected: dict[str, list[Any]] = field(default_factory=dict)
+    claims: dict[str, int] = field(default_factory=dict)
+    landed: int = 0  # announced units that arrived and are not yet routed to their preorders
+    settled: list[str] = field(default_factory=list)  # receipts applied (the last KEEP_SETTLED)
+    positions: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sku": self.sku,
+            "entries": [list(e) for e in self.entries],
+            "in_flight": self.in_flight,
+            "ticket": self.ticket,
+            "again": self.again,
+            "seen": dict(self.seen),
+            "expected": {k: list(v) for k, v in self.expected.items()},
+            "claims": dict(self.claims),
+            "landed": self.landed,
+            "settled": list(self.settled),
+            "positions": dict(self.positions),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Queue:
+        return cls(
+            sku=d["sku"],
+            entries=[list(e) for e in d["entries"]],
+            in_flight=d.get("in_flight"),
+            ticket=int(d.get("ticket", 0)),
+            again=bool(d.get("again", False)),
+            seen=dict(d.get("seen") or {}),
+            expected={k: list(v) for k, v in (d.get("expected") or {}).items()},
+            claims=dict(d.get("claims") or {}),
+            landed=int(d.get("landed", 0)),
+            settled=list(d.get("settled") or []),
+            positions=dict(d.get("positions") or {}),
+        )
+
+    # -- derived ----------------------------------------------------------------------------------
+    @property
+    def units(self) -> int:
+        return sum(int(e[2]) for e in self.entries)
+
+    @property
+    def oldest_since(self) -> float | None:
+        return self.entries[0][0] if self.entries else None
+
+    def retry(self) -> Retry | None:
+        """The retry in flight (re-sent after a crash or when its answer is overdue)."""
+        if self.in_flight is None:
+            return None
+        return Retry(self.in_flight, self.sku, self.ticket, dict(self.seen))
+
+    # -- transitions ------------------------------------------------------------------------------
+    def wait(self, order_id: str, qty: int, since: float) -> Retry | None:
+        """The order waits for `qty` units (joins, or answers a retry it could not use)."""
+        for e in self.entries:
+            if e[1] == order_id:
+                e[2] = qty
+                if order_id in self.claims:
+                    self.claims[order_id] = min(self.claims[order_id], qty)
+                break
+        else:
+            self.entries.append([since, order_id, qty])
+            self.entries.sort(key=lambda e: (e[0], e[1]))
+            if len(self.entries) == 1 and self.in_flight is None:
+                # the first one waiting: it may have waited on a lagging view of this queue
+                # or of the stock, so it gets a turn at once (no news of stock may follow)
+                return self._kick()
+        if self.in_flight == order_id:
+            self.in_flight = None
+            if self.again:
+                return self._kick()
+        return None
+
+    def leave(self, order_id: str) -> Retry | None:
+        """The order no longer waits (routed, cancelled, expired): the next one gets its turn."""
+        self.landed = max(0, self.landed - self.claims.pop(order_id, 0))
+        was_head = self._head() == order_id
+        self.entries = [e for e in self.entries if e[1] != order_id]
+        if self.in_flight == order_id or (was_head and self.in_flight is None):
+            self.in_flight = None
+            return self._kick()
+        return None
+
+    def stock_up(self, location_id: str, available: int, by: str | None = None) -> Retry | None:
+        """Units of the SKU became available at a location (`available` there now). `by`: the
+        order whose released reservations alone caused it; the head giving back what its own
+        failed turn took is no news (else it would be handed its turn again, forever)."""
+        self.seen[location_id] = available
+        if by is not None and by in (self.in_flight, self._head()):
+            return None
+        if self.in_flight is not None:
+            self.again = True
+            return None
+        return self._kick()
+
+    # -- preorders ---------------------------------------------------------------------------------
+    def expect(self, ref: str, location_id: str, qty: int, due: float) -> None:
+        """Supply announced (an expected_receipt line); a re-read of the same one is no news."""
+        self.expected.setdefault(f"{ref}@{location_id}", [location_id, qty, due])
+
+    def arrived(self, ref: str, location_id: str, qty: int) -> None:
+        """A receipt settles what was expected at its location, earliest due first: a short
+        receipt ends that expectation (the supplier delivered what it delivered), so the
+        preorders it cannot cover fall back to plain backorders, in their place."""
+        if ref in self.settled:
+            return
+        self.settled = [*self.settled[-(KEEP_SETTLED - 1) :], ref]
+        here = sorted((v[2], k) for k, v in self.expected.items() if v[0] == location_id)
+        if here:
+            first = int(self.expected.pop(here[0][1])[1])
+            self.landed += min(qty, first)
+            qty -= first
+        for _, key in here[1:]:
+            if qty <= 0:
+                break
+            take = min(qty, self.expected[key][1])
+            self.expected[key][1] -= take
+            self.landed += take
+            qty -= take
+            if not self.expected[key][1]:
+                del self.expected[key]
+        while self.claims and sum(self.claims.values()) > self.expected_units + self.landed:
+            youngest = next(e[1] for e in reversed(self.entries) if e[1] in self.claims)
+            del self.claims[youngest]
+
+    @property
+    def expected_units(self) -> int:
+        return sum(int(v[1]) for v in self.expected.values())
+
+    def claim(self) -> list[tuple[str, int, float]]:
+        """Accept waiting orders as preorders on the supply expected and not yet claimed,
+        oldest first, never beyond it (the first that does not fit stops the others: first
+        come first served): [(order_id, qty, due of the supply that covers it)]."""
+        accepted: list[tuple[str, int, float]] = []
+        claimed = sum(self.claims.values()) - self.landed
+        for _, order_id, qty in self.entries:
+            if order_id in self.claims:
+                continue
+            if claimed + qty > self.expected_units:
+                break
+            self.claims[order_id] = qty
+            claimed += qty
+            accepted.append((order_id, qty, self._due(claimed)))
+        return accepted
+
+    def _due(self, through: int) -> float:
+        """When the expected supply reaches `through` units, earliest due first."""
+        total = 0
+        for _, qty, due in sorted(self.expected.values(), key=lambda v: v[2]):
+            total += qty
+            if total >= through:
+                return float(due)
+        return 0.0
+
+    def _head(self) -> str | None:
+        """Whose turn is next: accepted preorders first (a commitment on the supply), then
+        the other waiting orders, each oldest first."""
+        for e in self.entries:
+            if e[1] in self.claims:
+                return str(e[1])
+        return str(self.entries[0][1]) if self.entries else None
+
+    def _kick(self) -> Retry | None:
+        self.again = False
+        head = self._head()
+        if head is None:
+            return None
+        self.in_flight = head
+        self.ticket += 1
+        return Retry(self.in_flight, self.sku, self.ticket, dict(self.seen))

@@ -1,0 +1,416 @@
+"""Backorders, line cancellations and ship_complete against a real broker, two workers.
+
+200 orders for scarce SKUs wait as backorders, some lines are cancelled, then receipts land in
+waves. The oracle is built from the test's own inputs and the public outputs only:
+- first come first served per SKU: after each wave settles, the orders routed from a SKU's
+  backorders are exactly the oldest waiting ones (a prefix of the SKU's queue in placement
+  order), and the head still waiting cannot be served by the stock left where capacity is;
+- never oversold, never over capacity: reserved == units of the open shipments, and
+  reserved <= received, at every sku@location; open shipments <= max_backlog per location;
+- line cancellations release exactly their units; cancelled backorders never route;
+- ship_complete orders never have two shipments, nor a shipment and waiting lines;
+- expiry: the lines of the channel with a short max_wait_days become unroutable;
+- (chaos) a SIGKILL of a worker with input in flight loses no backorder and routes none twice.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.integration import probes
+from tests.integration.harness import (
+    Cluster,
+    WorkerProcess,
+    iso,
+    latest_by_key,
+    location,
+    messages,
+    send,
+    wait_for,
+)
+from tests.integration.test_chaos import Streamer
+from tests.integration.test_routing import load_locations, placed, receipt
+
+LOCATIONS = [
+    location("WH-1", "warehouse", lat=48.60, lon=2.60),
+    location("ST-1", lat=48.86, lon=2.34, capacity_per_hour=500, max_backlog=5000),
+    location("ST-2", lat=48.83, lon=2.37, capacity_per_hour=500, max_backlog=12),
+]
+BACKLOG = {loc["location_id"]: loc["max_backlog"] for loc in LOCATIONS}
+SCARCE = [f"BK-{i}" for i in range(5)]
+COMPLETE = ["SC-A", "SC-B"]  # ship_complete orders only
+EXPIRING = "EXP-1"  # never received: its app-channel orders expire
+EXPIRY_S = 20.0
+
+
+def use_policy(cluster: Cluster, tmp: Path) -> None:
+    """Backorders on for web (14 days) and app (EXPIRY_S): the policy file of every worker."""
+    policy = yaml.safe_load((Path(__file__).parents[2] / "policy" / "routing.yaml").read_text())
+    policy["backorder"] = {
+        "enabled": True,
+        "max_wait_days": 14,
+        "channels": {"app": {"max_wait_days": EXPIRY_S / 86400}},
+    }
+    path = tmp / "routing.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    cluster.env["STOCKROUTE_ROUTING_POLICY"] = str(path)
+
+
+def order(order_id: str, lines: dict[str, int], **delivery: Any) -> tuple[str, str, Any]:
+    handle, key, value = placed(order_id, lines)
+    value["delivery"].update(delivery)
+    return handle, key, value
+
+
+def cancel(order_id: str, n: int, lines: dict[str, int] | None = None) -> tuple[str, str, Any]:
+    value: dict[str, Any] = {
+        "event_id": f"cancel-{order_id}-{n}",
+        "occurred_at": iso(),
+        "type": "order_cancelled",
+        "order_id": order_id,
+    }
+    if lines is not None:
+        value["lines"] = [{"sku": s, "qty": q} for s, q in lines.items()]
+    return "web_orders", order_id, value
+
+
+class Book:
+    """What the test sent: orders in placement order, cancellations, receipts."""
+
+    def __init__(self) -> None:
+        self.orders: dict[str, dict[str, int]] = {}
+        self.order_of: list[str] = []
+        self.complete: set[str] = set()
+        self.cancelled: dict[str, dict[str, int]] = defaultdict(dict)
+        self.received: dict[str, int] = defaultdict(int)
+
+    def place(self, oid: str, lines: dict[str, int], **delivery: Any) -> tuple[str, str, Any]:
+        self.orders[oid] = dict(lines)
+        self.order_of.append(oid)
+        if delivery.get("split") == "ship_complete":
+            self.complete.add(oid)
+        return order(oid, lines, **delivery)
+
+    def cancel_lines(self, oid: str, n: int, lines: dict[str, int]) -> tuple[str, str, Any]:
+        for sku, qty in lines.items():
+            self.cancelled[oid][sku] = self.cancelled[oid].get(sku, 0) + qty
+        return cancel(oid, n, lines)
+
+    def receive(self, eid: str, loc: str, lines: dict[str, int]) -> tuple[str, str, Any]:
+        for sku, qty in lines.items():
+            self.received[f"{sku}@{loc}"] += qty
+        return receipt(eid, loc, lines)
+
+    def wanted(self, oid: str) -> dict[str, int]:
+        """What the order still wants after its line cancellations."""
+        left = {s: q - self.cancelled[oid].get(s, 0) for s, q in self.orders[oid].items()}
+        return {s: q for s, q in left.items() if q > 0}
+
+
+def placed_orders(rnd: random.Random, book: Book, n: int) -> list[Any]:
+    """n orders: single lines of scarce SKUs (most), ship_complete pairs, expiring app orders."""
+    out: list[Any] = []
+    for i in range(n):
+        oid = f"O-{i:04d}"
+        if i % 10 == 3:
+            out.append(book.place(oid, {COMPLETE[0]: 1, COMPLETE[1]: 1}, split="ship_complete"))
+        elif i % 25 == 7:
+            _, key, value = book.place(oid, {EXPIRING: 1})
+            value["channel"] = "app"
+            out.append(("web_orders", key, value))
+        else:
+            out.append(book.place(oid, {rnd.choice(SCARCE): rnd.randint(1, 2)}))
+    return out
+
+
+# ---- the oracle ----------------------------------------------------------------------------------
+
+
+def snapshot(cluster: Cluster) -> tuple[dict[str, Any], dict[str, Any]]:
+    return latest_by_key(cluster, "routed_orders"), latest_by_key(cluster, "stock_availability")
+
+
+def held(latest: dict[str, Any]) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for d in latest.values():
+        for s in d["shipments"]:
+            for ln in s["lines"]:
+                out[f"{ln['sku']}@{s['location_id']}"] += ln["qty"]
+    return out
+
+
+class Settled:
+    """Every order decided, reserved == open shipments everywhere, and the outputs the same
+    over STABLE_POLLS consecutive polls (nothing moving any more)."""
+
+    STABLE_POLLS = 3
+
+    def __init__(self, cluster: Cluster, book: Book) -> None:
+        self.cluster, self.book = cluster, book
+        self.last: Any = None
+        self.same = 0
+
+    def __call__(self) -> Any:
+        now = snapshot(self.cluster), len(messages(self.cluster, "order_events"))
+        self.same = self.same + 1 if now == self.last else 0
+        self.last = now
+        latest, avail = now[0]
+        if set(self.book.orders) - set(latest):
+            return None
+        hold = held(latest)
+        keys = set(hold) | {k for k, v in avail.items() if v["reserved"]}
+        if any(avail.get(k, {}).get("reserved", 0) != hold.get(k, 0) for k in keys):
+            return None
+        return now[0] if self.same >= self.STABLE_POLLS else None
+
+
+def settle(cluster: Cluster, book: Book, what: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    settled = Settled(cluster, book)
+    try:
+        return wait_for(settled, timeout=180, interval=1.0, what=what)  # type: ignore[no-any-return]
+    except AssertionError:
+        latest, avail = snapshot(cluster)
+        hold = held(latest)
+        keys = set(hold) | {k for k, v in avail.items() if v["reserved"]}
+        off = {
+            k: (avail.get(k, {}).get("reserved", 0), hold.get(k, 0))
+            for k in keys
+            if avail.get(k, {}).get("reserved", 0) != hold.get(k, 0)
+        }
+        raise AssertionError(
+            f"{what}: undecided {sorted(set(book.orders) - set(latest))[:10]}, "
+            f"reserved != held {off}, stable polls {settled.same}"
+        ) from None
+
+
+def check(cluster: Cluster, book: Book) -> dict[str, Any]:
+    """The invariants that hold at any settled point."""
+    latest, avail = settle(cluster, book, "every order decided, reservations == shipments")
+    for key, rec in avail.items():
+        assert rec["reserved"] <= book.received.get(key, 0), key  # never oversold
+    open_at: dict[str, int] = defaultdict(int)
+    for d in latest.values():
+        for s in d["shipments"]:
+            open_at[s["location_id"]] += 1
+    for loc, n in open_at.items():
+        assert n <= BACKLOG[loc], f"{loc}: {n} open shipments > max_backlog"
+    for oid, d in latest.items():
+        if oid not in book.orders or not book.wanted(oid):
+            continue  # fully cancelled: the order events say so
+        got: dict[str, int] = defaultdict(int)
+        for s in d["shipments"]:
+            for ln in s["lines"]:
+                got[ln["sku"]] += ln["qty"]
+        for ln in d["backordered_lines"] + d["unroutable_lines"]:
+            got[ln["sku"]] += ln["qty"]
+        # no unit lost nor routed twice: placed minus cancelled, exactly
+        assert dict(got) == book.wanted(oid), (oid, dict(got), book.wanted(oid))
+        if oid in book.complete:
+            assert len(d["shipments"]) <= 1, oid
+            assert not (d["shipments"] and d["backordered_lines"]), oid
+    first_come_first_served(latest, avail, book)
+    return latest
+
+
+def first_come_first_served(latest: dict[str, Any], avail: dict[str, Any], book: Book) -> None:
+    """Per scarce SKU: the routed backorders are the oldest ones (strict head of line), and
+    the oldest still waiting cannot be served by what is available where there is room."""
+    open_at: dict[str, int] = defaultdict(int)
+    for d in latest.values():
+        for s in d["shipments"]:
+            open_at[s["location_id"]] += 1
+    for sku in SCARCE:
+        queue = [
+            oid
+            for oid in book.order_of
+            if sku in book.orders[oid] and book.wanted(oid) and oid in latest
+        ]
+        waiting = [
+            oid for oid in queue if any(ln["sku"] == sku for ln in latest[oid]["backordered_lines"])
+        ]
+        if waiting:
+            head = queue.index(waiting[0])
+            assert queue[head:] == waiting, (
+                f"{sku}: a younger order was routed while {waiting[0]} waits"
+            )
+            room = sum(
+                v["available"]
+                for k, v in avail.items()
+                if v["sku"] == sku and open_at[v["location_id"]] < BACKLOG[v["location_id"]]
+            )
+            assert room < book.wanted(waiting[0])[sku], f"{sku}: {waiting[0]} starves"
+
+
+def start_workers(cluster: Cluster, tmp: Path) -> list[WorkerProcess]:
+    use_policy(cluster, tmp)
+    load_locations(cluster, tmp, LOCATIONS)
+    workers = [cluster.worker().start(), cluster.worker().start()]
+    probes.wait_views(cluster, workers)
+    return workers
+
+
+def waves(book: Book, rnd: random.Random, n: int) -> list[list[Any]]:
+    """n waves of receipts of the scarce SKUs over the locations (less than demanded)."""
+    out = []
+    for w in range(n):
+        wave = []
+        for loc in ("WH-1", "ST-1", "ST-2"):
+            lines = {sku: rnd.randint(1, 6) for sku in SCARCE}
+            wave.append(book.receive(f"rc-{w}-{loc}", loc, lines))
+        out.append(wave)
+    return out
+
+
+# ---- tests ---------------------------------------------------------------------------------------
+
+
+def test_backorders_route_first_come_first_served_as_stock_arrives(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    start_workers(cluster, tmp_path)
+    rnd = random.Random(15)
+    book = Book()
+    send(cluster, [book.receive("rc-0", "ST-1", {"RT-1": 10})])
+    send(cluster, placed_orders(rnd, book, 200))
+    send(cluster, [book.place("R-1", {"RT-1": 5, "BK-0": 1})])  # RT-1 ships now, BK-0 waits
+    latest = check(cluster, book)
+    assert sum(1 for d in latest.values() if d["status"] == "backordered") > 150
+    assert latest["R-1"]["shipments"] and latest["R-1"]["backordered_lines"]
+
+    # line cancellations: part of a shipped-from-stock line, part and all of backordered lines
+    reserved_before = latest_by_key(cluster, "stock_availability")["RT-1@ST-1"]["reserved"]
+    singles = [o for o in book.order_of if set(book.orders[o]) <= set(SCARCE)]
+    twos = [o for o in singles if sum(book.orders[o].values()) == 2][:10]
+    ones = [o for o in singles if sum(book.orders[o].values()) == 1][:10]
+    cancels = [book.cancel_lines("R-1", 1, {"RT-1": 2})]
+    cancels += [book.cancel_lines(o, 1, {next(iter(book.orders[o])): 1}) for o in twos + ones]
+    cancels += [cancel("R-1", 2, {"RT-1": 9})]  # more than ordered: dead-lettered
+    send(cluster, cancels)
+    latest = check(cluster, book)
+    reserved = latest_by_key(cluster, "stock_availability")["RT-1@ST-1"]["reserved"]
+    assert reserved_before - reserved == 2  # exactly the cancelled units
+    dead = wait_for(
+        lambda: [d for d in messages(cluster, "dead_letters") if d["key"] == "R-1"],
+        what="the over-cancellation dead-lettered",
+    )
+    assert "exceeds the 3 ordered and not yet cancelled" in dead[0]["error"]
+
+    for n, wave in enumerate(waves(book, rnd, 4)):
+        send(cluster, wave)
+        if n == 1:
+            send(cluster, [book.receive("rc-sc", "ST-1", {COMPLETE[0]: 30, COMPLETE[1]: 30})])
+        latest = check(cluster, book)
+    routed_from_backorder = {
+        e["order_id"]
+        for e in messages(cluster, "order_events")
+        if e["change"] == "backorder_routed"
+    }
+    assert len(routed_from_backorder) > 50
+    for oid in ones:  # fully cancelled before any stock: never routed
+        assert oid not in routed_from_backorder and not latest[oid]["shipments"]
+    complete = [o for o in book.complete if latest[o]["shipments"]]
+    assert complete and all(len(latest[o]["shipments"]) == 1 for o in complete)
+
+    expiring = [o for o in book.orders if EXPIRING in book.orders[o]]
+    wait_for(
+        lambda: all(
+            latest_by_key(cluster, "routed_orders")[o]["status"] == "unroutable" for o in expiring
+        ),
+        timeout=EXPIRY_S + 60,
+        what="the app orders' backorders expired",
+    )
+    expired = latest_by_key(cluster, "routed_orders")[expiring[0]]
+    assert expired["reasons"]["unroutable"] == "backorder_expired"
+    queues = latest_by_key(cluster, "backorders")
+    assert queues[EXPIRING]["backordered"] == 0
+    waiting = sum(  # a wholly cancelled order is told on order-events, as before
+        ln["qty"]
+        for oid, d in latest_by_key(cluster, "routed_orders").items()
+        for ln in d["backordered_lines"]
+        if ln["sku"] in SCARCE and book.wanted(oid)
+    )
+    assert sum(queues[s]["backordered"] for s in SCARCE) == waiting
+
+
+def test_a_sigkill_mid_stream_loses_no_backorder_and_routes_none_twice(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    workers = start_workers(cluster, tmp_path)
+    rnd = random.Random(16)
+    book = Book()
+    send(cluster, placed_orders(rnd, book, 200))
+    check(cluster, book)
+    inputs = ("supplier_feeds", "location_ops", "backorder_ops", "order_commands")
+    events = [e for wave in waves(book, rnd, 12) for e in wave]
+    streamer = Streamer(cluster, events, chunk=3, pause=0.3).start()
+    victim = workers[0]
+    with probes.OffsetReader(cluster) as offsets:
+        wait_for(
+            lambda: offsets.progressed(inputs, {}),
+            timeout=60,
+            what="the workers to commit backorder traffic",
+        )
+        mine = probes.assigned(victim, inputs)
+        assert mine, "the victim owns none of the traffic's partitions"
+        streamer.next_chunk()
+        kill = probes.sigkill(victim, inputs, offsets)
+        hit = {tp: n for tp, n in kill.in_flight.items() if tp in mine}
+        assert hit, f"the kill hit no input in flight on {sorted(mine)}: {kill.in_flight}"
+    victim.start()
+    streamer.join()
+    latest = check(cluster, book)  # nothing lost, nothing routed twice, first come first served
+    shipments: dict[str, set[str]] = defaultdict(set)
+    for e in messages(cluster, "order_events"):
+        if e["change"] == "backorder_routed":
+            shipments[e["order_id"]].add(repr(sorted(e["detail"]["shipments"])))
+    assert shipments and all(len(s) == 1 for s in shipments.values()), "a backorder routed twice"
+    assert sum(1 for d in latest.values() if d["shipments"]) > 50
+
+
+def expected_receipt(eid: str, loc: str, lines: dict[str, int], days: float) -> Any:
+    handle, key, value = receipt(eid, loc, lines)
+    value["type"] = "expected_receipt"
+    value["expected_date"] = iso(time.time() + days * 86400)
+    return handle, key, value
+
+
+def test_preorders_on_expected_supply_then_a_short_receipt(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    start_workers(cluster, tmp_path)
+    book = Book()
+    send(cluster, [expected_receipt("ER-1", "WH-1", {"PRE-1": 10}, days=3)])
+    send(cluster, [expected_receipt("ER-old", "WH-1", {"PRE-1": 5}, days=-1)])
+    send(cluster, [book.place(f"P-{i:02d}", {"PRE-1": 1}) for i in range(15)])
+    check(cluster, book)
+    preorders = wait_for(
+        lambda: (
+            found
+            if len(
+                found := [
+                    e["order_id"]
+                    for e in messages(cluster, "order_events")
+                    if e["change"] == "preorder_accepted"
+                ]
+            )
+            >= 10
+            else None
+        ),
+        what="ten preorders accepted",
+    )
+    assert len(set(preorders)) == len(preorders) == 10  # never beyond the supply expected
+    dead = [d for d in messages(cluster, "dead_letters") if d["key"] == "WH-1"]
+    assert dead and "is in the past" in dead[0]["error"]
+    send(cluster, [book.receive("RC-1", "WH-1", {"PRE-1": 8})])  # short of the 10 announced
+    latest = check(cluster, book)
+    routed = [o for o in book.order_of if latest[o]["shipments"]]
+    # accepted preorders first (oldest first): a short receipt leaves the youngest of them
+    assert routed == [o for o in book.order_of if o in preorders][:8]
+    queue = latest_by_key(cluster, "backorders")["PRE-1"]
+    assert queue["backordered"] == 7 and queue["waiting_orders"] == 7

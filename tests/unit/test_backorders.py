@@ -1,0 +1,269 @@
+"""Backorders (domain/backorders.py): the per-SKU queue and the order machine's side."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from domain.backorders import BackorderPolicy, Queue, Retry
+from domain.orders import BackorderEffect, Deadline, ReserveEffect
+from domain.routing import RoutingPolicy
+from streams.records import BackorderRetry, WebOrder
+from tests.unit.test_orders_machine import T0, World, order, published, reserves
+
+ON = BackorderPolicy(enabled=True, max_wait_days=2.0)
+
+
+def world(stock: dict[str, dict[str, int]], **kw: Any) -> World:
+    w = World(stock, **kw)
+    w.policy = replace(w.policy, backorder=kw.pop("backorder", ON))
+    return w
+
+
+def bo(effects: list[Any]) -> list[tuple[str, str, int]]:
+    return [(e.kind, e.sku, e.qty) for e in effects if isinstance(e, BackorderEffect)]
+
+
+def turn(sku: str, ticket: int = 1) -> BackorderRetry:
+    return BackorderRetry(order_id="O-1", sku=sku, ticket=ticket)
+
+
+def ship_complete(lines: list[tuple[str, int, float]]) -> WebOrder:
+    o = order(lines=lines).model_dump(mode="json")
+    o["delivery"]["split"] = "ship_complete"
+    return WebOrder.model_validate_json(orjson.dumps(o))
+
+
+# ---- the queue -----------------------------------------------------------------------------------
+
+
+def test_the_queue_hands_one_turn_at_a_time_oldest_first() -> None:
+    q = Queue(sku="A")
+    assert q.wait("O-2", 1, since=20.0) == Retry("O-2", "A", 1)  # the first: a turn at once
+    assert q.wait("O-1", 2, since=10.0) is None  # behind the turn in flight
+    assert q.wait("O-2", 1, since=20.0) is None and q.in_flight is None  # no stock: waits
+    assert q.stock_up("ST-1", 1) == Retry("O-1", "A", 2, {"ST-1": 1})  # oldest first
+    assert q.stock_up("ST-2", 1) is None and q.again  # one turn in flight; remembered
+    seen = {"ST-1": 1, "ST-2": 1}
+    assert q.wait("O-1", 2, since=10.0) == Retry("O-1", "A", 3, seen)  # stock came: again
+    assert q.wait("O-1", 2, since=10.0) is None and q.in_flight is None  # still not enough
+    assert q.stock_up("ST-1", 2) == Retry("O-1", "A", 4, {**seen, "ST-1": 2})
+    assert q.leave("O-1") == Retry("O-2", "A", 5, {**seen, "ST-1": 2})  # the next one's turn
+    assert q.leave("O-2") is None and q.units == 0
+
+
+def test_a_queue_survives_its_table_round_trip() -> None:
+    q = Queue(sku="A")
+    q.wait("O-1", 2, since=10.0)
+    q.stock_up("ST-1", 4)
+    again = Queue.from_dict(q.to_dict())
+    assert again == q and again.retry() == Retry("O-1", "A", 1, {"ST-1": 4}) and again.again
+
+
+def test_the_policy_reads_per_channel_rules_and_refuses_typos() -> None:
+    p = BackorderPolicy.from_mapping(
+        {"enabled": False, "max_wait_days": 7, "channels": {"web": {"enabled": True}}}
+    )
+    assert p.rule("web").enabled and p.rule("web").max_wait_days == 7.0
+    assert not p.rule("store").enabled and p.anywhere
+    with pytest.raises(ValueError, match="unknown keys"):
+        RoutingPolicy.from_mapping({"backorder": {"enable": True}})
+
+
+# ---- the order machine -------------------------------------------------------------------------
+
+
+def test_without_the_policy_nothing_waits() -> None:
+    w = world({}, backorder=BackorderPolicy())
+    effects = w.run("place", order(lines=[("SKU-1", 1, 1.0)]))
+    assert bo(effects) == [] and w.state is not None and w.state.status == "unroutable"
+
+
+def test_a_line_without_stock_waits_and_routes_when_its_turn_comes() -> None:
+    w = world({})
+    effects = w.run("place", order(lines=[("SKU-1", 2, 1.0)]))
+    assert bo(effects) == [("wait", "SKU-1", 2)]
+    assert w.state is not None and w.state.status == "backordered"
+    (ro,) = published(effects, "routed_orders")
+    assert ro["status"] == "backordered" and ro["backordered_lines"] == [{"sku": "SKU-1", "qty": 2}]
+    assert [e["change"] for e in published(effects, "order_events")] == ["backordered"]
+    assert Deadline("O-1#backorder", T0.timestamp() + 2 * 86400) in effects
+    # no stock yet when the turn comes: waits again, no new event
+    effects = w.run("backorder_retry", turn("SKU-1"))
+    assert bo(effects) == [("wait", "SKU-1", 2)] and not published(effects, "order_events")
+    w.stock.table["SKU-1"] = {"ST-A": 5}
+    effects = w.answer_all(w.run("backorder_retry", turn("SKU-1", 2)))
+    assert bo(effects) == [("leave", "SKU-1", 0)]
+    changes = [e["change"] for e in published(effects, "order_events")]
+    assert changes == ["routed", "backorder_routed"]
+    assert Deadline("O-1#backorder", None) in effects
+    assert w.state.status == "routed" and w.shipment().lines == {"SKU-1": 2}
+
+
+def test_a_split_allowed_order_ships_what_is_there_and_the_rest_waits() -> None:
+    w = world({"SKU-1": {"ST-A": 5}})
+    effects = w.run("place", order(lines=[("SKU-1", 1, 1.0), ("SKU-2", 1, 1.0)]))
+    assert bo(effects) == [("wait", "SKU-2", 1)]
+    (ask,) = reserves(effects)
+    assert ask.lines == (("SKU-1", 1),)
+    w.answer(ask)
+    assert w.state is not None and w.state.backordered == {"SKU-2": 1}
+
+
+def test_a_ship_complete_order_never_splits_it_waits_whole() -> None:
+    w = world({"SKU-1": {"ST-A": 5}, "SKU-2": {"ST-B": 5}})
+    effects = w.run("place", ship_complete([("SKU-1", 1, 1.0), ("SKU-2", 1, 1.0)]))
+    assert not reserves(effects)
+    assert sorted(bo(effects)) == [("wait", "SKU-1", 1), ("wait", "SKU-2", 1)]
+    w.stock.table["SKU-2"]["ST-A"] = 1
+    effects = w.answer_all(w.run("backorder_retry", turn("SKU-1")))
+    assert sorted(bo(effects)) == [("leave", "SKU-1", 0), ("leave", "SKU-2", 0)]
+    assert w.state is not None and len(w.state.shipments) == 1
+    assert w.shipment().lines == {"SKU-1": 1, "SKU-2": 1}
+
+
+def test_a_backorder_past_max_wait_days_is_unroutable() -> None:
+    w = world({})
+    w.run("place", order(lines=[("SKU-1", 1, 1.0)]))
+    w.now = T0 + timedelta(days=1)
+    effects = w.run("acceptance_timeout", "O-1#backorder")
+    assert bo(effects) == [] and Deadline("O-1#backorder", T0.timestamp() + 2 * 86400) in effects
+    w.now = T0 + timedelta(days=2, seconds=1)
+    effects = w.run("acceptance_timeout", "O-1#backorder")
+    assert bo(effects) == [("leave", "SKU-1", 0)]
+    (ro,) = published(effects, "routed_orders")
+    assert ro["status"] == "unroutable" and ro["reasons"]["unroutable"] == "backorder_expired"
+    assert w.state is not None and w.state.status == "unroutable"
+
+
+def test_cancelling_a_backordered_line_leaves_its_queue() -> None:
+    w = world({})
+    w.run("place", order(lines=[("SKU-1", 3, 1.0), ("SKU-2", 1, 1.0)]))
+    cx = {"event_id": "cx-1", "occurred_at": T0, "type": "order_cancelled", "order_id": "O-1"}
+    effects = w.run(
+        "cancel", WebOrder.model_validate({**cx, "lines": [{"sku": "SKU-1", "qty": 1}]})
+    )
+    assert bo(effects) == [("wait", "SKU-1", 2)]
+    effects = w.run("cancel", WebOrder.model_validate({**cx, "event_id": "cx-2"}))
+    assert sorted(bo(effects)) == [("leave", "SKU-1", 0), ("leave", "SKU-2", 0)]
+
+
+def test_a_stale_turn_is_answered_with_a_leave() -> None:
+    w = world({"SKU-1": {"ST-A": 5}})
+    w.place_and_route(order(lines=[("SKU-1", 1, 1.0)]))
+    effects = w.run("backorder_retry", turn("SKU-1"))
+    assert bo(effects) == [("leave", "SKU-1", 0)] and not [
+        e for e in effects if isinstance(e, ReserveEffect)
+    ]
+
+
+def test_a_turn_uses_the_owners_figures_where_the_view_lags() -> None:
+    w = world({})
+    w.run("place", order(lines=[("SKU-1", 2, 1.0)]))
+    hinted = BackorderRetry(order_id="O-1", sku="SKU-1", ticket=1, available={"ST-B": 3})
+    (ask,) = reserves(w.run("backorder_retry", hinted))
+    assert ask.location_id == "ST-B" and ask.lines == (("SKU-1", 2),)
+
+
+def test_the_head_giving_back_its_own_failed_turn_is_no_news() -> None:
+    q = Queue(sku="A")
+    assert q.wait("O-1", 5, since=1.0) is not None  # its first turn
+    q.wait("O-2", 1, since=2.0)
+    assert q.stock_up("ST-1", 3, by="O-1") is None and not q.again  # its own release
+    assert q.wait("O-1", 5, since=1.0) is None  # no loop: the turn ends here
+    assert q.stock_up("ST-1", 4, by="O-9") == Retry("O-1", "A", 2, {"ST-1": 4})
+
+
+# ---- preorders ---------------------------------------------------------------------------------
+
+
+def test_preorders_are_accepted_oldest_first_never_beyond_expected_supply() -> None:
+    q = Queue(sku="A")
+    q.wait("O-1", 2, since=1.0)
+    assert q.claim() == []  # nothing expected yet: a plain backorder
+    q.expect("ER-1", "WH-1", 3, due=100.0)
+    q.expect("ER-1", "WH-1", 3, due=100.0)  # a re-read: no news
+    q.expect("ER-2", "WH-1", 4, due=200.0)
+    assert q.claim() == [("O-1", 2, 100.0)]
+    q.wait("O-2", 2, since=2.0)
+    q.wait("O-3", 4, since=3.0)
+    q.wait("O-4", 1, since=4.0)
+    assert q.claim() == [("O-2", 2, 200.0)]  # O-3 does not fit: it and those after wait
+    assert sum(q.claims.values()) <= q.expected_units == 7
+
+
+def test_a_short_receipt_drops_the_youngest_preorders_back_to_backorders() -> None:
+    q = Queue(sku="A")
+    q.expect("ER-1", "WH-1", 4, due=100.0)
+    for i, since in enumerate((1.0, 2.0), start=1):
+        q.wait(f"O-{i}", 2, since=since)
+    q.claim()
+    q.arrived("RC-1", "WH-1", 2)  # two of the four came
+    q.arrived("RC-1", "WH-1", 2)  # a re-read: applied once
+    assert q.expected_units == 0 and q.claims == {"O-1": 2} and q.landed == 2
+    q.leave("O-1")
+    assert q.claims == {} and q.landed == 0
+
+
+def test_an_expected_receipt_in_the_past_is_refused() -> None:
+    from streams.records import SupplierFeed
+
+    feed = {
+        "event_id": "ER-1",
+        "occurred_at": "2026-01-05T10:00:00+00:00",
+        "type": "expected_receipt",
+        "location_id": "WH-1",
+        "lines": [{"sku": "A", "qty": 3}],
+    }
+    with pytest.raises(ValueError, match="is in the past"):
+        SupplierFeed.model_validate_json(
+            orjson.dumps({**feed, "expected_date": "2026-01-04T10:00:00+00:00"})
+        )
+    with pytest.raises(ValueError, match="needs its expected_date"):
+        SupplierFeed.model_validate_json(orjson.dumps(feed))
+    ok = {**feed, "expected_date": "2026-01-09T10:00:00+00:00"}
+    assert SupplierFeed.model_validate_json(orjson.dumps(ok)).expected_date is not None
+
+
+def test_an_accepted_preorder_is_told_once_on_order_events() -> None:
+    from streams.records import PreorderAccepted
+
+    w = world({})
+    w.run("place", order(lines=[("SKU-1", 2, 1.0)]))
+    due = (T0 + timedelta(days=3)).timestamp()
+    msg = PreorderAccepted(order_id="O-1", sku="SKU-1", qty=2, expected_date=due)
+    (ev,) = published(w.run("preorder_accepted", msg), "order_events")
+    assert ev["change"] == "preorder_accepted" and ev["order_status"] == "backordered"
+    assert ev["detail"]["expected_date"] == (T0 + timedelta(days=3)).isoformat()
+    assert w.run("preorder_accepted", msg) == []
+
+
+def test_a_receipt_beyond_the_first_expectation_settles_the_next() -> None:
+    q = Queue(sku="A")
+    q.expect("ER-1", "WH-1", 3, due=100.0)
+    q.expect("ER-2", "WH-1", 4, due=200.0)
+    q.expect("ER-3", "ST-1", 5, due=50.0)
+    q.arrived("RC-1", "WH-1", 5)
+    assert q.expected_units == 2 + 5
+
+
+def test_accepted_preorders_get_the_turns_first() -> None:
+    q = Queue(sku="A")
+    q.wait("O-old", 1, since=1.0)
+    q.wait("O-old", 1, since=1.0)  # its first turn found nothing
+    q.claims["O-new"] = 1  # accepted when it reached the queue, before O-old's claim could
+    q.wait("O-new", 1, since=2.0)
+    assert q.stock_up("WH-1", 1) == Retry("O-new", "A", 2, {"WH-1": 1})
+
+
+def test_a_new_order_goes_behind_the_orders_waiting_for_its_sku() -> None:
+    w = world({"SKU-1": {"ST-A": 5}, "SKU-2": {"ST-A": 5}})
+    w.waiting = {"SKU-1": 3}
+    effects = w.run("place", order(lines=[("SKU-1", 1, 1.0), ("SKU-2", 1, 1.0)]))
+    assert bo(effects) == [("wait", "SKU-1", 1)]
+    (ask,) = reserves(effects)
+    assert ask.lines == (("SKU-2", 1),)
