@@ -184,7 +184,7 @@ def test_move_aside_renames_with_a_timestamp_and_never_deletes(tmp_path: Path) -
 
 def test_every_table_has_its_changelog() -> None:
     topics = changelog_partitions(APP)
-    assert STOCK in topics and ORDERS in topics and len(topics) == 8  # tables: topics.yaml
+    assert STOCK in topics and ORDERS in topics and len(topics) == 9  # tables: topics.yaml
 
 
 def test_an_unreadable_table_database_is_rebuilt() -> None:
