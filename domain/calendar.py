@@ -76,7 +76,7 @@ def zone(tz: str) -> ZoneInfo:
     """The IANA zone named `tz`, or ValueError naming it (a typo must not mean UTC)."""
     try:
         return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as e:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as e:  # OSError: "Europe" is a folder
         raise ValueError(f"unknown time zone {tz!r}") from e
 
 
