@@ -8,7 +8,9 @@ One worker, the routing bench's network (2 warehouses, 8 stores, 200 SKUs, ample
 anywhere in France, every mode, 3 pickup stores) from this process over loopback keep-alive
 connections. Reported: /promise latency percentiles (request sent -> whole answer read),
 requests answered per second, errors; the orders decided per second by the same worker in the
-same window and their decision latency; the host's load average (the host is shared).
+same window and their decision latency; the host's load average (the host is shared). The
+reference, in the same run before the load: 300 requests one at a time with no orders (the
+service time alone).
 """
 
 from __future__ import annotations
@@ -91,6 +93,20 @@ async def _promise_load(
     return lat, with_options, errors, wall
 
 
+async def _sequential(port: int, n: int) -> list[float]:
+    """One request at a time, no orders: the service time alone (the reference)."""
+    rng = random.Random(19)
+    out: list[float] = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(n):
+            body = orjson.dumps(_basket(rng))
+            t = time.perf_counter()
+            async with session.post(f"http://127.0.0.1:{port}/promise", data=body) as r:
+                await r.read()
+            out.append(1000 * (time.perf_counter() - t))
+    return out
+
+
 async def bench_promise(quick: bool) -> dict[str, Any]:
     seconds = 15.0 if quick else 30.0
     cluster, ws = await _routing_cluster(1)
@@ -98,6 +114,7 @@ async def bench_promise(quick: bool) -> dict[str, Any]:
         port = ws[0].port
         # warm up (first requests build the caches) and check it answers
         warm, _, warm_errors, _ = await _promise_load(port, 20.0, 1.0)
+        alone = await _sequential(port, 300)
         dec = _Decisions(cluster.name("routed_orders"))
         watcher = asyncio.create_task(dec.run())
         await dec.ready.wait()
@@ -145,6 +162,7 @@ async def bench_promise(quick: bool) -> dict[str, Any]:
             "decided_per_s_during_load": round(decided_in_window / (t_load_end - t0), 1),
             **_percentiles(order_lat),
         },
+        "reference": {"sequential_no_orders": {"requests": len(alone), **_percentiles(alone)}},
         "host_load_avg_1m": {"before": round(load0[0], 2), "after": round(load1[0], 2)},
         "target": {"p99_ms": TARGET_P99_MS, "at_requests_per_s": REQUEST_RATE},
         "met": p["p99_ms"] is not None and p["p99_ms"] <= TARGET_P99_MS,

@@ -27,6 +27,7 @@ DAY_S = 86_400.0
 HORIZON_DAYS = 366
 """How far past the last closed date a search for preparation goes before concluding the
 calendar never prepares (every weekday empty): a year covers every weekly pattern."""
+DAY_CACHE = 4096
 
 
 class NeverPrepares(ValueError):
@@ -75,7 +76,7 @@ def zone(tz: str) -> ZoneInfo:
     """The IANA zone named `tz`, or ValueError naming it (a typo must not mean UTC)."""
     try:
         return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as e:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as e:  # OSError: "Europe" is a folder
         raise ValueError(f"unknown time zone {tz!r}") from e
 
 
@@ -87,12 +88,20 @@ class Calendar:
     opening: Mapping[int, tuple[Interval, ...]]
     preparation: Mapping[int, tuple[Interval, ...]]
     closed_dates: frozenset[date] = frozenset()
-    # resolved once: the zone (validates `tz`) and whether plain time arithmetic applies
+    # resolved once: the zone (validates `tz`), whether plain time arithmetic applies, the
+    # last closed date, and each local day's UTC windows as they are asked for (routing and
+    # deadlines ask about the same few days over and over)
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
     is_always_open: bool = field(init=False, repr=False, compare=False)
+    _last_closed: date | None = field(init=False, repr=False, compare=False)
+    _days: dict[tuple[bool, date], tuple[tuple[datetime, datetime], ...]] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_zone", zone(self.tz))
+        object.__setattr__(self, "_last_closed", max(self.closed_dates, default=None))
+        object.__setattr__(self, "_days", {})
         check_week("opening", self.opening)
         check_week("preparation", self.preparation)
         whole = (Interval(time(0), time.max),)
@@ -123,32 +132,46 @@ def _local_instant(zone_: ZoneInfo, day: date, t: time) -> datetime:
     return datetime.combine(day, t, tzinfo=zone_).astimezone(UTC)
 
 
+def _day_windows(
+    cal: Calendar, preparation: bool, day: date
+) -> tuple[tuple[datetime, datetime], ...]:
+    """One local day's `[start, end)` UTC windows (opening or preparation), in order; none on a
+    closed date. Cached on the calendar (at most DAY_CACHE days, then started again)."""
+    key = (preparation, day)
+    hit = cal._days.get(key)
+    if hit is not None:
+        return hit
+    out: list[tuple[datetime, datetime]] = []
+    if day not in cal.closed_dates:
+        week = cal.preparation if preparation else cal.opening
+        for iv in sorted(week.get(day.weekday(), ()), key=lambda iv: iv.start):
+            start = _local_instant(cal._zone, day, iv.start)
+            end = _local_instant(cal._zone, day, iv.end)
+            if end > start:  # not a window swallowed by a daylight-saving gap
+                out.append((start, end))
+    if len(cal._days) >= DAY_CACHE:
+        cal._days.clear()
+    cal._days[key] = windows = tuple(out)
+    return windows
+
+
 def _windows(
-    cal: Calendar, week: Mapping[int, tuple[Interval, ...]], since: datetime
+    cal: Calendar, preparation: bool, since: datetime
 ) -> Iterator[tuple[datetime, datetime]]:
     """The calendar's `[start, end)` UTC windows that end after `since`, in order, windows that
     touch (a night shift across midnight) joined. Stops when none is left within the horizon."""
-    zone_ = cal._zone
-    day = since.astimezone(zone_).date() - timedelta(days=1)
-    last_closed = max(cal.closed_dates, default=day)
-    give_up = max(day, last_closed) + timedelta(days=HORIZON_DAYS)
+    day = since.astimezone(cal._zone).date() - timedelta(days=1)
+    give_up = max(day, cal._last_closed or day) + timedelta(days=HORIZON_DAYS)
     pending: tuple[datetime, datetime] | None = None
     while day <= give_up:
-        if day not in cal.closed_dates:
-            for iv in sorted(week.get(day.weekday(), ()), key=lambda iv: iv.start):
-                start, end = (
-                    _local_instant(zone_, day, iv.start),
-                    _local_instant(zone_, day, iv.end),
-                )
-                if end <= start:  # a window swallowed by a daylight-saving gap
-                    continue
-                if pending is not None and start <= pending[1]:
-                    pending = (pending[0], max(pending[1], end))
-                    continue
-                if pending is not None and pending[1] > since:
-                    yield pending
-                    give_up = day + timedelta(days=HORIZON_DAYS)
-                pending = (start, end)
+        for start, end in _day_windows(cal, preparation, day):
+            if pending is not None and start <= pending[1]:
+                pending = (pending[0], max(pending[1], end))
+                continue
+            if pending is not None and pending[1] > since:
+                yield pending
+                give_up = day + timedelta(days=HORIZON_DAYS)
+            pending = (start, end)
         day += timedelta(days=1)
     if pending is not None and pending[1] > since:
         yield pending
@@ -159,7 +182,7 @@ def preparing_at(cal: Calendar, t: datetime) -> bool:
     t = _aware(t)
     if cal.is_always_open:
         return True
-    for start, end in _windows(cal, cal.preparation, t):
+    for start, end in _windows(cal, True, t):
         return start <= t < end
     return False
 
@@ -167,7 +190,7 @@ def preparing_at(cal: Calendar, t: datetime) -> bool:
 def open_at(cal: Calendar, t: datetime) -> bool:
     """Whether the location is open (to walk-in customers) at instant `t`."""
     t = _aware(t)
-    for start, end in _windows(cal, cal.opening, t):
+    for start, end in _windows(cal, False, t):
         return start <= t < end
     return False
 
@@ -178,7 +201,7 @@ def next_preparation_start(cal: Calendar, t: datetime) -> datetime:
     t = _aware(t)
     if cal.is_always_open:
         return t
-    for start, _end in _windows(cal, cal.preparation, t):
+    for start, _end in _windows(cal, True, t):
         return max(start, t)
     raise NeverPrepares(f"no preparation hours after {t.isoformat()}")
 
@@ -193,7 +216,7 @@ def add_preparation_seconds(cal: Calendar, t: datetime, seconds: float) -> datet
     if cal.is_always_open:
         return t + timedelta(seconds=seconds)
     left = seconds
-    for start, end in _windows(cal, cal.preparation, t):
+    for start, end in _windows(cal, True, t):
         start = max(start, t)
         span = (end - start).total_seconds()
         if left <= span:
@@ -221,7 +244,7 @@ def preparation_seconds_between(cal: Calendar, a: datetime, b: datetime) -> floa
     if cal.is_always_open:
         return (b - a).total_seconds()
     total = 0.0
-    for start, end in _windows(cal, cal.preparation, a):
+    for start, end in _windows(cal, True, a):
         if start >= b:
             break
         total += (min(end, b) - max(start, a)).total_seconds()

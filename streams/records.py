@@ -128,7 +128,7 @@ class LocationCalendar(Record):
     def _valid_hours(self) -> LocationCalendar:
         try:
             ZoneInfo(self.tz)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a folder
             raise ValueError(f"unknown time zone {self.tz!r}") from None
         _check_week("opening", self.opening)
         _check_week("preparation", self.preparation or {})

@@ -173,6 +173,7 @@ def test_a_calendar_that_never_prepares_says_so() -> None:
     [
         (lambda: Interval(time(10), time(9)), "end must be after start"),
         (lambda: Calendar(tz="Mars/Olympus", opening={}, preparation={}), "unknown time zone"),
+        (lambda: Calendar(tz="Europe", opening={}, preparation={}), "unknown time zone 'Europe'"),
         (
             lambda: Calendar(
                 tz="UTC", opening={0: (iv("09:00", "12:00"), iv("11:00", "13:00"))}, preparation={}

@@ -314,13 +314,14 @@ def test_bad_calendars_are_each_rejected_with_their_reason(
             "ST-3", calendar={"tz": "UTC", "preparation": {"sat": ["09:00-12:00", "11:30-13:00"]}}
         ),
         location("ST-4", calendar={"tz": "UTC", "opening": {"mon": ["9h-18h"]}}),
+        location("ST-5", calendar={"tz": "Europe", "opening": hours}),  # a folder of zones
     ]
     f = tmp_path / "locations.json"
     f.write_text(json.dumps(rows))
     rc, _, err = run(capsys, "locations", "load", str(f))
     assert rc == 2
     lines = err.strip().splitlines()
-    assert "Traceback" not in err and len(lines) == 5, err
+    assert "Traceback" not in err and len(lines) == 6, err
     assert "location #1: calendar" in lines[0] and "unknown time zone 'Europe/Pariss'" in lines[0]
     assert (
         "location #2" in lines[1] and "opening.tue: 10:00-09:00: end is not after start" in lines[1]
@@ -330,7 +331,8 @@ def test_bad_calendars_are_each_rejected_with_their_reason(
         and "preparation.sat: intervals 09:00-12:00 and 11:30-13:00 overlap" in lines[2]
     )
     assert "location #4: calendar.opening.mon.0" in lines[3]
-    assert lines[4].endswith("4 of 5 locations are invalid; nothing was published")
+    assert "location #5: calendar" in lines[4] and "unknown time zone 'Europe'" in lines[4]
+    assert lines[5].endswith("5 of 6 locations are invalid; nothing was published")
     assert kafka.sent == [] and kafka.connected == 0
 
 
