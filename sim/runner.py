@@ -36,7 +36,7 @@ from sim.staff import Staff
 from sim.workload import Catalogue, Emission, Workload
 from streams.records import Location
 from streams.settings import KafkaSettings
-from streams.topic_reader import TopicReader
+from streams.topic_reader import TopicReader, read_to_end
 from streams.topics import TOPICS, AnyTopic
 
 __all__ = [
@@ -130,6 +130,34 @@ def parse_start(text: str | None) -> datetime:
         return local_now.replace(hour=int(hh), minute=int(mm), second=0, microsecond=0)
     dt = datetime.fromisoformat(text)
     return dt if dt.tzinfo is not None else dt.astimezone()
+
+
+def resume_start(default: datetime, network: datetime | None) -> datetime:
+    """Without --start: the default start, or where the network clock stands when that is
+    later (an earlier run on the same topics). The workers' clock never goes back, so a
+    simulated day restarting earlier would be handled at the earlier run's time until it
+    caught up; the day goes on instead."""
+    if network is None or network <= default:
+        return default
+    return network.astimezone(default.tzinfo)
+
+
+async def network_time(settings: KafkaSettings) -> datetime | None:
+    """The network clock as the public topics tell it: the latest store-load `updated_at`
+    (None when there is none yet or it cannot be read)."""
+    try:
+        records = await read_to_end(settings, [TOPICS.store_load.name], timeout_s=15.0)
+    except Exception:  # noqa: BLE001 - no figure: the default start applies
+        return None
+    latest: datetime | None = None
+    for rec in records:
+        try:
+            t = datetime.fromisoformat(orjson.loads(rec.value or b"null")["updated_at"])
+        except (ValueError, TypeError, KeyError):
+            continue
+        if t.tzinfo is not None and (latest is None or t > latest):
+            latest = t
+    return latest
 
 
 def _kind(topic: AnyTopic, value: dict[str, Any]) -> str:
@@ -293,7 +321,19 @@ async def run(
     stop = stop or asyncio.Event()
     stats = RunStats()
     run_id = secrets.token_hex(3) if opts.run_id is None else opts.run_id
-    start = opts.start or parse_start(None)
+    needed = [TOPICS.pos_sales.name, TOPICS.supplier_feeds.name, TOPICS.web_orders.name]
+    if opts.initial_stock and opts.stock_wait_s > 0:
+        needed.append(TOPICS.stock_availability.name)
+    if opts.publish_locations:
+        needed.append(TOPICS.locations.name)
+    if opts.staff:
+        needed += [
+            TOPICS.fulfilment_events.name,
+            TOPICS.returns.name,
+            TOPICS.routed_orders.name,
+        ]
+    await _check_topics(settings, needed)
+    start = opts.start or resume_start(parse_start(None), await network_time(settings))
     network = generate_network(
         opts.seed, opts.warehouses, opts.stores, opts.suppliers, opts.marketplaces
     )
@@ -312,19 +352,6 @@ async def run(
     )
     staff = Staff(network, opts.seed, run_id=run_id) if opts.staff else None
     end = start + timedelta(hours=opts.duration_h) if opts.duration_h is not None else None
-
-    needed = [TOPICS.pos_sales.name, TOPICS.supplier_feeds.name, TOPICS.web_orders.name]
-    if opts.initial_stock and opts.stock_wait_s > 0:
-        needed.append(TOPICS.stock_availability.name)
-    if opts.publish_locations:
-        needed.append(TOPICS.locations.name)
-    if staff is not None:
-        needed += [
-            TOPICS.fulfilment_events.name,
-            TOPICS.returns.name,
-            TOPICS.routed_orders.name,
-        ]
-    await _check_topics(settings, needed)
 
     print(
         f"stockroute simulate: seed {opts.seed}, run id {run_id or '-'}, "
@@ -552,7 +579,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--start",
         default=None,
-        help="simulated start: ISO date-time (naive = local) or HH:MM (default today 08:00)",
+        help="simulated start: ISO date-time (naive = local) or HH:MM (default today 08:00, "
+        "or where the network clock on store-load stands if later: an earlier run goes on)",
     )
     p.add_argument(
         "--publish-locations",
@@ -611,7 +639,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {len(network)} locations to {path}")
         return 0
     try:
-        start = parse_start(args.start)
+        start = parse_start(args.start) if args.start else None  # None: resume_start
     except ValueError as exc:
         print(f"stockroute simulate: bad --start: {exc}", file=sys.stderr)
         return 2

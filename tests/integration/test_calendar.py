@@ -250,5 +250,16 @@ def test_the_network_clock_follows_the_simulator_at_60x(tmp_path: Path) -> None:
         )
         assert reached <= end + timedelta(seconds=1)  # simulated time, not the wall clock
         assert wall >= 6 * 0.9  # 6 simulated minutes took at least 6 wall seconds at 60x
+
+        # a second run without --start goes on from the network clock (store-load)
+        again = subprocess.run(
+            [sys.executable, "-m", "streams.cli", "simulate", "--speed", "60",
+             "--duration", "0.02", "--stores", "4", "--warehouses", "1", "--suppliers", "1",
+             "--skus", "20", "--stock-wait", "0", "--seed", "5", "--no-initial-stock"],
+            env=cluster.env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert again.returncode == 0, again.stderr
+        resumed = datetime.fromisoformat(again.stderr.split(", start ")[1].split(",")[0])
+        assert end - timedelta(minutes=2) <= resumed <= end + timedelta(minutes=1), again.stderr
     finally:
         cluster.stop()

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sim.network import generate_network, read_network_file
-from sim.runner import RunStats, SimOptions, TokenBucket, _progress, build_parser, main, parse_start
+from sim.runner import (
+    RunStats,
+    SimOptions,
+    TokenBucket,
+    _progress,
+    build_parser,
+    main,
+    parse_start,
+    resume_start,
+)
 from sim.staff import Staff
 
 
@@ -73,3 +82,14 @@ def test_the_progress_line_shows_counts_by_type_rate_clock_and_open_shipments() 
     assert "18:30:00" in line and "x60" in line and "123/s" in line
     assert "sent 61" in line and "pos 40" in line and "order 12" in line and "cancel 1" in line
     assert "fulfilment 8 [accepted 5]" in line and "open shipments 0" in line
+
+
+def test_without_start_the_day_goes_on_from_the_network_clock() -> None:
+    """A second run on the same topics: the workers' clock never goes back, so the simulated
+    day resumes where the network clock stands rather than at 08:00 again."""
+    default = datetime(2026, 11, 30, 8, 0).astimezone()
+    later = datetime(2026, 11, 30, 17, 45, tzinfo=UTC)
+    assert resume_start(default, None) == default
+    assert resume_start(default, default - timedelta(hours=3)) == default
+    resumed = resume_start(default, later)
+    assert resumed == later and resumed.tzinfo == default.tzinfo
