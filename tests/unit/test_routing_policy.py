@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -606,7 +605,9 @@ def test_a_routed_decision_respects_stock_and_covers_exactly_the_order(
             assert len(d.shipments) == 1
 
 
-def test_routing_a_realistic_network_takes_well_under_a_millisecond() -> None:
+def test_routing_a_realistic_network_splits_when_no_location_holds_everything() -> None:
+    """A realistic network (65 locations, 10 lines); the time per decision is a benchmark
+    figure (bench quality: `decide_us_mean`), not asserted here."""
     locations = [loc("WH-1", "warehouse", 300), loc("WH-2", "warehouse", -250)]
     locations += [loc(f"ST-{i:02d}", "store", (i * 37) % 400 - 200) for i in range(60)]
     locations += [loc(f"SUP-{i}", "supplier", 500 + i) for i in range(3)]
@@ -619,10 +620,7 @@ def test_routing_a_realistic_network_takes_well_under_a_millisecond() -> None:
     lines = tuple((s, 1 + j % 3) for j, s in enumerate(skus))
     by_id = {x.location_id: x for x in locations}
     view = Stock(stock)
-    n = 300
-    t0 = time.perf_counter()
-    for _ in range(n):
-        d = decide(req(*lines), view, by_id, {}, POLICY)
-    per_call = (time.perf_counter() - t0) / n
+    d = decide(req(*lines), view, by_id, {}, POLICY)
     assert d.status == "routed"
-    assert per_call < 0.005  # typical ~0.3 ms; generous bound for noisy CI machines
+    assert len(d.shipments) >= 2  # S0 is only at two stores that do not hold the rest
+    assert sum(q for s in d.shipments for _, q in s.lines) == sum(q for _, q in lines)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from functools import cache
@@ -172,18 +171,6 @@ def test_consumption_reported_by_the_staff_is_replenished_at_the_next_receipt() 
     assert [(f["location_id"], f["lines"]) for f in feeds] == [
         ("WH-02", [{"sku": "SKU-00042", "qty": 7}])
     ]
-
-
-def test_the_generator_produces_at_least_20k_events_per_second() -> None:
-    net, cat = generate_network(2), Catalogue(2)
-    best = 0.0
-    for _ in range(3):
-        t0 = FRIDAY + timedelta(hours=11)
-        w = Workload(net, cat, 2, t0, True, 240.0)
-        t = time.perf_counter()
-        n = len(w.events_between(t0, t0 + timedelta(hours=2)))
-        best = max(best, n / (time.perf_counter() - t))
-    assert best >= 20_000, f"{best:.0f} events/s"
 
 
 def test_naive_start_times_are_refused() -> None:
