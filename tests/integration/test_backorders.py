@@ -147,9 +147,10 @@ def held(latest: dict[str, Any]) -> dict[str, int]:
 
 class Settled:
     """Every order decided, reserved == open shipments everywhere, and the outputs the same
-    over STABLE_POLLS consecutive polls (nothing moving any more)."""
+    over STABLE_POLLS consecutive polls (nothing moving any more: longer than the queues'
+    resend of an unanswered turn, agents/backorders.py RESEND_S)."""
 
-    STABLE_POLLS = 3
+    STABLE_POLLS = 12
 
     def __init__(self, cluster: Cluster, book: Book) -> None:
         self.cluster, self.book = cluster, book
