@@ -9,7 +9,8 @@ with any number of workers. Each change republishes the SKU's `backorders` recor
 Replays: the queue records the last offset applied per input partition; an input at or below
 it was applied before the worker died, so only the turn in flight and the record are sent
 again (both idempotent: an order answers a repeated turn once). A turn whose answer never came
-(its order's worker died before sending it) is sent again by the timer after RESEND_S.
+(its order's worker died before sending it) is sent again by the timer after RESEND_S, and at once
+by a worker that took the queue over (it cannot know whether the turn reached the order).
 """
 
 from __future__ import annotations
@@ -100,10 +101,10 @@ def agent() -> Agent:
                 if retry is None:
                     continue
                 ticket, at = sent_at.get(sku, (-1, 0.0))
-                if ticket != retry.ticket:
-                    sent_at[sku] = (retry.ticket, t)  # seen here first (e.g. after a takeover)
-                elif t - at >= RESEND_S:
-                    sent_at[sku] = (ticket, t)
+                # a turn this worker did not hand (it took the queue over from a dead one)
+                # goes again at once; one it handed, when its answer is overdue
+                if ticket != retry.ticket or t - at >= RESEND_S:
+                    sent_at[sku] = (retry.ticket, t)
                     send = _send_turn(retry)
                     await rt.send(send.topic, send.key, send.value)  # type: ignore[union-attr]
 

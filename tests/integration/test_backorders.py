@@ -147,9 +147,10 @@ def held(latest: dict[str, Any]) -> dict[str, int]:
 
 class Settled:
     """Every order decided, reserved == open shipments everywhere, and the outputs the same
-    over STABLE_POLLS consecutive polls (nothing moving any more)."""
+    over STABLE_POLLS consecutive polls (nothing moving any more: longer than the queues'
+    resend of an unanswered turn, agents/backorders.py RESEND_S)."""
 
-    STABLE_POLLS = 3
+    STABLE_POLLS = 12
 
     def __init__(self, cluster: Cluster, book: Book) -> None:
         self.cluster, self.book = cluster, book
@@ -302,6 +303,9 @@ def test_backorders_route_first_come_first_served_as_stock_arrives(
     assert "exceeds the 3 ordered and not yet cancelled" in dead[0]["error"]
 
     for n, wave in enumerate(waves(book, rnd, 4)):
+        # new orders for the scarce SKUs right before the stock: they queue behind the others
+        late = [book.place(f"L-{n}-{i}", {rnd.choice(SCARCE): 1}) for i in range(5)]
+        send(cluster, late)
         send(cluster, wave)
         if n == 1:
             send(cluster, [book.receive("rc-sc", "ST-1", {COMPLETE[0]: 30, COMPLETE[1]: 30})])
