@@ -9,15 +9,20 @@ shipment to a location (a slot of its max_backlog and every line's units) is ato
 domain/location.py. A repeated event_id on the inputs is dropped by the `seen_events` table,
 which remembers the position of the first message that carried the id for a window of days
 (domain/dedupe.py); re-reading that same message after a crash still re-applies it, and the
-positions make that a no-op.
+positions make that a no-op. The ids are local keys; the changelog gets one chunk of ids per
+batch, input origin and period, from which recovery rebuilds them (domain/dedupe.py says why
+nothing is lost).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice, takewhile
+from typing import Any
 
 from domain import dedupe
 from domain.load import LoadState, Shipment, snapshot
@@ -75,12 +80,37 @@ def _working(ctx: Ctx, location_id: str) -> Working:
     return w
 
 
-def flush(batch: Batch) -> list[Effect]:
+@dataclass
+class _SeenChunk:
+    """The event ids a batch saw first, of one input origin and period: one changelog record."""
+
+    key: str
+    period: int
+    partition: int
+    ids: list[list[Any]] = field(default_factory=list)  # [event_id, offset]
+
+
+def _seen_chunk(ctx: Ctx, period: int) -> _SeenChunk:
+    chunk: _SeenChunk | None = ctx.batch.scratch.get((SEEN, period, ctx.origin))
+    if chunk is None:
+        key = dedupe.chunk_key(period, ctx.origin, ctx.offset)
+        chunk = _SeenChunk(key, period, ctx.partition)
+        ctx.batch.scratch[(SEEN, period, ctx.origin)] = chunk
+    return chunk
+
+
+def flush(batch: Batch, pruned: Mapping[int, int] | None = None) -> list[Effect]:
     """Per location of the batch: each changed record written once, each changed availability
-    and the location's load published once."""
+    and the location's load published once; the batch's new event ids as one record per input
+    origin and period, unless a later input of the batch already pruned that period (`pruned`:
+    partition -> period pruned for; its ids' local keys went with it)."""
     out: list[Effect] = []
     for w in batch.scratch.values():
-        out.extend(_flush(w, batch))
+        if isinstance(w, _SeenChunk):
+            if w.period >= (pruned or {}).get(w.partition, -1) - 1:
+                out.append(Put(SEEN, w.key, w.ids, w.partition))
+        else:
+            out.extend(_flush(w, batch))
     return out
 
 
@@ -160,12 +190,17 @@ def agent() -> Agent:
         for op in ops:
             apply_stock(w, op, w.safety)
         effects: list[Effect] = []
-        if first is None:
-            effects.append(Put(SEEN, dedupe.key(period, event.event_id), here))
+        if first is None:  # a local key now (a repeat later in this batch sees it), chunked
+            ctx.put_local(SEEN, dedupe.key(period, event.event_id), here)
+            _seen_chunk(ctx, period).ids.append([event.event_id, ctx.offset])
         if pruned_through.get(ctx.partition, -1) < period:
             bound = dedupe.first_kept(period)
             expired = list(islice(takewhile(bound.__gt__, ctx.keys(SEEN)), PRUNE_BATCH))
-            effects.extend(Put(SEEN, k, None) for k in expired)
+            for k in expired:
+                if dedupe.is_chunk(k):  # a changelogged record: a tombstone
+                    effects.append(Put(SEEN, k, None))
+                else:  # an id key: local (ids changelogged one by one before chunks stay
+                    ctx.put_local(SEEN, k, None)  # in the changelog, and are pruned again)
             if len(expired) < PRUNE_BATCH:
                 pruned_through[ctx.partition] = period
         return effects
@@ -231,8 +266,9 @@ def agent() -> Agent:
         tables=(STOCK, SEEN, LOAD, SHIPMENTS),
         keyed_by="location_id",
         timers=((REFRESH_S, _refresher),),
-        flush=flush,
+        flush=partial(flush, pruned=pruned_through),
         batched=True,
+        local_keys={SEEN: dedupe.index_entries},
     )
 
 

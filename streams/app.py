@@ -14,9 +14,11 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, TypeVar, cast
 
 import faust
+from aiokafka.partitioner import murmur2
 from faust.types import TP
 
 from domain.routing import RoutingPolicy
@@ -65,13 +67,19 @@ class Runtime:
     _expected: dict[TP, int] = field(default_factory=dict)
     _gaps: dict[TP, float] = field(default_factory=dict)
     _waiting: dict[TP, tuple[int, float]] = field(default_factory=dict)
+    _last_put: dict[TP, asyncio.Future[Any]] = field(default_factory=dict)
 
-    def table(self, name: str, partitions: int) -> Any:
-        """The worker's table `name` (declared in topics.yaml), made on first use."""
+    def table(self, name: str, partitions: int, expand: faust_fixes.Expand | None = None) -> Any:
+        """The worker's table `name` (declared in topics.yaml), made on first use. `expand`:
+        the table keeps local-only keys (`put_local`) that its changelogged records stand for;
+        recovery writes them from each record (faust_fixes.expanding_table)."""
         if name not in self.tables:
             if name not in TOPICS.tables:
                 raise KeyError(f"table {name!r} is not declared in topics.yaml")
-            self.tables[name] = self.app.Table(name, default=None, partitions=partitions)
+            if expand is None:
+                self.tables[name] = self.app.Table(name, default=None, partitions=partitions)
+            else:
+                self.tables[name] = faust_fixes.expanding_table(self.app, name, partitions, expand)
         return self.tables[name]
 
     async def send(
@@ -80,12 +88,10 @@ class Runtime:
         """Produce a value of the topic's type (anything else is refused: Topic.encode). The
         key's partition unless `partition` is given."""
         self.metrics.on_send(value)
-        await self.produce(
-            topic.name,
-            key.encode() if key is not None else None,
-            topic.encode(value),
-            partition,
-        )
+        kb = key.encode() if key is not None else None
+        if partition is None and kb is not None:
+            partition = partition_of(kb, topic.partitions)
+        await self.produce(topic.name, kb, topic.encode(value), partition)
 
     async def produce(
         self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
@@ -95,8 +101,8 @@ class Runtime:
         It hands the message straight to Faust's producer, which the consumer flushes before
         each offset commit, so at-least-once holds as with `Topic.send`; it skips Topic.send's
         per-message FutureMessage, channel and callback machinery, which cost more than the
-        rest of a stock event (bench/README.md: 1.75x on a send-per-event agent). Partitioning
-        is the producer's (murmur2 of the key, as Faust and the Java clients do).
+        rest of a stock event (bench/README.md: 1.75x on a send-per-event agent). Without a
+        partition the producer's partitioner picks one (murmur2 of the key); `send` passes it.
         """
         fut = cast(
             "asyncio.Future[Any]",
@@ -128,15 +134,25 @@ class Runtime:
         """
         store = table.data
         kb, vb = faust_fixes.store_set_local(table, key, value, partition)
-        changelog = table.changelog_topic.get_topic_name()
-        fut = await self.produce(changelog, kb, vb, partition)
-        fut.add_done_callback(
-            lambda f: (
-                None
-                if f.cancelled() or f.exception() is not None
-                else store.set_persisted_offset(TP(changelog, partition), f.result().offset)
-            )
-        )
+        tp = TP(table.changelog_topic.get_topic_name(), partition)
+        fut = await self.produce(tp.topic, kb, vb, partition)
+        # the persisted offset is a RocksDB write: once per partition per produce round (the
+        # partition's last write in flight records its offset, which covers the earlier ones;
+        # a lagging persisted offset only means a longer recovery, never a skipped record)
+        self._last_put[tp] = fut
+        fut.add_done_callback(lambda f: self._persisted(store, tp, f))
+
+    def put_local(self, table: Any, key: str, value: Any | None, partition: int) -> None:
+        """Write (None: delete) a key of the local store only, no changelog record: for the
+        local-only keys of an expanding table (`table`), which recovery rebuilds."""
+        faust_fixes.store_set_local(table, key, value, partition)
+
+    def _persisted(self, store: Any, tp: TP, fut: asyncio.Future[Any]) -> None:
+        if self._last_put.get(tp) is not fut:
+            return  # a later write of this partition is in flight: it records its offset
+        del self._last_put[tp]
+        if not fut.cancelled() and fut.exception() is None:
+            store.set_persisted_offset(tp, fut.result().offset)
 
     async def dead_letter(self, msg: Any, reason: str) -> None:
         """Park an input that cannot be applied, with the reason and its original bytes."""
@@ -278,6 +294,15 @@ class Runtime:
     @property
     def views_ready(self) -> bool:
         return all(v.ready.is_set() for v in self.views)
+
+
+@lru_cache(maxsize=65536)
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives `key` (murmur2, as the Java clients,
+    Faust and aiokafka do), passed explicitly by `Runtime.send`: aiokafka's murmur2 is pure
+    Python, and the same keys (sku@location, order ids, location ids) come back again and
+    again, so it is computed once per key."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def _fail_fast(fut: asyncio.Future[Any]) -> None:

@@ -52,11 +52,12 @@ instead of silently changing what the patches and accessors do
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
+import faust
 from faust.stores.base import SerializedStore
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.transport.consumer import Consumer
@@ -378,6 +379,43 @@ def store_set_local(
     else:
         store[key] = value
     return kb, vb
+
+
+Expand = Callable[[str, Any], Iterable[tuple[str, Any]]]
+
+
+class _ExpandingTable(faust.Table):  # type: ignore[misc]
+    """A table some of whose changelog records stand for more local keys than their own."""
+
+    expand: Expand
+
+    def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
+        events = list(batch)
+        store = self.data
+        for event in events:
+            msg = event.message
+            if msg.value is None:
+                continue
+            key = store._decode_key(msg.key)  # type: ignore[attr-defined]
+            value = store._decode_value(msg.value)  # type: ignore[attr-defined]
+            for local_key, local_value in self.expand(key, value):
+                store_set_local(self, local_key, local_value, msg.partition)
+        # the persisted offset moves (in Faust's apply) only after the local keys are written
+        super().apply_changelog_batch(events)
+
+
+def expanding_table(app: AppT, name: str, partitions: int, expand: Expand) -> Any:
+    """`app.Table(name, default=None, partitions=...)`, except that table recovery also writes
+    the local keys `expand(key, value)` gives for every changelog record it applies, before
+    the record itself (so before the persisted offset passes it). For tables that keep a
+    local-only index of what their changelogged records hold: one changelog record per batch
+    instead of one per indexed key (agents/location_owner.py, the dedupe ids). Faust's
+    recovery calls the table's `apply_changelog_batch`, which is Faust internals."""
+    table = _ExpandingTable(
+        app, name=name, default=None, beacon=app.tables.beacon, partitions=partitions
+    )
+    table.expand = expand
+    return app.tables.add(table)
 
 
 def partition_keys(table: Any, partition: int) -> Iterator[str]:

@@ -37,7 +37,8 @@ re-reads it, and positions make that a no-op.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -46,6 +47,7 @@ import faust
 from domain.routing import RoutingPolicy
 from streams.app import Runtime
 from streams.codecs import Rejected
+from streams.faust_fixes import Expand
 from streams.records import Position
 from streams.settings import WorkerSettings
 from streams.topics import TOPICS, AnyTopic, Topic
@@ -156,6 +158,11 @@ class Ctx:
         """Read one of the agent's tables (the raw stored value; None when absent)."""
         return self._rt.get(self._rt.tables[table], key, self.partition)
 
+    def put_local(self, table: str, key: str, value: Any | None) -> None:
+        """Write (None: delete) a local-only key of an expanding table (Agent.local_keys), in
+        this input's partition, now: no changelog record (recovery rebuilds it)."""
+        self._rt.put_local(self._rt.tables[table], key, value, self.partition)
+
     def keys(self, table: str) -> Iterator[str]:
         """The keys of this input's partition of a table, in key order."""
         return self._rt.partition_keys(self._rt.tables[table], self.partition)
@@ -200,6 +207,9 @@ class Agent:
     flush: Callable[[Batch], list[Effect]] | None = None
     # take batches (sized by STOCKROUTE_BATCH_MAX / _WITHIN_MS) rather than one input at a time
     batched: bool = False
+    # tables with local-only keys: name -> what keys a changelog record stands for, written
+    # by table recovery (faust_fixes.expanding_table); the handler writes them with put_local
+    local_keys: Mapping[str, Expand] = field(default_factory=dict)
 
     @property
     def partitions(self) -> int:
@@ -213,7 +223,7 @@ def register(rt: Runtime, agent: Agent) -> None:
     """Create the agent's tables and its Faust agent (concurrency 1: one writer per key)."""
     names = ((agent.state.table,) if agent.state else ()) + agent.tables
     for name in names:
-        rt.table(name, agent.partitions)
+        rt.table(name, agent.partitions, agent.local_keys.get(name))
     source = rt.app.topic(
         *(t.name for t in agent.inputs),
         key_type=bytes,
@@ -228,6 +238,9 @@ def register(rt: Runtime, agent: Agent) -> None:
         if not agent.batched or size <= 1:
             async for event in stream.events():
                 await process_batch(rt, agent, [event.message])
+        elif os.environ.get("STOCKROUTE_BATCH_EAGER") == "1":
+            async for events in eager_batches(stream, size):
+                await process_batch(rt, agent, [e.message for e in events])
         else:
             takes = stream.take_events(size, within_s)  # type: ignore[attr-defined]
             async for events in takes:
@@ -236,6 +249,23 @@ def register(rt: Runtime, agent: Agent) -> None:
     rt.app.agent(source, name=agent.name, concurrency=1)(run)
     for interval, make in agent.timers:
         rt.timer(interval, make(rt))
+
+
+async def eager_batches(stream: Any, size: int) -> AsyncIterator[list[Any]]:
+    """The stream's events in batches of at most `size`, each closed as soon as no more input
+    is queued for the agent: one event at low load (no wait), full batches when input piles
+    up. The stream's own acks are off: a batch's events are acked when the agent asks for the
+    next batch, after everything the batch produced was handed to the producer (the
+    consumer flushes the producer before it commits)."""
+    stream.enable_acks = False
+    batch: list[Any] = []
+    async for event in stream.events():
+        batch.append(event)
+        if len(batch) >= size or stream.channel.empty():
+            yield batch
+            for done in batch:
+                await stream.ack(done)
+            batch = []
 
 
 async def process_batch(rt: Runtime, agent: Agent, msgs: list[Any]) -> None:

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from domain.dedupe import DAY_S, first_kept, key, lookup_keys, period_of
+from domain.dedupe import (
+    DAY_S,
+    chunk_key,
+    first_kept,
+    index_entries,
+    is_chunk,
+    key,
+    lookup_keys,
+    period_of,
+)
 
 
 def test_keys_sort_by_period_whatever_the_event_id() -> None:
@@ -21,3 +30,19 @@ def test_only_periods_no_lookup_reaches_sort_below_the_first_kept_key() -> None:
     bound = first_kept(100)
     assert key(98, "E") < bound <= key(99, "E")
     assert all(k >= bound for k in lookup_keys(100, "E"))
+
+
+def test_a_chunk_key_sorts_with_its_period_and_never_collides_with_an_id_key() -> None:
+    chunk = chunk_key(2916, "ps:3", 42)
+    assert chunk == "002916~ps:3:000000000042"
+    assert is_chunk(chunk) and not is_chunk(key(2916, "~ps:3:000000000042"))
+    assert key(2916, "zzz") < chunk < first_kept(2918)  # pruned with its period
+
+
+def test_a_chunk_stands_for_the_id_keys_and_first_positions_of_its_ids() -> None:
+    chunk = chunk_key(2916, "ps:3", 42)
+    assert index_entries(chunk, [["E1", 42], ["E:2", 45]]) == [
+        ("002916/E1", "ps:3:42"),
+        ("002916/E:2", "ps:3:45"),
+    ]
+    assert index_entries(key(2916, "E1"), "ps:3:42") == []  # an id key of the old layout

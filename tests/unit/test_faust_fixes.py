@@ -729,3 +729,33 @@ def test_store_access_with_an_explicit_partition_ignores_the_current_event(table
         assert list(faust_fixes.partition_keys(table, 1)) == ["A@ST-1"]
         faust_fixes.store_set_local(table, "A@ST-1", None, partition=1)
         assert faust_fixes.store_get(table, "A@ST-1", partition=1) is None
+
+
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_an_expanding_table_writes_the_local_keys_of_what_recovery_applies(
+    store: str, tmp_path: Path
+) -> None:
+    app = faust.App("faust-fixes-expand", datadir=str(tmp_path), store=store)
+
+    def expand(key: str, value: Any) -> list[tuple[str, Any]]:
+        return [(f"{key}/{v}", "local") for v in value] if key.startswith("chunk") else []
+
+    table = faust_fixes.expanding_table(app, "seen", 4, expand)
+    app.finalize()
+    changelog = table.changelog_topic.get_topic_name()
+    events = []
+    for offset, (key, value) in enumerate([("chunk1", ["a", "b"]), ("plain", 1), ("gone", None)]):
+        raw_key, raw_value = faust_fixes.store_set_local(table, key, value, 2)
+        message = Message(changelog, 2, offset, 0.0, 0, None, raw_key, raw_value, None)
+        events.append(faust.Event(app, key, value, None, message))
+    for key in ("chunk1", "plain"):
+        faust_fixes.store_set_local(table, key, None, 2)  # a fresh store: recovery rebuilds it
+    table.apply_changelog_batch(events)
+    assert faust_fixes.store_get(table, "chunk1", 2) == ["a", "b"]  # Faust's own apply
+    assert faust_fixes.store_get(table, "plain", 2) == 1
+    assert faust_fixes.store_get(table, "chunk1/a", 2) == "local"  # and the expansion
+    assert faust_fixes.store_get(table, "chunk1/b", 2) == "local"
+    assert faust_fixes.store_get(table, "plain/1", 2) is None
+    if store == "rocksdb://":
+        assert table.data.persisted_offset(TP(changelog, 2)) == 2
+        table.data._dbs.clear()  # type: ignore[attr-defined]  # close the databases (tmp_path)
