@@ -243,4 +243,5 @@ def agent() -> Agent:
         keyed_by="order_id",
         replay=replay,
         timers=((1.0, expirer),),
+        batched=True,  # eager batches (streams/loop.py): no wait at low load
     )

@@ -21,23 +21,22 @@ input this module does, in this order and nowhere else:
    validated against its topic's model; `ctx.position()` numbers the positioned ops an input
    makes.
 
-Batches: a `batched` agent is fed `take_events` batches (at most STOCKROUTE_BATCH_MAX inputs,
-closed after STOCKROUTE_BATCH_WITHIN_MS at the latest, so a quiet stream waits a few
-milliseconds, never more). Each input still goes through steps 2-5 on its own, in order; what
+Batches: a `batched` agent is fed batches of at most STOCKROUTE_BATCH_MAX inputs, each closed
+as soon as no more input is queued for it (`eager_batches`): a quiet stream waits for nothing,
+a busy one gets full batches. Each input still goes through steps 2-5 on its own, in order; what
 a handler folds across the batch it keeps in `ctx.batch.scratch` (e.g. one working set per
 location) and the agent's `flush` turns that into effects once at the end of the batch: each
 changed key written once, each changed record published once. Writes carry their input's
 partition explicitly (never Faust's "current event", which in a batch is only the last
 input's). A handler must raise `Rejected` before it changes anything in the scratch, so a
 dead-lettered input leaves no trace. Nothing of a batch is committed before all of it was
-produced (Faust acks a batch's events after the agent took the next one), so a crash mid-batch
+produced (its events are acked when the agent takes the next batch), so a crash mid-batch
 re-reads it, and positions make that a no-op.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -205,7 +204,7 @@ class Agent:
     timers: tuple[tuple[float, Callable[[Runtime], Any]], ...] = field(default=())
     # what the handlers left in ctx.batch.scratch -> effects, once per batch (or per input)
     flush: Callable[[Batch], list[Effect]] | None = None
-    # take batches (sized by STOCKROUTE_BATCH_MAX / _WITHIN_MS) rather than one input at a time
+    # take batches (at most STOCKROUTE_BATCH_MAX, eager_batches) rather than one input at a time
     batched: bool = False
     # tables with local-only keys: name -> what keys a changelog record stands for, written
     # by table recovery (faust_fixes.expanding_table); the handler writes them with put_local
@@ -234,16 +233,12 @@ def register(rt: Runtime, agent: Agent) -> None:
 
     async def run(stream: faust.StreamT[bytes]) -> None:
         await rt.wait_views()
-        size, within_s = rt.settings.batch_max, rt.settings.batch_within_ms / 1000
+        size = rt.settings.batch_max
         if not agent.batched or size <= 1:
             async for event in stream.events():
                 await process_batch(rt, agent, [event.message])
-        elif os.environ.get("STOCKROUTE_BATCH_EAGER") == "1":
-            async for events in eager_batches(stream, size):
-                await process_batch(rt, agent, [e.message for e in events])
         else:
-            takes = stream.take_events(size, within_s)  # type: ignore[attr-defined]
-            async for events in takes:
+            async for events in eager_batches(stream, size):
                 await process_batch(rt, agent, [e.message for e in events])
 
     rt.app.agent(source, name=agent.name, concurrency=1)(run)
@@ -254,9 +249,11 @@ def register(rt: Runtime, agent: Agent) -> None:
 async def eager_batches(stream: Any, size: int) -> AsyncIterator[list[Any]]:
     """The stream's events in batches of at most `size`, each closed as soon as no more input
     is queued for the agent: one event at low load (no wait), full batches when input piles
-    up. The stream's own acks are off: a batch's events are acked when the agent asks for the
-    next batch, after everything the batch produced was handed to the producer (the
-    consumer flushes the producer before it commits)."""
+    up. Faust's `take_events` waits out its `within` window at every batch (a few ms on every
+    hop of an order) and feeds its buffer through a processor per event (bench: more CPU per
+    event; docs/throughput.md). The stream's own acks are off: a batch's events are acked when
+    the agent asks for the next batch, after everything the batch produced was handed to the
+    producer (the consumer flushes the producer before it commits)."""
     stream.enable_acks = False
     batch: list[Any] = []
     async for event in stream.events():

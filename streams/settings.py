@@ -81,7 +81,6 @@ class WorkerSettings:
     routing_policy: Path = Path(__file__).parent.parent / "policy" / "routing.yaml"
     dedupe_days: int = 7  # how long a repeated event_id is recognised (domain/dedupe.py)
     batch_max: int = 500  # inputs per batch of a batched agent (streams/loop.py)
-    batch_within_ms: float = 3.0  # a batch closes after this long at the latest
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
 
     @classmethod
@@ -97,7 +96,6 @@ class WorkerSettings:
             routing_policy=Path(e.get("STOCKROUTE_ROUTING_POLICY", str(cls.routing_policy))),
             dedupe_days=int(e.get("STOCKROUTE_DEDUPE_DAYS", "7")),
             batch_max=int(e.get("STOCKROUTE_BATCH_MAX", "500")),
-            batch_within_ms=float(e.get("STOCKROUTE_BATCH_WITHIN_MS", "3")),
             kafka=KafkaSettings.from_env(),
         )
         values = {**base.__dict__, **{k: v for k, v in overrides.items() if v is not None}}
