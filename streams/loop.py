@@ -30,8 +30,8 @@ changed key written once, each changed record published once. Writes carry their
 partition explicitly (never Faust's "current event", which in a batch is only the last
 input's). A handler must raise `Rejected` before it changes anything in the scratch, so a
 dead-lettered input leaves no trace. Nothing of a batch is committed before all of it was
-produced (its events are acked when the agent takes the next batch), so a crash mid-batch
-re-reads it, and positions make that a no-op.
+handed to the producer (its events are acked after that, and the consumer flushes the producer
+before it commits), so a crash mid-batch re-reads it, and positions make that a no-op.
 """
 
 from __future__ import annotations
