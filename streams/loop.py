@@ -262,11 +262,14 @@ class EagerBatches:
     One case needs a guard: events held while the next one is awaited. The queue was not
     empty, but a rebalance that starts in between makes Faust skip what was queued (and clear
     the queue), so the wait lasts until after the rebalance, while the rebalance waits for the
-    held events to be acked (`wait_empty`): a stall (seen in the scale bench). So a check every
-    HELD_CHECK_S processes held events itself when flow control is suspended, as Faust expects
-    of events an agent already took; its acks, during a rebalance, do not commit (the next
-    owner re-reads them: streams/faust_fixes.py). A lock keeps it and the agent from
-    processing at the same time, in order."""
+    held events to be acked (`wait_empty`): a stall (seen in the scale bench). Faust can also
+    drop queued messages when it resumes a partition (Runtime.stalled), and then nothing may
+    come at all. So a check every HELD_CHECK_S processes held events itself when flow control
+    is suspended (as Faust expects of events an agent already took; their acks during a
+    rebalance do not commit, and the next owner re-reads them: streams/faust_fixes.py), or
+    when the same events were already held at the previous check. A lock keeps it and the
+    agent from processing at the same time; what the agent takes later is newer, so the order
+    holds."""
 
     def __init__(self, rt: Runtime, agent: Agent, stream: Any, size: int) -> None:
         self.rt, self.agent, self.stream, self.size = rt, agent, stream, size
@@ -295,10 +298,15 @@ class EagerBatches:
                 await self.stream.ack(done)
 
     async def _guard(self) -> None:
+        seen: list[Any] | None = None
         while True:
             await asyncio.sleep(HELD_CHECK_S)
-            if self.held and faust_fixes.flow_suspended(self.rt.app):
+            held = self.held
+            if held and (held is seen or faust_fixes.flow_suspended(self.rt.app)):
                 await self.flush()
+                seen = None
+            else:
+                seen = held
 
 
 async def process_batch(rt: Runtime, agent: Agent, msgs: list[Any]) -> None:
