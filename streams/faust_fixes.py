@@ -440,6 +440,12 @@ def committed_offset(app: AppT, tp: TP) -> int | None:
     return offset
 
 
+def flow_suspended(app: AppT) -> bool:
+    """Whether a rebalance suspended the streams' flow (Faust then skips queued events and
+    waits for the ones agents already took to be acked)."""
+    return not app.flow_control.is_active()
+
+
 def tables_recovered(app: AppT) -> bool:
     """Whether table recovery from the changelogs completed (for /health and for agents that
     must not act on half-recovered tables); Faust exposes no public flag for it."""

@@ -25,22 +25,23 @@ input this module does, in this order and nowhere else:
    `occurred_at` advances the clock (a dead-lettered one does not).
 
 Batches: a `batched` agent is fed batches of at most STOCKROUTE_BATCH_MAX inputs, each closed
-as soon as no more input is queued for it (`eager_batches`): a quiet stream waits for nothing,
-a busy one gets full batches. Each input still goes through steps 2-5 on its own, in order; what
+as soon as no more input is queued for it (`EagerBatches`): a quiet stream waits for nothing, a
+busy one gets full batches. Each input still goes through steps 2-5 on its own, in order; what
 a handler folds across the batch it keeps in `ctx.batch.scratch` (e.g. one working set per
 location) and the agent's `flush` turns that into effects once at the end of the batch: each
 changed key written once, each changed record published once. Writes carry their input's
 partition explicitly (never Faust's "current event", which in a batch is only the last
 input's). A handler must raise `Rejected` before it changes anything in the scratch, so a
 dead-lettered input leaves no trace. Nothing of a batch is committed before all of it was
-produced (its events are acked when the agent takes the next batch), so a crash mid-batch
-re-reads it, and positions make that a no-op.
+handed to the producer (its events are acked after that, and the consumer flushes the producer
+before it commits), so a crash mid-batch re-reads it, and positions make that a no-op.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -48,6 +49,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import faust
 
 from domain.routing import RoutingPolicy
+from streams import faust_fixes
 from streams.app import Runtime
 from streams.clock import NetworkClock
 from streams.codecs import Rejected
@@ -216,7 +218,7 @@ class Agent:
     timers: tuple[tuple[float, Callable[[Runtime], Any]], ...] = field(default=())
     # what the handlers left in ctx.batch.scratch -> effects, once per batch (or per input)
     flush: Callable[[Batch], list[Effect]] | None = None
-    # take batches (at most STOCKROUTE_BATCH_MAX, eager_batches) rather than one input at a time
+    # take batches (at most STOCKROUTE_BATCH_MAX, EagerBatches) rather than one input at a time
     batched: bool = False
     # tables with local-only keys: name -> what keys a changelog record stands for, written
     # by table recovery (faust_fixes.expanding_table); the handler writes them with put_local
@@ -250,31 +252,73 @@ def register(rt: Runtime, agent: Agent) -> None:
             async for event in stream.events():
                 await process_batch(rt, agent, [event.message])
         else:
-            async for events in eager_batches(stream, size):
-                await process_batch(rt, agent, [e.message for e in events])
+            await EagerBatches(rt, agent, stream, size).run()
 
     rt.app.agent(source, name=agent.name, concurrency=1)(run)
     for interval, make in agent.timers:
         rt.timer(interval, make(rt))
 
 
-async def eager_batches(stream: Any, size: int) -> AsyncIterator[list[Any]]:
-    """The stream's events in batches of at most `size`, each closed as soon as no more input
-    is queued for the agent: one event at low load (no wait), full batches when input piles
-    up. Faust's `take_events` waits out its `within` window at every batch (a few ms on every
-    hop of an order) and feeds its buffer through a processor per event (bench: more CPU per
-    event; docs/throughput.md). The stream's own acks are off: a batch's events are acked when
-    the agent asks for the next batch, after everything the batch produced was handed to the
-    producer (the consumer flushes the producer before it commits)."""
-    stream.enable_acks = False
-    batch: list[Any] = []
-    async for event in stream.events():
-        batch.append(event)
-        if len(batch) >= size or stream.channel.empty():
-            yield batch
-            for done in batch:
-                await stream.ack(done)
-            batch = []
+HELD_CHECK_S = 0.05
+
+
+class EagerBatches:
+    """Feeds an agent batches of at most `size` events, each closed as soon as no more input is
+    queued for it: one event at low load (no wait), full batches when input piles up.
+
+    Faust's `take_events` waits out its `within` window at every batch (a few ms on every hop
+    of an order) and fills its buffer through a stream processor per event (more CPU per event:
+    docs/throughput.md). The stream's own acks are off: a batch's events are acked once its
+    effects were handed to the producer (the consumer flushes the producer before it commits).
+
+    One case needs a guard: events held while the next one is awaited. The queue was not
+    empty, but a rebalance that starts in between makes Faust skip what was queued (and clear
+    the queue), so the wait lasts until after the rebalance, while the rebalance waits for the
+    held events to be acked (`wait_empty`): a stall (seen in the scale bench). Faust can also
+    drop queued messages when it resumes a partition (Runtime.stalled), and then nothing may
+    come at all. So a check every HELD_CHECK_S processes held events itself when flow control
+    is suspended (as Faust expects of events an agent already took; their acks during a
+    rebalance do not commit, and the next owner re-reads them: streams/faust_fixes.py), or
+    when the same events were already held at the previous check. A lock keeps it and the
+    agent from processing at the same time; what the agent takes later is newer, so the order
+    holds."""
+
+    def __init__(self, rt: Runtime, agent: Agent, stream: Any, size: int) -> None:
+        self.rt, self.agent, self.stream, self.size = rt, agent, stream, size
+        self.held: list[Any] = []
+        self.lock = asyncio.Lock()
+
+    async def run(self) -> None:
+        stream = self.stream
+        stream.enable_acks = False
+        guard = asyncio.ensure_future(self._guard())
+        try:
+            async for event in stream.events():
+                self.held.append(event)
+                if len(self.held) >= self.size or stream.channel.empty():
+                    await self.flush()
+        finally:
+            guard.cancel()
+
+    async def flush(self) -> None:
+        async with self.lock:
+            events, self.held = self.held, []
+            if not events:
+                return
+            await process_batch(self.rt, self.agent, [e.message for e in events])
+            for done in events:
+                await self.stream.ack(done)
+
+    async def _guard(self) -> None:
+        seen: list[Any] | None = None
+        while True:
+            await asyncio.sleep(HELD_CHECK_S)
+            held = self.held
+            if held and (held is seen or faust_fixes.flow_suspended(self.rt.app)):
+                await self.flush()
+                seen = None
+            else:
+                seen = held
 
 
 async def process_batch(rt: Runtime, agent: Agent, msgs: list[Any]) -> None:
