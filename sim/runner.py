@@ -461,6 +461,7 @@ async def run(
                 nxt = end
             batch = workload.events_between(clock, nxt)
             if staff is not None:
+                batch = [e for e in batch if e[0].handle != "web_orders" or staff.cancellable(e[2])]
                 for topic, _key, value in batch:
                     if topic.handle == "web_orders":
                         staff.on_order(value)

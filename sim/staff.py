@@ -136,6 +136,8 @@ class _Order:
     lon: float | None
     pickup: str | None
     cancelled: bool = False
+    gone: Counter[str] = field(default_factory=Counter)
+    """Units per SKU of the order's shipments that left their location (shipped, collected)."""
 
 
 class Staff:
@@ -233,6 +235,19 @@ class Staff:
             )
             self._at(_at_work(self._shifts[loc_id], t, sh.rng.uniform(lo, hi)), sid, "claim")
         return new
+
+    def cancellable(self, msg: Mapping[str, Any]) -> bool:
+        """Whether the customer can still ask this: a cancellation of some lines is not sent for
+        a SKU of which a shipment already left (the engine refuses to cancel shipped units and
+        dead-letters the request; a customer service desk checks first). Anything else: True."""
+        if msg.get("type") != "order_cancelled" or not msg.get("lines"):
+            return True
+        o = self._orders.get(str(msg.get("order_id")))
+        if o is None:
+            return True
+        return not any(
+            o.gone[str(ln.get("sku"))] for ln in msg["lines"] if isinstance(ln, Mapping)
+        )
 
     # ---- outputs -----------------------------------------------------------------------------
 
@@ -355,6 +370,7 @@ class Staff:
         elif step == "shipped":
             self._emit(out, t, sh, "shipped")
             sh.left = True
+            self._gone(sh, order)
             self._consume(sh.location_id, sh.picked)
             if sh.mode == "transfer_to_store":
                 if order is not None and order.pickup in self.locations:
@@ -374,7 +390,16 @@ class Staff:
             if sh.mode == "click_collect":
                 self._consume(sh.location_id, sh.picked)
             sh.left = True
+            self._gone(sh, order)
             self._finish(t, sh)
+
+    @staticmethod
+    def _gone(sh: _Shipment, order: _Order | None) -> None:
+        """The shipment's units left (a transfer counts when shipped and again when collected:
+        only whether any left matters)."""
+        if order is not None:
+            for sku, qty in sh.lines:
+                order.gone[sku] += qty
 
     def _claim(self, t: float, sh: _Shipment, loc: Location, out: list[Emission]) -> None:
         rng, cfg = sh.rng, self.cfg

@@ -323,3 +323,19 @@ def test_work_that_runs_past_closing_resumes_with_the_next_shift() -> None:
         minute = t.hour * 60 + t.minute
         assert 9 * 60 + 30 <= minute <= 19 * 60, t  # only within the shift
     assert max(late).date() > evening.date()  # one hour a start: the last ones went overnight
+
+
+def test_a_partial_cancellation_is_not_asked_once_the_units_left() -> None:
+    """The simulator does not send a cancellation the engine must refuse (shipped units):
+    before the shipment leaves it may be sent, after it it is dropped."""
+    staff = Staff([_store()], 1, config=CALM)
+    staff.on_order(_order("O-0"))
+    staff.on_routed(_routed("O-0", ("S-0", "ST-T", "ship_from_store")), T0)
+    cancel = {"type": "order_cancelled", "order_id": "O-0", "lines": [{"sku": "SKU-1", "qty": 1}]}
+    assert staff.cancellable(cancel)
+    events = _fe(_run(staff, T0 + timedelta(days=1)))
+    assert any(e.type == "shipped" and e.order_id == "O-0" for e in events)
+    assert not staff.cancellable(cancel)
+    whole = {"type": "order_cancelled", "order_id": "O-0"}
+    assert staff.cancellable(whole)  # a whole cancellation is the engine's to answer
+    assert staff.cancellable({**cancel, "order_id": "O-unknown"})
