@@ -245,9 +245,7 @@ class Staff:
         o = self._orders.get(str(msg.get("order_id")))
         if o is None:
             return True
-        return not any(
-            o.gone[str(ln.get("sku"))] for ln in msg["lines"] if isinstance(ln, Mapping)
-        )
+        return not any(o.gone[str(ln.get("sku"))] for ln in msg["lines"] if isinstance(ln, Mapping))
 
     # ---- outputs -----------------------------------------------------------------------------
 
