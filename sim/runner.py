@@ -32,7 +32,7 @@ from typing import Any, TextIO
 import orjson
 
 from sim.network import generate_network, write_network_file
-from sim.staff import Staff
+from sim.staff import Staff, StaffConfig
 from sim.workload import Catalogue, Emission, Workload
 from streams.records import Location
 from streams.settings import KafkaSettings
@@ -77,6 +77,8 @@ class SimOptions:
     stock_wait_s: float = 120.0
     """After the opening stock, wait (at most this long) until the engine has folded it."""
     staff: bool = True
+    staff_pace: float = 1.0
+    """The share of their declared capacity_per_hour the simulated staff achieve."""
     run_id: str | None = None
     progress_interval_s: float = 1.0
 
@@ -350,7 +352,11 @@ async def run(
         replenish="consumption" if opts.staff else "demand",
         run_id=run_id,
     )
-    staff = Staff(network, opts.seed, run_id=run_id) if opts.staff else None
+    staff = (
+        Staff(network, opts.seed, config=StaffConfig(pace=opts.staff_pace), run_id=run_id)
+        if opts.staff
+        else None
+    )
     end = start + timedelta(hours=opts.duration_h) if opts.duration_h is not None else None
 
     print(
@@ -610,6 +616,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulate store staff from routed-orders (fulfilment events, returns) (default: on)",
     )
     p.add_argument(
+        "--staff-pace",
+        type=float,
+        default=d.staff_pace,
+        metavar="SHARE",
+        help="share of each location's declared capacity_per_hour its staff achieve (default "
+        "%(default)s; e.g. 0.5 at a peak where walk-in customers come first: promises slip)",
+    )
+    p.add_argument(
         "--run-id",
         default=None,
         help="id namespace of events and orders (default: random); same seed and run id "
@@ -631,6 +645,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(argv) if argv is not None else None)
     if args.speed <= 0:
         print("stockroute simulate: --speed must be > 0", file=sys.stderr)
+        return 2
+    if not 0 < args.staff_pace <= 1:
+        print("stockroute simulate: --staff-pace must be in (0, 1]", file=sys.stderr)
         return 2
     if args.write_network is not None:
         network: list[Location] = generate_network(
@@ -663,6 +680,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         initial_stock=args.initial_stock,
         stock_wait_s=args.stock_wait,
         staff=args.staff,
+        staff_pace=args.staff_pace,
         run_id=args.run_id,
     )
     try:

@@ -54,6 +54,10 @@ class StaffConfig:
     """Behaviour knobs; ranges are uniform (lo, hi) in seconds unless named otherwise."""
 
     accept_delay_store_s: tuple[float, float] = (30.0, 480.0)
+    pace: float = 1.0
+    """The share of its declared `capacity_per_hour` a location's staff achieve: below 1 when
+    walk-in customers come first at a peak, so the engine's promises (made at the declared
+    capacity) slip: the stores that fall behind."""
     accept_delay_hub_s: tuple[float, float] = (5.0, 60.0)
     """Warehouses, suppliers and marketplaces claim through systems, not people."""
     reject_rate_store: float = 0.03
@@ -420,7 +424,7 @@ class Staff:
         # The pace: one start every 3600/capacity s of shift time, first come first served;
         # 0 = no limit.
         shift = self._shifts[loc.location_id]
-        cap = loc.capacity_per_hour
+        cap = loc.capacity_per_hour * cfg.pace
         start = _at_work(shift, max(t, self._next_start.get(loc.location_id, -math.inf)))
         if cap > 0:
             self._next_start[loc.location_id] = _at_work(shift, start, 3600.0 / cap)

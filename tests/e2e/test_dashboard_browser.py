@@ -349,7 +349,8 @@ def test_dashboard_shows_live_store_load_and_backlog(demo_factory, tmp_path: Pat
 
 # An evening peak: the simulated day starts when the stores stop preparing web orders, with
 # web orders at three times the normal rate, so the stores' shipments wait for the morning.
-PEAK_EVENING_ARGS = E2E_SIM_ARGS + " --peak --peak-factor 3 --start 19:30"
+# staff at half their declared pace: the promises (made at the declared capacity) slip
+PEAK_EVENING_ARGS = E2E_SIM_ARGS + " --peak --peak-factor 3 --start 19:30 --staff-pace 0.5"
 
 
 @pytest.mark.e2e

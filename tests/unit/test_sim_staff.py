@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -339,3 +340,15 @@ def test_a_partial_cancellation_is_not_asked_once_the_units_left() -> None:
     whole = {"type": "order_cancelled", "order_id": "O-0"}
     assert staff.cancellable(whole)  # a whole cancellation is the engine's to answer
     assert staff.cancellable({**cancel, "order_id": "O-unknown"})
+
+
+def test_staff_at_half_pace_start_half_the_declared_capacity_per_hour() -> None:
+    """`pace` below 1: the staff achieve only part of the capacity the engine plans with."""
+    started = {}
+    for pace in (1.0, 0.5):
+        staff = Staff([_store(cap=10)], 1, config=replace(CALM, pace=pace))
+        for i in range(40):
+            staff.on_routed(_routed(f"O-{i}", (f"S-{i}", "ST-T", "ship_from_store")), T0)
+        picked = [e for e in _fe(_run(staff, T0 + timedelta(hours=2))) if e.type == "picked"]
+        started[pace] = len(picked)
+    assert 18 <= started[1.0] <= 21 and 8 <= started[0.5] <= 11, started
