@@ -349,8 +349,10 @@ def test_dashboard_shows_live_store_load_and_backlog(demo_factory, tmp_path: Pat
 
 # An evening peak: the simulated day starts when the stores stop preparing web orders, with
 # web orders at three times the normal rate, so the stores' shipments wait for the morning.
-# staff at half their declared pace: the promises (made at the declared capacity) slip
-PEAK_EVENING_ARGS = E2E_SIM_ARGS + " --peak --peak-factor 3 --start 19:30 --staff-pace 0.5"
+# A peak afternoon into the evening, staff at half their declared pace: the promises (made at
+# the declared capacity) slip, and shipments still in preparation at their carrier cut-off
+# (stores 16:00, warehouses 20:00) are late against ship_by; by 19:00-20:00 stores close.
+PEAK_EVENING_ARGS = E2E_SIM_ARGS + " --peak --peak-factor 3 --start 14:00 --staff-pace 0.5"
 
 
 @pytest.mark.e2e
@@ -359,8 +361,9 @@ def test_a_peak_where_stores_fall_behind_shows_late_orders_in_network_time(  # t
     demo_factory, tmp_path: Path
 ) -> None:
     """Lateness is measured on the network clock (the simulator's 120x day), not the wall
-    clock: within a few wall minutes the simulated hours pass and orders waiting at closed or
-    saturated stores count as late; the store-load table says which stores are closed now."""
+    clock: within a few wall minutes the simulated hours pass, the carrier cut-offs go by and
+    the shipments the slowed staff did not prepare by their ship_by count as late; the
+    store-load table says which stores are closed now."""
     chromium, driver = _browser_paths()
     demo = demo_factory(duration=None, sim_args=PEAK_EVENING_ARGS)
     demo.wait_running(timeout=240)
