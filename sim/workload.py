@@ -593,14 +593,17 @@ class Workload:
             "currency": self.currency,
             "payment": {"method": method, "reference": f"pay_{rng.getrandbits(64):016x}"},
         }
-        self._order_changes(t, order_id, channel, value)
+        partial = self._order_changes(t, order_id, channel, value)
         self._push(t, TOPICS.web_orders, order_id, value)
         if self.replenish == "demand" and self.warehouses:
             wh = self.warehouses[_pick(self._wh_cum, rng.random())].location_id
             consumed = self.consumed[wh]
             for i, q in lines.items():
                 consumed[cat.skus[i]] += q
-        if rng.random() < self.cancel_rate:
+        whole = rng.random() < self.cancel_rate
+        if partial is not None and not whole:  # never both: one of them would be refused
+            self._push(*partial)
+        if whole:
             # Most cancellations come within minutes ("wrong size"), a few within the hour.
             delay = min(3600.0, max(30.0, rng.lognormvariate(math.log(300.0), 0.9)))
             tc = t + delay
@@ -617,9 +620,12 @@ class Workload:
                 },
             )
 
-    def _order_changes(self, t: float, order_id: str, channel: str, value: dict[str, Any]) -> None:
+    def _order_changes(
+        self, t: float, order_id: str, channel: str, value: dict[str, Any]
+    ) -> tuple[float, AnyTopic, str, dict[str, Any]] | None:
         """ship_complete on some multi-line home orders; a partial cancellation (one unit of
-        one line, minutes to an hour later) on some orders of more than one unit."""
+        one line, minutes to an hour later) on some orders of more than one unit, returned for
+        the caller to schedule unless the order is cancelled whole anyway."""
         rng = self._changes_rng
         lines = value["lines"]
         multi = len(lines) > 1
@@ -630,7 +636,7 @@ class Workload:
             line = lines[rng.randrange(len(lines))]
             delay = min(3600.0, max(30.0, rng.lognormvariate(math.log(600.0), 0.9)))
             tc = t + delay
-            self._push(
+            return (
                 tc,
                 TOPICS.web_orders,
                 order_id,
@@ -643,6 +649,7 @@ class Workload:
                     "lines": [{"sku": line["sku"], "qty": 1 if multi else line["qty"] - 1}],
                 },
             )
+        return None
 
     def _announced(self, loc: str, units: dict[str, int], ts: float, tag: str) -> bool:
         """Some warehouse receipts come announced: an expected_receipt now, the receipt

@@ -205,3 +205,16 @@ def test_order_changes_come_at_their_rates_and_validate() -> None:
     for v in asn:
         rec = _wire(MODELS[TOPICS.supplier_feeds.name], v)
         assert rec.expected_date is not None and rec.expected_date > rec.occurred_at
+
+
+def test_an_order_is_never_cancelled_both_in_part_and_whole() -> None:
+    """One of the two would be refused (dead-lettered: "already cancelled"), so the generator
+    keeps the whole cancellation and drops the partial one."""
+    _, events = _day(hours=12, cancel_rate=0.3, partial_cancel_rate=0.3)
+    kinds: dict[str, set[str]] = {}
+    for topic, key, v in events:
+        if topic is TOPICS.web_orders and v["type"] == "order_cancelled":
+            kinds.setdefault(key, set()).add("part" if v.get("lines") else "whole")
+    assert any(k == {"part"} for k in kinds.values())
+    assert any(k == {"whole"} for k in kinds.values())
+    assert all(len(k) == 1 for k in kinds.values())
