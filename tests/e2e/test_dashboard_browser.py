@@ -92,45 +92,47 @@ def _number(text: str) -> float | None:
         return None
 
 
-def _page_state(d) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """What the page shows now: headers, store-load rows, routed metric, chart size."""
-    from selenium.webdriver.common.by import By
-
-    state: dict[str, object] = {}
-    state["headers"] = [h.text for h in d.find_elements(By.CSS_SELECTOR, "h1, h2, h3")]
-    tables = d.find_elements(By.CSS_SELECTOR, ".st-key-store_load_table")
-    rows: list[dict[str, str]] = []
-    if tables:
-        # st.dataframe draws on a canvas; its accessible table mirror holds the cell text
-        heads = [
-            th.get_attribute("textContent") or ""
-            for th in tables[0].find_elements(By.CSS_SELECTOR, "th")
-        ]
-        cells = [
-            td.get_attribute("textContent") or ""
-            for td in tables[0].find_elements(By.CSS_SELECTOR, "td")
-        ]
-        if heads:
-            rows = [
-                dict(zip(heads, cells[i : i + len(heads)], strict=False))
-                for i in range(0, len(cells) - len(heads) + 1, len(heads))
-            ]
-    state["store_rows"] = rows
-    metrics = d.find_elements(By.CSS_SELECTOR, ".st-key-network_overview [data-testid=stMetric]")
-    state["metrics"] = {
-        (m.find_element(By.CSS_SELECTOR, "[data-testid=stMetricLabel]").text.strip()): (
-            m.find_element(By.CSS_SELECTOR, "[data-testid=stMetricValue]").text.strip()
-        )
-        for m in metrics
-        if m.find_elements(By.CSS_SELECTOR, "[data-testid=stMetricValue]")
+_PAGE_STATE = """
+const text = (e) => (e ? e.innerText || "" : "").trim();
+const headers = [...document.querySelectorAll("h1, h2, h3")].map((h) => h.innerText);
+const table = document.querySelector(".st-key-store_load_table");
+let rows = [];
+if (table) {
+  // st.dataframe draws on a canvas; its accessible table mirror holds the cell text
+  const heads = [...table.querySelectorAll("th")].map((th) => th.textContent || "");
+  const cells = [...table.querySelectorAll("td")].map((td) => td.textContent || "");
+  if (heads.length) {
+    for (let i = 0; i + heads.length <= cells.length; i += heads.length) {
+      const row = {};
+      heads.forEach((h, j) => { row[h] = cells[i + j]; });
+      rows.push(row);
     }
-    charts = d.find_elements(By.CSS_SELECTOR, ".st-key-backlog_chart")
-    state["chart"] = None
-    if charts:
-        svgs = charts[0].find_elements(By.CSS_SELECTOR, "svg.marks, canvas.marks, svg, canvas")
-        big = [s for s in svgs if s.size["height"] > 100 and s.size["width"] > 200]
-        state["chart"] = big[0].size if big else None
-        state["chart_text"] = charts[0].get_attribute("textContent") or ""
+  }
+}
+const metrics = {};
+for (const m of document.querySelectorAll(".st-key-network_overview [data-testid=stMetric]")) {
+  const value = m.querySelector("[data-testid=stMetricValue]");
+  if (value) metrics[text(m.querySelector("[data-testid=stMetricLabel]"))] = text(value);
+}
+const chart = document.querySelector(".st-key-backlog_chart");
+let size = null, chartText = "";
+if (chart) {
+  for (const el of chart.querySelectorAll("svg.marks, canvas.marks, svg, canvas")) {
+    const r = el.getBoundingClientRect();
+    if (r.height > 100 && r.width > 200) { size = {height: r.height, width: r.width}; break; }
+  }
+  chartText = chart.textContent || "";
+}
+return {headers: headers, store_rows: rows, metrics: metrics, chart: size, chart_text: chartText};
+"""
+
+
+def _page_state(d) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """What the page shows now: headers, store-load rows, the metrics, chart size. Read in one
+    script, at one instant of the page: element by element (a WebDriver round trip each), a
+    busy page re-rendered every 2 s under the reads and every read ended stale."""
+    state = d.execute_script(_PAGE_STATE)
+    assert isinstance(state, dict)
     return state
 
 
