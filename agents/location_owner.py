@@ -32,6 +32,7 @@ from domain.location import (
     given_back_by,
     release_shipment,
     reserve_shipment,
+    stock_came_back,
 )
 from domain.stock import StockState, ops_for_pos_sale, ops_for_supplier_feed, stock_key
 from streams.app import Runtime
@@ -138,7 +139,7 @@ def _flush(w: Working, batch: Batch) -> list[Effect]:
         st = w.stocks[sku]
         available = st.available(w.safety)
         batch.availability.set(sku, loc, available)
-        if signal and available > w.before.get(sku, 0):
+        if signal and stock_came_back(w, sku, available):
             # a receipt, count, return or release made units available: the SKU's backorder
             # queue hands the next waiting order its turn (domain/backorders.py)
             up = BackorderOp(

@@ -40,6 +40,7 @@ class Working:
     released_by: dict[str, set[str]] = field(default_factory=dict)  # SKU -> releasing orders
     new_skus: set[str] = field(default_factory=set)  # first seen here: published even if 0
     changed_stock: set[str] = field(default_factory=set)  # to write
+    resupplied: set[str] = field(default_factory=set)  # supply ops re-read (see stock_came_back)
     published: set[str] = field(default_factory=set)  # availability to publish
     _load: LoadState | None = None
     load_changed: bool = False  # the location record is to write
@@ -89,9 +90,26 @@ def apply_stock(w: Working, op: StockOp, safety: int) -> stock.Outcome:
         w.released_by.setdefault(op.sku, set()).add(op.order_id or "")
     if not outcome.replay:
         w.changed_stock.add(op.sku)
+    elif op.kind in ("set", "release") or (op.kind == "adjust" and op.qty > 0):
+        w.resupplied.add(op.sku)  # re-read after a crash: its signal may be lost
+        if op.kind == "release":
+            w.released_by.setdefault(op.sku, set()).add(op.order_id or "")
+        else:
+            w.supplied.add(op.sku)
     if outcome.changed or outcome.replay or op.sku in w.new_skus:
         w.published.add(op.sku)
     return outcome
+
+
+def stock_came_back(w: Working, sku: str, available: int) -> bool:
+    """Whether the SKU's backorder queue is told that units are available (domain/backorders.py).
+
+    When availability went up in this batch; and when an op that can make units available was
+    re-read after a crash (a replay: it changes nothing now, but the worker that applied it may
+    have died before its signal was flushed, and a queue that never hears of the units leaves its
+    orders waiting with the stock on the shelf). A signal too many only hands the head of the
+    queue a turn it answers with `wait`."""
+    return available > w.before.get(sku, 0) or (sku in w.resupplied and available > 0)
 
 
 def given_back_by(w: Working, sku: str) -> str | None:

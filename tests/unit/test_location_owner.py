@@ -4,9 +4,17 @@ nothing; a release gives both back; a re-read op takes nothing twice."""
 from __future__ import annotations
 
 from domain.load import LoadState, Shipment
-from domain.location import Answer, Working, release_shipment, reserve_shipment
+from domain.location import (
+    Answer,
+    Working,
+    apply_stock,
+    given_back_by,
+    release_shipment,
+    reserve_shipment,
+    stock_came_back,
+)
 from domain.stock import StockState
-from streams.records import ReleaseShipment, ReservedLine, ReserveShipment
+from streams.records import ReleaseShipment, ReservedLine, ReserveShipment, StockOp
 
 
 class Store:
@@ -102,3 +110,47 @@ def test_no_slot_and_short_stock_are_both_reported() -> None:
     assert s.reserve("S2", {"A": 1}, 2, max_backlog=1) == Answer(
         ok=False, saturated=True, free={"A": 0}
     )
+
+
+def _receive(s: Store, qty: int, offset: int) -> Working:
+    w = s.working()
+    apply_stock(
+        w,
+        StockOp(
+            kind="adjust", sku="A", location_id="ST-1", origin="sf:0", seq=(offset, 0), qty=qty
+        ),
+        safety=0,
+    )
+    s.save(w)
+    return w
+
+
+def test_a_receipt_read_again_after_a_crash_tells_the_backorder_queue_again() -> None:
+    """The worker applied the receipt (its state reached the store or the changelog) and died
+    before the queue's signal was flushed: the re-read changes nothing, yet signals again."""
+    s = Store({"A": 0})
+    first = _receive(s, 4, 10)
+    assert stock_came_back(first, "A", 4) and first.stocks["A"].on_hand == 4
+    again = _receive(s, 4, 10)
+    assert again.stocks["A"].on_hand == 4 and not again.changed_stock  # nothing applied twice
+    assert stock_came_back(again, "A", 4)
+    assert given_back_by(again, "A") is None  # a receipt: no order's own give-back
+
+
+def test_a_release_read_again_signals_as_its_orders_give_back_and_a_sale_never() -> None:
+    s = Store({"A": 2})
+    assert s.reserve("S1", {"A": 2}, 1, max_backlog=5).ok
+    s.release("S1", ["A"], 2)
+    w = s.working()
+    op = ReleaseShipment(
+        order_id="O", shipment_id="S1", location_id="ST-1", skus=["A"], origin="fe:0", seq=(2, 0)
+    )
+    release_shipment(w, op, safety=0)  # the same release re-read
+    assert stock_came_back(w, "A", 2) and given_back_by(w, "A") == "O"
+    sold = s.working()
+    sale = StockOp(kind="adjust", sku="A", location_id="ST-1", origin="ps:0", seq=(3, 0), qty=-1)
+    apply_stock(sold, sale, safety=0)
+    s.save(sold)
+    resold = s.working()
+    apply_stock(resold, sale, safety=0)  # a sale re-read: no units came back
+    assert not stock_came_back(resold, "A", 1)
