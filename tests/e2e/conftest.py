@@ -9,6 +9,7 @@ tests skip.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -144,9 +145,26 @@ class Demo:
         return int(self.proc.returncode)
 
     def kill(self) -> None:
-        """Last resort in teardown: demo.sh's own group, then the groups it recorded."""
-        if self.proc.poll() is None:
-            self.stop(signal.SIGTERM)
+        """Last resort in teardown: demo.sh itself, then any process of this demo still alive
+        (its children are session leaders: they outlive demo.sh when it died first)."""
+        try:
+            if self.proc.poll() is None:
+                self.stop(signal.SIGTERM)
+        finally:
+            for pid in self._leftovers():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(os.getpgid(pid), signal.SIGKILL)
+
+    def _leftovers(self) -> list[int]:
+        """Processes started for this demo: their environment carries its unique topic prefix."""
+        mark = f"STOCKROUTE_TOPIC_PREFIX={self.prefix}".encode()
+        found = []
+        for environ in Path("/proc").glob("[0-9]*/environ"):
+            pid = int(environ.parent.name)
+            with contextlib.suppress(OSError):
+                if pid != os.getpid() and mark in environ.read_bytes().split(b"\0"):
+                    found.append(pid)
+        return found
 
     def counts(self, handles: list[str]) -> dict[str, int]:
         """Messages currently in each topic (sum of end offsets)."""
