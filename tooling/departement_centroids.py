@@ -13,7 +13,7 @@ point's own precision), and `radius_km`, the great-circle distance from the cent
 farthest vertex of its outline: a customer in that département is at most that far from the
 point the API routes from.
 
-    python -m tooling.departement_centroids departements-avec-outre-mer.geojson > domain/fr_departements.json
+    python -m tooling.departement_centroids OUTLINES.geojson > domain/fr_departements.json
 """
 
 from __future__ import annotations
@@ -56,9 +56,7 @@ def centroid(polygons: Sequence[Sequence[Ring]]) -> tuple[float, float, float]:
             mx += sign * cx
             my += sign * cy
     lat, lon = my / area, mx / area / kx
-    radius = max(
-        great_circle_km(lat, lon, pt[1], pt[0]) for poly in polygons for pt in poly[0]
-    )
+    radius = max(great_circle_km(lat, lon, pt[1], pt[0]) for poly in polygons for pt in poly[0])
     return lat, lon, radius
 
 
@@ -93,7 +91,9 @@ def table(geojson: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: Sequence[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m tooling.departement_centroids DEPARTEMENTS.geojson", file=sys.stderr)
+        print(
+            "usage: python -m tooling.departement_centroids DEPARTEMENTS.geojson", file=sys.stderr
+        )
         return 2
     with open(argv[0], "rb") as f:
         out = table(orjson.loads(f.read()))
