@@ -10,6 +10,7 @@ import pytest
 from domain.geo import great_circle_km
 from domain.postcode import departement_code, departements, geocode
 from sim.network import CITIES
+from tooling.departement_centroids import centroid
 
 
 @pytest.mark.parametrize(
@@ -102,3 +103,18 @@ def test_a_malformed_or_unknown_postcode_is_refused_with_the_reason(
 ) -> None:
     with pytest.raises(ValueError, match=re.escape(reason)):
         geocode(postcode)
+
+
+def test_the_table_generator_weighs_areas_and_subtracts_holes() -> None:
+    # near the equator (cos ~ 1): a 2x2 square centred on (1, 1), whatever its winding
+    square = [[0.0, 0.0], [2.0, 0.0], [2.0, 2.0], [0.0, 2.0], [0.0, 0.0]]
+    lat, lon, radius = centroid([[square]])
+    assert (round(lat, 6), round(lon, 6)) == (1.0, 1.0)
+    assert centroid([[square[::-1]]])[:2] == (lat, lon)
+    assert radius == pytest.approx(great_circle_km(1, 1, 0, 0), rel=1e-9)
+    # a hole in the right half moves the centroid left; an island far away pulls it by its area
+    hole = [[1.0, 0.5], [1.5, 0.5], [1.5, 1.5], [1.0, 1.5], [1.0, 0.5]]
+    assert centroid([[square, hole]])[1] < 1.0
+    island = [[10.0, 0.0], [10.2, 0.0], [10.2, 0.2], [10.0, 0.2], [10.0, 0.0]]
+    lon_with_island = centroid([[square], [island]])[1]
+    assert lon_with_island == pytest.approx((4 * 1.0 + 0.04 * 10.1) / 4.04, abs=1e-3)
