@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import yaml
+
+from domain.postcode import geocode
 from tests.integration import probes
 from tests.integration.harness import Cluster, latest_by_key, location, messages, send, wait_for
 
@@ -258,7 +261,15 @@ def test_bad_promise_requests_get_400_with_the_reason(cluster: Cluster, tmp_path
             {"lines": [{"sku": "A", "qty": -1}], "customer": {"lat": 48.85, "lon": 2.35}},
             "lines.0.qty",
         ),
-        ({"lines": [{"sku": "A", "qty": 1}], "customer": {"postcode": "75001"}}, "customer.lat"),
+        (
+            {"lines": [{"sku": "A", "qty": 1}], "customer": {"postcode": "96000"}},
+            "customer.postcode: postcode 96000: no département 96",
+        ),
+        (
+            {"lines": [{"sku": "A", "qty": 1}], "customer": {"postcode": "75O01"}},
+            "customer.postcode: '75O01' is not a French postcode",
+        ),
+        ({"lines": [{"sku": "A", "qty": 1}], "customer": {}}, "customer: a position is required"),
         (
             {"lines": [{"sku": "A", "qty": 1}], "customer": {"lat": 1, "lon": 2}, "modes": ["x"]},
             "modes.0",
@@ -277,3 +288,53 @@ def test_bad_promise_requests_get_400_with_the_reason(cluster: Cluster, tmp_path
     )
     assert status == 200 and got["options"] == []
     assert {u["reason"] for u in got["unavailable"]} == {"insufficient_stock"}
+
+
+def test_a_postcode_alone_is_answered_like_its_point_and_the_description_is_served(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    at = paris(1, 10)
+    worker = start(
+        cluster,
+        tmp_path,
+        [receipt("r1", "ST-N", {"A": 5}, at), receipt("r2", "WH-FAR", {"A": 5, "B": 2}, at)],
+    )
+    basket = {"lines": [{"sku": "A", "qty": 1}, {"sku": "B", "qty": 1}]}
+    place = geocode("75001")
+    status, by_postcode = http(
+        worker.port, "POST", "/promise", {**basket, "customer": {"postcode": "75001"}}
+    )
+    assert status == 200, by_postcode
+    status, by_point = http(
+        worker.port,
+        "POST",
+        "/promise",
+        {**basket, "customer": {"lat": place.lat, "lon": place.lon}},
+    )
+    assert status == 200, by_point
+    assert by_postcode["position"] == {
+        "lat": place.lat,
+        "lon": place.lon,
+        "source": "postcode",
+        "departement": "75",
+        "precision_km": place.radius_km,
+    }
+    assert by_point["position"]["source"] == "lat_lon"
+    assert by_postcode["now"] == by_point["now"]  # no input in between: the same network time
+    assert by_postcode["options"] == by_point["options"]
+    assert by_postcode["unavailable"] == by_point["unavailable"]
+    home = next(o for o in by_postcode["options"] if o["option"] == "home_standard")
+    assert "WH-FAR" in {s["location_id"] for s in home["shipments"]}  # B is only there
+    assert ("click_collect", "ST-N") in {
+        (o["option"], o.get("pickup_location_id")) for o in by_postcode["options"]
+    }
+
+    # the OpenAPI description, as YAML and as JSON: the same document, listing the API
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/openapi.yaml", timeout=10) as r:
+        assert r.status == 200 and r.headers["content-type"].startswith("application/yaml")
+        as_yaml = yaml.safe_load(r.read())
+    status, as_json = http(worker.port, "GET", "/openapi.json")
+    assert status == 200 and as_json == as_yaml
+    assert {"/promise", "/availability/{sku}"} <= set(as_json["paths"])
+    customer = as_json["components"]["schemas"]["PromiseRequest"]["properties"]["customer"]
+    assert {"lat", "lon", "postcode"} == set(customer["properties"])

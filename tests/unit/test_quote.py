@@ -135,7 +135,19 @@ GOOD = {"lines": [{"sku": "A", "qty": 1}], "customer": {"lat": 48.85, "lon": 2.3
             {**GOOD, "customer": {"lat": 95, "lon": 2}},
             "customer.lat: Input should be less than or equal to 90",
         ),
-        ({**GOOD, "customer": {"postcode": "75001"}}, "customer.lat: Field required"),
+        (
+            {**GOOD, "customer": {"postcode": "96000"}},
+            "customer.postcode: postcode 96000: no département 96",
+        ),
+        (
+            {**GOOD, "customer": {"postcode": "7500"}},
+            "customer.postcode: '7500' is not a French postcode (five digits)",
+        ),
+        ({**GOOD, "customer": {}}, "customer: a position is required: lat and lon, or a postcode"),
+        (
+            {**GOOD, "customer": {"lat": 48.85, "postcode": "75001"}},
+            "customer: lat and lon go together",
+        ),
         ({**GOOD, "modes": ["drone"]}, "modes.0: Input should be 'home_standard'"),
         ({**GOOD, "pickup_stores": 50}, "pickup_stores: Input should be less than or equal to 10"),
         ({**GOOD, "colour": "red"}, "colour: Extra inputs are not permitted"),
@@ -149,6 +161,6 @@ def test_a_bad_request_has_a_precise_reason(body: Any, reason: str) -> None:
 
 
 def test_a_good_request_parses_with_default_modes() -> None:
-    req = parse(orjson.dumps(GOOD))
+    req, _ = parse(orjson.dumps(GOOD))
     assert req.modes == ["home_standard", "home_express", "click_collect"]
     assert req.pickup_stores == 3
