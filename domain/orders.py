@@ -114,7 +114,7 @@ class ReleaseEffect:
 
 @dataclass(frozen=True)
 class LoadEffect:
-    kind: str  # open | close | step
+    kind: str  # open | close | step | shrink (units: what the shipment still holds)
     location_id: str
     shipment_id: str
     units: int = 0
@@ -492,7 +492,9 @@ class Machine:
                 )
                 released.append({"shipment_id": sid, "sku": sku, "qty": qty})
             _subtract(s.lines, lines)
-            if not s.lines:
+            if s.lines:  # it goes on with fewer units: the location's open_units drop
+                self.effects.append(LoadEffect("shrink", s.location_id, sid, units=s.units))
+            else:
                 self.effects.append(ReleaseEffect(sid, s.location_id, skus))
                 self.effects.append(Deadline(sid, None))
                 s.status = "cancelled"

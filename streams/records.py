@@ -509,12 +509,13 @@ class ReleaseShipment(Internal):
     _seq = field_validator("seq", mode="before")(as_position)
 
 
-LoadOpKind = Literal["open", "close", "step"]
+LoadOpKind = Literal["open", "close", "step", "shrink"]
 
 
 class LoadOp(Internal):
-    """A change to a location's load (domain/load.py): a shipment opened or closed there, or a
-    workflow step done (with its duration). Positioned like a stock op."""
+    """A change to a location's load (domain/load.py): a shipment opened or closed there, a
+    workflow step done (with its duration), or a shipment shrunk by a line cancellation
+    (`shrink`: `units` is what the shipment still holds). Positioned like a stock op."""
 
     kind: LoadOpKind
     location_id: str
