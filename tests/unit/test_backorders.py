@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from domain.backorders import BackorderPolicy, Queue, Retry
+from domain.backorders import Accepted, BackorderPolicy, Queue, Retry
 from domain.orders import BackorderEffect, Deadline, ReserveEffect
 from domain.routing import RoutingPolicy
 from streams.records import BackorderRetry, WebOrder
@@ -89,7 +89,9 @@ def test_a_line_without_stock_waits_and_routes_when_its_turn_comes() -> None:
     assert bo(effects) == [("wait", "SKU-1", 2)]
     assert w.state is not None and w.state.status == "backordered"
     (ro,) = published(effects, "routed_orders")
-    assert ro["status"] == "backordered" and ro["backordered_lines"] == [{"sku": "SKU-1", "qty": 2}]
+    assert ro["status"] == "backordered" and ro["backordered_lines"] == [
+        {"sku": "SKU-1", "qty": 2, "expected_date": None, "promised_date": None}  # no preorder
+    ]
     assert [e["change"] for e in published(effects, "order_events")] == ["backordered"]
     assert Deadline("O-1#backorder", T0.timestamp() + 2 * 86400) in effects
     # no stock yet when the turn comes: waits again, no new event
@@ -188,11 +190,11 @@ def test_preorders_are_accepted_oldest_first_never_beyond_expected_supply() -> N
     q.expect("ER-1", "WH-1", 3, due=100.0)
     q.expect("ER-1", "WH-1", 3, due=100.0)  # a re-read: no news
     q.expect("ER-2", "WH-1", 4, due=200.0)
-    assert q.claim() == [("O-1", 2, 100.0)]
+    assert q.claim() == [Accepted("O-1", 2, 100.0, "WH-1")]
     q.wait("O-2", 2, since=2.0)
     q.wait("O-3", 4, since=3.0)
     q.wait("O-4", 1, since=4.0)
-    assert q.claim() == [("O-2", 2, 200.0)]  # O-3 does not fit: it and those after wait
+    assert q.claim() == [Accepted("O-2", 2, 200.0, "WH-1")]  # O-3 does not fit: nor after it
     assert sum(q.claims.values()) <= q.expected_units == 7
 
 
