@@ -23,6 +23,11 @@ orders (a commitment on that supply). A receipt at the location settles what was
 there (earliest due first); a short one ends that announcement, and the youngest preorders it
 no longer covers fall back to plain backorders, keeping their place.
 
+An order may also ask for a preorder (`lines[].preorder`): the SKU's queue, the one owner
+that knows what is left, grants the ask whole on the units expected and not yet claimed (the
+order joins with its claim) or refuses it with what was left, and the order is then refused
+whole. No view decides it: a lagging view would refuse supply that was just announced.
+
 A line waits at most `max_wait_days` of network time: the order's expiry check (the order
 agent's timer schedules it by wall clock, the order machine decides by its network time)
 makes it `unroutable` with the reason `backorder_expired`.
