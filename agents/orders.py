@@ -239,7 +239,10 @@ def agent() -> Agent:
 
     def replay(state: OrderState, msg: OrderInput, ctx: Ctx) -> list[Out]:
         m = Machine(state, _context(ctx))
-        m.resync()
+        if isinstance(msg, PreorderRefused):
+            m.refusal_replayed(msg)
+        else:
+            m.resync()
         return out(m.effects, msg.order_id, ctx)
 
     def expirer(rt: Runtime) -> Callable[[], Awaitable[None]]:

@@ -274,8 +274,9 @@ class OrderState:
     preorders: dict[str, str] = field(default_factory=dict)  # SKU -> expected date (ISO)
     preorder_promised: dict[str, str] = field(default_factory=dict)  # SKU -> date promised (ISO)
     asks: dict[str, int] = field(default_factory=dict)  # preorder lines awaiting their answers
-    placed_from: list[Any] | None = None  # [topic, partition, offset, text] while asks wait
+    placed_from: list[Any] | None = None  # [topic, partition, offset, text]: asks, refusal
     refused: str | None = None  # why the order was refused whole after it was placed
+    refusal: dict[str, Any] | None = None  # the refusal: sku, asked, left, skus asked
     next_shipment: int = 1
     event_ids: list[str] = field(default_factory=list)
     positions: dict[str, int] = field(default_factory=dict)
@@ -294,6 +295,7 @@ class OrderState:
         d["preorder_promised"] = dict(self.preorder_promised)
         d["asks"] = dict(self.asks)
         d["placed_from"] = None if self.placed_from is None else list(self.placed_from)
+        d["refusal"] = None if self.refusal is None else dict(self.refusal)
         d["excluded"] = list(self.excluded)
         d["event_ids"] = list(self.event_ids)
         return d
@@ -1075,14 +1077,33 @@ class Machine:
             f"{msg.left} expected and not yet claimed"
         )
         st.refused = reason
-        asked, st.asks, st.preorders, st.preorder_promised = sorted(st.asks), {}, {}, {}
-        for sku in asked:  # after the asks on each queue: a grant made meanwhile is undone
+        st.refusal = {"sku": msg.sku, "asked": msg.asked, "left": msg.left, "skus": sorted(st.asks)}
+        st.asks, st.preorders, st.preorder_promised = {}, {}, {}
+        self._tell_refusal()
+
+    def refusal_replayed(self, msg: PreorderRefused) -> None:
+        """The refusal that refused the order, read again after its worker died: what it
+        produced is produced again (the dead worker may not have flushed it; the order event
+        has the same event_id, the leaves are no-ops once applied)."""
+        st = self.state
+        if st is not None and st.refusal is not None and st.refusal["sku"] == msg.sku:
+            self._tell_refusal()
+
+    def _tell_refusal(self) -> None:
+        st = self._require()
+        r = st.refusal or {}
+        for sku in r.get("skus", []):  # after the asks on each queue: a grant made is undone
             self.effects.append(BackorderEffect("leave", sku, reason="preorder_refused"))
-        source, st.placed_from = st.placed_from, None
-        self.effects.append(Refusal(reason, tuple(source) if source else None))  # type: ignore[arg-type]
+        source = st.placed_from
+        self.effects.append(Refusal(st.refused or "", tuple(source) if source else None))  # type: ignore[arg-type]
         self._order_event(
             "preorder_refused",
-            detail={"sku": msg.sku, "asked": msg.asked, "left": msg.left, "reason": reason},
+            detail={
+                "sku": r.get("sku"),
+                "asked": r.get("asked"),
+                "left": r.get("left"),
+                "reason": st.refused,
+            },
         )
 
     def _note_preorder(self, msg: PreorderAccepted) -> None:

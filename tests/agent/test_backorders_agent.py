@@ -115,6 +115,12 @@ async def _refused(rt: Runtime) -> None:
         assert not o.sent("location_ops") and not o.sent("routed_orders")  # nothing half-applied
         await o.put(TOPICS.order_commands, refused, "O1")  # a repeated answer: nothing
         assert not o.take("dead_letters") and not o.take("order_events")
+        # the worker died before flushing the refusal: re-read, it is told again, the same
+        rt.forget_positions()
+        o.offsets[(TOPICS.order_commands.name, 0)] = 0
+        await o.put(TOPICS.order_commands, refused, "O1")
+        assert [d["error"] for d in o.take("dead_letters")] == [reason]
+        assert [e["event_id"] for e in o.take("order_events")] == [ev["event_id"]]
 
 
 def test_a_granted_preorder_is_promised_from_its_expected_date(rt: Runtime) -> None:

@@ -363,6 +363,15 @@ def test_a_refused_preorder_refuses_the_order_whole_and_gives_back_the_grants() 
     assert ev["change"] == "preorder_refused" and ev["order_status"] == "unroutable"
     assert ev["detail"] == {"sku": "SKU-3", "asked": 5, "left": 3, "reason": reason}
     assert w.run("preorder_refused", refused) == []  # a repeated answer
+    again = w.run("refusal_replayed", refused)  # re-read after a crash: told again, as before
+    assert [e for e in again if isinstance(e, Refusal)] == [Refusal(reason, source)]
+    assert (
+        bo(again) == bo(effects) and published(again, "order_events")[0]["detail"] == ev["detail"]
+    )
+    assert (
+        w.run("refusal_replayed", PreorderRefused(order_id="O-1", sku="SKU-1", asked=2, left=0))
+        == []
+    )
     with pytest.raises(LifecycleError, match="was refused: preorder of 5 x SKU-3"):
         w.run("cancel", cancellation())
     assert w.run("place", place) == []  # the same order_placed again: ignored
