@@ -118,12 +118,7 @@ def _context(ctx: Ctx) -> Context:
         waiting=ctx.backorders.by_sku,
         acceptance_timeout_s=ctx.policy.acceptance_timeout_s,
         event_prefix=f"{ctx.origin}:{ctx.offset}",
-        source=(
-            ctx.topic.name,
-            ctx.partition,
-            ctx.offset,
-            (ctx.raw or b"").decode("utf-8", "backslashreplace"),
-        ),
+        source=(ctx.topic.name, ctx.partition, ctx.offset, ctx.raw or b""),
     )
 
 

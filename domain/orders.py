@@ -377,8 +377,8 @@ class Context:
     acceptance_timeout_s: float
     event_prefix: str  # deterministic prefix for the order-event ids this input produces
     waiting: Mapping[str, int] = field(default_factory=dict)  # sku -> units backordered
-    # the input: topic, partition, offset, bytes as text (kept while a preorder is answered)
-    source: tuple[str, int, int, str] | None = None
+    # the input: topic, partition, offset, bytes (kept while a preorder is answered)
+    source: tuple[str, int, int, bytes] | None = None
 
 
 class _Overlay:
@@ -429,7 +429,10 @@ class Machine:
             # each SKU's queue owner grants the preorder on the supply expected and not yet
             # claimed, or refuses it: nothing is routed nor published before every answer
             self.state.asks = asks
-            self.state.placed_from = list(self.ctx.source) if self.ctx.source else None
+            if self.ctx.source is not None:
+                topic, partition, offset, raw = self.ctx.source
+                text = raw.decode("utf-8", "backslashreplace")
+                self.state.placed_from = [topic, partition, offset, text]
             for sku, qty in sorted(asks.items()):
                 self.effects.append(BackorderEffect("preorder", sku, qty, since=self._since()))
             return

@@ -287,6 +287,7 @@ def test_backorders_route_first_come_first_served_as_stock_arrives(
 
     # line cancellations: part of a shipped-from-stock line, part and all of backordered lines
     reserved_before = latest_by_key(cluster, "stock_availability")["RT-1@ST-1"]["reserved"]
+    units_before = latest_by_key(cluster, "store_load")["ST-1"]["open_units"]
     singles = [o for o in book.order_of if set(book.orders[o]) <= set(SCARCE)]
     twos = [o for o in singles if sum(book.orders[o].values()) == 2][:10]
     ones = [o for o in singles if sum(book.orders[o].values()) == 1][:10]
@@ -297,6 +298,10 @@ def test_backorders_route_first_come_first_served_as_stock_arrives(
     latest = check(cluster, book)
     reserved = latest_by_key(cluster, "stock_availability")["RT-1@ST-1"]["reserved"]
     assert reserved_before - reserved == 2  # exactly the cancelled units
+    wait_for(  # R-1's shipment goes on with 3 units: store-load counts what remains
+        lambda: latest_by_key(cluster, "store_load")["ST-1"]["open_units"] == units_before - 2,
+        what="ST-1's open_units lowered by the 2 units cancelled",
+    )
     dead = wait_for(
         lambda: [d for d in messages(cluster, "dead_letters") if d["key"] == "R-1"],
         what="the over-cancellation dead-lettered",

@@ -345,7 +345,7 @@ def test_an_order_asking_preorders_routes_nothing_until_every_queue_answers() ->
 def test_a_refused_preorder_refuses_the_order_whole_and_gives_back_the_grants() -> None:
     w = world({"SKU-2": {"ST-A": 5}})
     source = ("stockroute-web-orders", 2, 41, '{"order": "as sent"}')
-    w.source = source
+    w.source = (*source[:3], source[3].encode())
     place = preorder_order([("SKU-1", 2, True), ("SKU-3", 5, True), ("SKU-2", 1, False)])
     w.run("place", place)
     w.source = None

@@ -83,7 +83,7 @@ class World:
         self.loads: dict[str, LoadView] = {}
         self.state: OrderState | None = None
         self.waiting: dict[str, int] = {}  # sku -> units backordered (the backorders view)
-        self.source: tuple[str, int, int, str] | None = None  # the input's position and bytes
+        self.source: tuple[str, int, int, bytes] | None = None  # the input's position, bytes
         self.now = T0
         self.n = 0
 
