@@ -7,8 +7,9 @@ its head holds a turn (a BackorderRetry on order-commands) at a time: first come
 with any number of workers. Each change republishes the SKU's `backorders` record.
 
 Replays: the queue records the last offset applied per input partition; an input at or below
-it was applied before the worker died, so only the turn in flight and the record are sent
-again (both idempotent: an order answers a repeated turn once). A turn whose answer never came
+it was applied before the worker died, so only the turn in flight, the preorder acceptances of
+its claims and the record are sent again (all idempotent: an order answers a repeated turn
+once and ignores an acceptance it has). A turn whose answer never came
 (its order's worker died before sending it) is sent again by the timer after RESEND_S, and at once
 by a worker that took the queue over (it cannot know whether the turn reached the order).
 """
@@ -19,12 +20,18 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from domain.backorders import Queue, Retry
+from domain.backorders import Accepted, Queue, Retry
 from streams.app import Runtime
 from streams.codecs import now
 from streams.loop import Agent, Ctx, Send, StateSpec
 from streams.loop import Effect as Out
-from streams.records import BackorderOp, BackorderQueue, BackorderRetry, PreorderAccepted
+from streams.records import (
+    BackorderOp,
+    BackorderQueue,
+    BackorderRetry,
+    PreorderAccepted,
+    PreorderRefused,
+)
 from streams.topics import TOPICS
 
 QUEUES = "backorder_queues"
@@ -41,9 +48,26 @@ def _send_turn(retry: Retry) -> Out:
     return Send(TOPICS.order_commands, retry.order_id, turn)  # type: ignore[arg-type]
 
 
-def _preorder(sku: str, order_id: str, qty: int, due: float) -> Out:
-    accepted = PreorderAccepted(order_id=order_id, sku=sku, qty=qty, expected_date=due)
-    return Send(TOPICS.order_commands, order_id, accepted)  # type: ignore[arg-type]
+def _preorder(sku: str, a: Accepted) -> Out:
+    accepted = PreorderAccepted(
+        order_id=a.order_id, sku=sku, qty=a.qty, expected_date=a.due, location_id=a.location_id
+    )
+    return Send(TOPICS.order_commands, a.order_id, accepted)  # type: ignore[arg-type]
+
+
+def _asked(q: Queue, msg: BackorderOp) -> Out:
+    """The owner's answer to an order's preorder ask: granted whole, or refused (what was left)."""
+    order_id = msg.order_id or ""
+    answer = q.preorder(order_id, msg.qty, msg.since)
+    if isinstance(answer, Accepted):
+        return _preorder(q.sku, answer)
+    return _refused(q, msg, answer)
+
+
+def _refused(q: Queue, msg: BackorderOp, left: int) -> Out:
+    order_id = msg.order_id or ""
+    refused = PreorderRefused(order_id=order_id, sku=q.sku, asked=msg.qty, left=left)
+    return Send(TOPICS.order_commands, order_id, refused)  # type: ignore[arg-type]
 
 
 def _record(q: Queue) -> Out:
@@ -57,6 +81,7 @@ def _record(q: Queue) -> Out:
             waiting_orders=len(q.entries),
             oldest_since=None if since is None else datetime.fromtimestamp(since, UTC),
             updated_at=now(),
+            preorderable=max(0, q.unclaimed),
         ),
     )
 
@@ -67,7 +92,10 @@ def agent() -> Agent:
     def handle(state: Queue | None, msg: BackorderOp, ctx: Ctx) -> tuple[Queue, list[Out]]:
         q = state or Queue(sku=msg.sku)
         retry = None
-        if msg.kind == "stock_up":
+        effects: list[Out] = []
+        if msg.kind == "preorder":
+            effects.append(_asked(q, msg))
+        elif msg.kind == "stock_up":
             retry = q.stock_up(msg.location_id or "", msg.qty, by=msg.order_id)
         elif msg.kind == "expect":
             q.expect(msg.ref or "", msg.location_id or "", msg.qty, msg.since)
@@ -79,7 +107,7 @@ def agent() -> Agent:
             retry = q.wait(msg.order_id, msg.qty, msg.since)
         else:
             retry = q.leave(msg.order_id)
-        effects: list[Out] = [_preorder(q.sku, *accepted) for accepted in q.claim()]
+        effects.extend(_preorder(q.sku, accepted) for accepted in q.claim())
         if retry is not None:
             sent_at[q.sku] = (retry.ticket, time.time())
             effects.append(_send_turn(retry))
@@ -87,9 +115,16 @@ def agent() -> Agent:
             effects.append(_record(q))
         return q, effects
 
-    def replay(state: Queue, _msg: BackorderOp, _ctx: Ctx) -> list[Out]:
+    def replay(state: Queue, msg: BackorderOp, _ctx: Ctx) -> list[Out]:
         retry = state.retry()
         effects = [_send_turn(retry)] if retry else []
+        # the acceptances the dead worker may not have flushed: every claim's, as told (an
+        # order ignores one it has); a re-read ask is answered again (granted if it holds its
+        # claim, else refused with what is left now, the queue unchanged: the order takes the
+        # first answer it gets)
+        effects.extend(_preorder(state.sku, a) for a in state.acceptances())
+        if msg.kind == "preorder" and msg.order_id not in state.claims:
+            effects.append(_refused(state, msg, max(0, state.unclaimed)))
         return [*effects, _record(state)]
 
     def resender(rt: Runtime) -> Callable[[], Awaitable[None]]:

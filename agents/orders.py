@@ -28,6 +28,7 @@ from domain.orders import (
     LoadEffect,
     Machine,
     OrderState,
+    Refusal,
     ReleaseEffect,
     ReserveEffect,
     ShipByCheck,
@@ -35,7 +36,7 @@ from domain.orders import (
 )
 from streams import faust_fixes
 from streams.app import Runtime
-from streams.codecs import Rejected
+from streams.codecs import Rejected, dead_letter
 from streams.loop import Agent, Ctx, Put, Send, StateSpec
 from streams.loop import Effect as Out
 from streams.records import (
@@ -46,6 +47,7 @@ from streams.records import (
     LoadOp,
     OrderEvent,
     PreorderAccepted,
+    PreorderRefused,
     Refund,
     ReleaseShipment,
     ReservationResult,
@@ -76,6 +78,7 @@ OrderInput = (
     | ShipByPassed
     | BackorderRetry
     | PreorderAccepted
+    | PreorderRefused
 )
 
 
@@ -99,6 +102,8 @@ def _apply(m: Machine, msg: OrderInput) -> None:
         m.backorder_retry(msg)
     elif isinstance(msg, PreorderAccepted):
         m.preorder_accepted(msg)
+    elif isinstance(msg, PreorderRefused):
+        m.preorder_refused(msg)
     else:
         m.acceptance_timeout(msg.shipment_id)
 
@@ -113,6 +118,7 @@ def _context(ctx: Ctx) -> Context:
         waiting=ctx.backorders.by_sku,
         acceptance_timeout_s=ctx.policy.acceptance_timeout_s,
         event_prefix=f"{ctx.origin}:{ctx.offset}",
+        source=(ctx.topic.name, ctx.partition, ctx.offset, ctx.raw or b""),
     )
 
 
@@ -207,6 +213,8 @@ def agent() -> Agent:
                 msgs.append(Send(TOPICS.order_events, order_id, eff))
             elif isinstance(eff, Refund):
                 msgs.append(Send(TOPICS.refunds, order_id, eff))
+            elif isinstance(eff, Refusal):
+                msgs.append(Send(TOPICS.dead_letters, order_id, _refused(order_id, eff)))
         return msgs
 
     def handle(
@@ -226,7 +234,10 @@ def agent() -> Agent:
 
     def replay(state: OrderState, msg: OrderInput, ctx: Ctx) -> list[Out]:
         m = Machine(state, _context(ctx))
-        m.resync()
+        if isinstance(msg, PreorderRefused):
+            m.refusal_replayed(msg)
+        else:
+            m.resync()
         return out(m.effects, msg.order_id, ctx)
 
     def expirer(rt: Runtime) -> Callable[[], Awaitable[None]]:
@@ -323,6 +334,19 @@ def agent() -> Agent:
         replay=replay,
         timers=((1.0, expirer), (1.0, late_checker)),
         batched=True,  # eager batches (streams/loop.py): no wait at low load
+    )
+
+
+def _refused(order_id: str, eff: Refusal) -> Any:
+    """The order_placed refused after the fact, as its dead letter (its position and bytes)."""
+    topic, partition, offset, text = eff.source or (TOPICS.web_orders.name, -1, -1, "")
+    return dead_letter(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=order_id.encode(),
+        raw=text.encode("utf-8"),
+        error=eff.reason,
     )
 
 

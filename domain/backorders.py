@@ -23,6 +23,11 @@ orders (a commitment on that supply). A receipt at the location settles what was
 there (earliest due first); a short one ends that announcement, and the youngest preorders it
 no longer covers fall back to plain backorders, keeping their place.
 
+An order may also ask for a preorder (`lines[].preorder`): the SKU's queue, the one owner
+that knows what is left, grants the ask whole on the units expected and not yet claimed (the
+order joins with its claim) or refuses it with what was left, and the order is then refused
+whole. No view decides it: a lagging view would refuse supply that was just announced.
+
 A line waits at most `max_wait_days` of network time: the order's expiry check (the order
 agent's timer schedules it by wall clock, the order machine decides by its network time)
 makes it `unroutable` with the reason `backorder_expired`.
@@ -107,6 +112,16 @@ def placeable(lines: Mapping[str, int], available: Mapping[str, int]) -> dict[st
 
 
 @dataclass(frozen=True)
+class Accepted:
+    """A preorder accepted on expected supply (preorder_accepted to the order)."""
+
+    order_id: str
+    qty: int
+    due: float  # epoch s: when the supply that covers it is due
+    location_id: str | None  # where it is due (None: a claim whose supply already landed)
+
+
+@dataclass(frozen=True)
 class Retry:
     """Hand the SKU's turn to an order (order-commands)."""
 
@@ -130,6 +145,9 @@ class Queue:
     # and the waiting orders accepted against it (order_id -> qty)
     expected: dict[str, list[Any]] = field(default_factory=dict)
     claims: dict[str, int] = field(default_factory=dict)
+    # what each claim was told: order_id -> [due epoch s, location] of the supply covering it
+    # (re-sent after a crash: an acceptance lost with its worker, agents/backorders.py)
+    dues: dict[str, list[Any]] = field(default_factory=dict)
     landed: int = 0  # announced units that arrived and are not yet routed to their preorders
     settled: list[str] = field(default_factory=list)  # receipts applied (the last KEEP_SETTLED)
     positions: dict[str, int] = field(default_factory=dict)
@@ -144,6 +162,7 @@ class Queue:
             "seen": dict(self.seen),
             "expected": {k: list(v) for k, v in self.expected.items()},
             "claims": dict(self.claims),
+            "dues": {k: list(v) for k, v in self.dues.items()},
             "landed": self.landed,
             "settled": list(self.settled),
             "positions": dict(self.positions),
@@ -160,6 +179,7 @@ class Queue:
             seen=dict(d.get("seen") or {}),
             expected={k: list(v) for k, v in (d.get("expected") or {}).items()},
             claims=dict(d.get("claims") or {}),
+            dues={k: list(v) for k, v in (d.get("dues") or {}).items()},  # from before 2026-12
             landed=int(d.get("landed", 0)),
             settled=list(d.get("settled") or []),
             positions=dict(d.get("positions") or {}),
@@ -258,30 +278,74 @@ class Queue:
     def expected_units(self) -> int:
         return sum(int(v[1]) for v in self.expected.values())
 
-    def claim(self) -> list[tuple[str, int, float]]:
+    def claim(self) -> list[Accepted]:
         """Accept waiting orders as preorders on the supply expected and not yet claimed,
         oldest first, never beyond it (the first that does not fit stops the others: first
-        come first served): [(order_id, qty, due of the supply that covers it)]."""
-        accepted: list[tuple[str, int, float]] = []
+        come first served), each with the due date and location of the supply covering it."""
+        self.dues = {k: v for k, v in self.dues.items() if k in self.claims}
+        accepted: list[Accepted] = []
         claimed = sum(self.claims.values()) - self.landed
         for _, order_id, qty in self.entries:
             if order_id in self.claims:
                 continue
             if claimed + qty > self.expected_units:
                 break
-            self.claims[order_id] = qty
             claimed += qty
-            accepted.append((order_id, qty, self._due(claimed)))
+            accepted.append(self._accept(order_id, qty, claimed))
         return accepted
 
-    def _due(self, through: int) -> float:
-        """When the expected supply reaches `through` units, earliest due first."""
+    @property
+    def unclaimed(self) -> int:
+        """Units expected and not yet claimed by a preorder: what a preorder may still get."""
+        return self.expected_units - (sum(self.claims.values()) - self.landed)
+
+    def preorder(self, order_id: str, qty: int, since: float) -> Accepted | int:
+        """An order asks for `qty` units as a preorder: granted in full on the supply expected
+        and not yet claimed (the order joins the queue with its claim, in its place by
+        `since`), else refused whole: the units that were left (nothing joins). Asked again
+        (a re-sent ask) it is granted again if it holds its claim."""
+        if order_id in self.claims:
+            return Accepted(order_id, self.claims[order_id], *self._told(order_id))
+        left = self.unclaimed
+        if qty > left or any(e[1] == order_id for e in self.entries):
+            return max(0, left)
+        self.entries.append([since, order_id, qty])
+        self.entries.sort(key=lambda e: (e[0], e[1]))
+        return self._accept(order_id, qty, sum(self.claims.values()) - self.landed + qty)
+
+    def acceptances(self) -> list[Accepted]:
+        """Every claim's acceptance as told (sent again after a crash; the order side ignores
+        one it already has)."""
+        told = [
+            Accepted(e[1], self.claims[e[1]], *self._told(e[1]))
+            for e in self.entries
+            if e[1] in self.claims
+        ]
+        return [a for a in told if a.due]  # (0: an old claim whose supply is all in)
+
+    def _accept(self, order_id: str, qty: int, through: int) -> Accepted:
+        due, location_id = self._source(through)
+        self.claims[order_id] = qty
+        self.dues[order_id] = [due, location_id]
+        return Accepted(order_id, qty, due, location_id)
+
+    def _told(self, order_id: str) -> tuple[float, str | None]:
+        told = self.dues.get(order_id)
+        if told is None:  # a claim from before 2026-12: the latest supply expected covers it
+            return self._source(sum(self.claims.values()) - self.landed)
+        return float(told[0]), told[1]
+
+    def _source(self, through: int) -> tuple[float, str | None]:
+        """The due date and location of the expected supply that reaches `through` units,
+        earliest due first (the last one when none does; (0, None) when nothing is expected)."""
         total = 0
-        for _, qty, due in sorted(self.expected.values(), key=lambda v: v[2]):
+        last: tuple[float, str | None] = (0.0, None)
+        for location_id, qty, due in sorted(self.expected.values(), key=lambda v: v[2]):
             total += qty
+            last = (float(due), str(location_id))
             if total >= through:
-                return float(due)
-        return 0.0
+                break
+        return last
 
     def _head(self) -> str | None:
         """Whose turn is next: accepted preorders first (a commitment on the supply), then

@@ -9,7 +9,8 @@ largest cost of routing at peak, when warehouses hold thousands of open shipment
   oldest open age, to the minute), preparation-time sums, and the positions of applied ops;
 * one `Shipment` record per shipment at the location (a transfer is open at its origin, then
   at the pickup store), kept (closed) after it closes, so opening or closing a shipment twice,
-  from two different inputs, changes nothing.
+  from two different inputs, changes nothing. A line cancellation shrinks it (`shrink`, the
+  units it still holds), so `open_units` counts what remains to prepare.
 
 The two writes are not atomic, so the location record is written first and carries the
 position (origin/sequence, as in domain/stock.py) of the op: an op re-read after a crash is
@@ -139,6 +140,8 @@ def apply(state: LoadState, op: LoadOp, shipment: Shipment | None) -> Outcome:
                 del state.by_minute[key]
         state.positions[origin] = seq
         return Outcome(True, Shipment(shipment.units, shipment.opened_at, closed=True))
+    if kind == "shrink":
+        return _shrink(state, op, shipment)
     step = op.step or "?"
     n, total = state.prep.get(step, [0.0, 0.0])
     state.prep[step] = [n + 1, total + op.seconds]
@@ -150,6 +153,16 @@ def apply(state: LoadState, op: LoadOp, shipment: Shipment | None) -> Outcome:
     return Outcome(True)
 
 
+def _shrink(state: LoadState, op: LoadOp, shipment: Shipment | None) -> Outcome:
+    """A line cancellation took units out of a shipment that goes on: `op.units` is what it
+    still holds (a value, not a delta: a shrink seen twice, or after the close, is no change)."""
+    if shipment is None or shipment.closed or op.units >= shipment.units:
+        return Outcome(False)
+    state.open_units -= shipment.units - op.units
+    state.positions[op.origin] = op.seq
+    return Outcome(True, Shipment(op.units, shipment.opened_at, False, shipment.due))
+
+
 def _redo(op: LoadOp, shipment: Shipment | None) -> Shipment | None:
     """The shipment write of an op already applied to the location: missing only when the
     worker stopped between the two writes."""
@@ -157,6 +170,10 @@ def _redo(op: LoadOp, shipment: Shipment | None) -> Shipment | None:
         return Shipment(op.units, op.at, due=op.due)
     if op.kind == "close" and shipment is not None and not shipment.closed:
         return Shipment(shipment.units, shipment.opened_at, closed=True)
+    if op.kind == "shrink" and shipment is not None and not shipment.closed:
+        if op.units < shipment.units:
+            return Shipment(op.units, shipment.opened_at, False, shipment.due)
+        return None
     if op.kind == "step" and shipment is not None and shipment.due is not None:
         return Shipment(shipment.units, shipment.opened_at, shipment.closed, None)
     return None

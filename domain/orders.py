@@ -23,9 +23,12 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from domain.backorders import DAY_S, WAITABLE, Rule, placeable
-from domain.calendar import calendar_of, preparation_deadline
+from domain.calendar import NeverPrepares, calendar_of, preparation_deadline
 from domain.cancellation import CancelRefused, Holdings, OpenShipment, allocate
+from domain.geo import great_circle_km
+from domain.promise import CLICK_COLLECT, TRANSFER, preorder_promise
 from domain.routing import (
+    MODE_BY_KIND,
     LoadView,
     RoutingPolicy,
     RoutingRequest,
@@ -34,12 +37,14 @@ from domain.routing import (
     merge_lines,
 )
 from streams.records import (
+    BackorderedLine,
     BackorderRetry,
     FulfilmentEvent,
     Location,
     OrderEvent,
     OrderStatus,
     PreorderAccepted,
+    PreorderRefused,
     Refund,
     RefundLine,
     RefundPayment,
@@ -114,7 +119,7 @@ class ReleaseEffect:
 
 @dataclass(frozen=True)
 class LoadEffect:
-    kind: str  # open | close | step
+    kind: str  # open | close | step | shrink (units: what the shipment still holds)
     location_id: str
     shipment_id: str
     units: int = 0
@@ -141,11 +146,21 @@ class BackorderEffect:
     """To the SKU's backorder queue (domain/backorders.py): the order `wait`s for `qty` units
     (since its occurred_at, epoch s) or `leave`s it."""
 
-    kind: str  # wait | leave
+    kind: str  # wait | leave | preorder (ask for qty units of the supply expected)
     sku: str
     qty: int = 0
     since: float = 0.0
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The order is refused whole after the fact (a preorder the SKU's queue refused): to
+    dead-letters with `reason` and the order_placed message (`source`: topic, partition,
+    offset, its bytes as text)."""
+
+    reason: str
+    source: tuple[str, int, int, str] | None
 
 
 # Stock and load effects become positioned ops (streams.records StockOp, LoadOp) one-to-one in the
@@ -161,6 +176,7 @@ Effect = (
     | RoutedOrder
     | OrderEvent
     | Refund
+    | Refusal
 )
 
 
@@ -256,6 +272,11 @@ class OrderState:
     backordered: dict[str, int] = field(default_factory=dict)  # units waiting for stock
     retrying: list[str] = field(default_factory=list)  # SKUs whose turn came: being routed
     preorders: dict[str, str] = field(default_factory=dict)  # SKU -> expected date (ISO)
+    preorder_promised: dict[str, str] = field(default_factory=dict)  # SKU -> date promised (ISO)
+    asks: dict[str, int] = field(default_factory=dict)  # preorder lines awaiting their answers
+    placed_from: list[Any] | None = None  # [topic, partition, offset, text]: asks, refusal
+    refused: str | None = None  # why the order was refused whole after it was placed
+    refusal: dict[str, Any] | None = None  # the refusal: sku, asked, left, skus asked
     next_shipment: int = 1
     event_ids: list[str] = field(default_factory=list)
     positions: dict[str, int] = field(default_factory=dict)
@@ -271,6 +292,10 @@ class OrderState:
         d["backordered"] = dict(self.backordered)
         d["retrying"] = list(self.retrying)
         d["preorders"] = dict(self.preorders)
+        d["preorder_promised"] = dict(self.preorder_promised)
+        d["asks"] = dict(self.asks)
+        d["placed_from"] = None if self.placed_from is None else list(self.placed_from)
+        d["refusal"] = None if self.refusal is None else dict(self.refusal)
         d["excluded"] = list(self.excluded)
         d["event_ids"] = list(self.event_ids)
         return d
@@ -286,6 +311,8 @@ class OrderState:
         d["backordered"] = dict(d.get("backordered") or {})
         d["retrying"] = list(d.get("retrying") or [])
         d["preorders"] = dict(d.get("preorders") or {})
+        d["preorder_promised"] = dict(d.get("preorder_promised") or {})  # before 2026-12
+        d["asks"] = dict(d.get("asks") or {})
         d["excluded"] = list(d["excluded"])
         d["event_ids"] = list(d["event_ids"])
         return cls(**d)
@@ -299,6 +326,8 @@ class OrderState:
         out, or short-picked) shipment are about to be routed again; with no other shipment
         active the order is then `rerouting`, never `cancelled` (that is only order_cancelled).
         """
+        if self.refused:
+            return "unroutable"  # refused whole: nothing was ever placed
         if self.cancelled and not any(
             s.status in ("shipped", "collected", "in_transit") for s in self.shipments.values()
         ):
@@ -348,6 +377,8 @@ class Context:
     acceptance_timeout_s: float
     event_prefix: str  # deterministic prefix for the order-event ids this input produces
     waiting: Mapping[str, int] = field(default_factory=dict)  # sku -> units backordered
+    # the input: topic, partition, offset, bytes (kept while a preorder is answered)
+    source: tuple[str, int, int, bytes] | None = None
 
 
 class _Overlay:
@@ -387,9 +418,28 @@ class Machine:
             pid = order.delivery.pickup_location_id
             if pid not in self.ctx.locations:
                 raise LifecycleError(f"unknown pickup_location_id {pid!r}")
+        asks = dict(merge_lines((ln.sku, ln.qty) for ln in order.lines if ln.preorder))
+        if asks and not self.ctx.policy.backorder.rule(order.channel).enabled:
+            raise LifecycleError(
+                f"preorder of {min(asks)}: backorders are not enabled for channel {order.channel}"
+            )
         self.state = OrderState(order_id=order.order_id, order=order.model_dump(mode="json"))
         self.state.event_ids.append(order.event_id)
-        lines = dict(merge_lines((ln.sku, ln.qty) for ln in order.lines))
+        if asks:
+            # each SKU's queue owner grants the preorder on the supply expected and not yet
+            # claimed, or refuses it: nothing is routed nor published before every answer
+            self.state.asks = asks
+            if self.ctx.source is not None:
+                topic, partition, offset, raw = self.ctx.source
+                text = raw.decode("utf-8", "backslashreplace")
+                self.state.placed_from = [topic, partition, offset, text]
+            for sku, qty in sorted(asks.items()):
+                self.effects.append(BackorderEffect("preorder", sku, qty, since=self._since()))
+            return
+        self._route_placed(dict(merge_lines((ln.sku, ln.qty) for ln in order.lines)))
+
+    def _route_placed(self, lines: dict[str, int]) -> None:
+        """Route a new order's lines, behind the orders already waiting for their SKUs."""
         behind = {sku: q for sku, q in lines.items() if self.ctx.waiting.get(sku, 0) > 0}
         if behind and self._rule().enabled:
             # earlier orders wait for these SKUs: this one queues behind them, first come
@@ -406,9 +456,16 @@ class Machine:
         st = self._require()
         if order.event_id in st.event_ids:
             return
+        if st.refused:
+            raise LifecycleError(f"order {st.order_id} was refused: {st.refused}")
         if st.cancelled:
             raise LifecycleError(f"order {st.order_id} is already cancelled")
         if order.lines:
+            if st.asks:
+                raise LifecycleError(
+                    f"order {st.order_id} awaits the answer to its preorder: cancel it whole, "
+                    "or its lines once it is answered"
+                )
             self._cancel_lines(order)
             return
         if (
@@ -432,7 +489,8 @@ class Machine:
             self._release_round(st.pending)
             st.pending = None
         st.queued = {}
-        self._leave_backorders(set(st.backordered) | set(st.retrying), "cancelled")
+        asked, st.asks, st.placed_from = set(st.asks), {}, None
+        self._leave_backorders(set(st.backordered) | set(st.retrying) | asked, "cancelled")
         self._order_event("cancelled", detail={"released_shipments": released})
 
     def _cancel_lines(self, order: WebOrder) -> None:
@@ -492,7 +550,9 @@ class Machine:
                 )
                 released.append({"shipment_id": sid, "sku": sku, "qty": qty})
             _subtract(s.lines, lines)
-            if not s.lines:
+            if s.lines:  # it goes on with fewer units: the location's open_units drop
+                self.effects.append(LoadEffect("shrink", s.location_id, sid, units=s.units))
+            else:
                 self.effects.append(ReleaseEffect(sid, s.location_id, skus))
                 self.effects.append(Deadline(sid, None))
                 s.status = "cancelled"
@@ -691,6 +751,8 @@ class Machine:
         if not st.cancelled:
             for sku in sorted(st.backordered):
                 self.effects.append(self._wait(sku))  # a join the dead worker did not send
+            for sku, qty in sorted(st.asks.items()):  # a preorder ask it did not send
+                self.effects.append(BackorderEffect("preorder", sku, qty, since=self._since()))
         if (
             st.pending is None
             and not st.cancelled
@@ -929,14 +991,37 @@ class Machine:
                 previous_promised_date=date.fromisoformat(previous)
                 if slipped and previous
                 else None,
-                backordered_lines=_lines(st.backordered),
+                backordered_lines=self._waiting_lines(),
             )
         )
 
+    def _waiting_lines(self) -> list[BackorderedLine]:
+        """routed-orders.backordered_lines: a preorder's with its expected and promised dates."""
+        st = self._require()
+        return [
+            BackorderedLine(
+                sku=sku,
+                qty=qty,
+                expected_date=_at(st.preorders.get(sku)),
+                promised_date=(
+                    date.fromisoformat(st.preorder_promised[sku])
+                    if sku in st.preorder_promised
+                    else None
+                ),
+            )
+            for sku, qty in sorted(st.backordered.items())
+        ]
+
     def _promised_date(self) -> date | None:
-        """The latest promised date of the order's live shipments (delivery or pickup date)."""
-        dates = []
-        for s in self._require().active():
+        """The latest promised date of the order's live shipments (delivery or pickup date)
+        and of its preorder lines still waiting (from the date their supply is due)."""
+        st = self._require()
+        dates = [
+            date.fromisoformat(d)
+            for sku, d in st.preorder_promised.items()
+            if sku in st.backordered or sku in st.retrying
+        ]
+        for s in st.active():
             if s.ready_for_pickup_by:
                 dates.append(datetime.fromisoformat(s.ready_for_pickup_by).date())
             elif s.promised_delivery:
@@ -949,6 +1034,8 @@ class Machine:
         waiting line for ship_complete). Stale turns (nothing waiting for the SKU) are answered
         with a leave; a turn for lines being routed already is answered by that decision."""
         st = self._require()
+        if msg.sku in st.asks:
+            return  # asked as a preorder, not answered yet: the queue hands the turn again
         if st.cancelled or msg.sku not in st.backordered:
             if msg.sku not in st.retrying:
                 self.effects.append(BackorderEffect("leave", msg.sku, reason="not waiting"))
@@ -963,21 +1050,136 @@ class Machine:
         self._start_decision(lines, counted=False, overrides=hints)
 
     def preorder_accepted(self, msg: PreorderAccepted) -> None:
-        """The SKU's queue accepted the waiting units on supply expected at `expected_date`:
-        the line is a preorder, promised from that date, routed when the receipt arrives."""
+        """The SKU's queue accepted the waiting units on supply expected at `expected_date`
+        (at `location_id`): the line is a preorder, promised from that date (the normal
+        preparation and transit rules from there), routed when the receipt arrives. An
+        answer to the order's own preorder ask counts once every ask is granted."""
         st = self._require()
+        if msg.sku in st.asks:
+            if msg.sku not in st.preorders:
+                self._note_preorder(msg)
+                if all(sku in st.preorders for sku in st.asks):
+                    self._preorders_granted()
+            return
         waiting = st.backordered.get(msg.sku, 0) or (msg.sku in st.retrying)
-        if st.cancelled or not waiting or msg.sku in st.preorders:
+        if st.cancelled or st.refused or not waiting or msg.sku in st.preorders:
             return  # gone meanwhile, or told before (a repeated answer)
-        due = datetime.fromtimestamp(msg.expected_date, self.ctx.now.tzinfo)
-        st.preorders[msg.sku] = due.isoformat()
+        self._note_preorder(msg)
+        self._order_event("preorder_accepted", detail=self._preorder_detail(msg.sku, msg.qty))
+        self._publish_decision(self._decision_status(), {"preorder_accepted": msg.sku}, new=[])
+
+    def preorder_refused(self, msg: PreorderRefused) -> None:
+        """A SKU's queue refused the order's preorder (more than expected and not yet
+        claimed): the order is refused whole. The other SKUs' grants are given back, nothing
+        was reserved nor routed; the order_placed goes to dead-letters with the reason."""
+        st = self._require()
+        if msg.sku not in st.asks or st.refused:
+            return  # answered before (a repeated answer), or cancelled meanwhile
+        reason = (
+            f"preorder of {msg.asked} x {msg.sku} beyond expected supply: "
+            f"{msg.left} expected and not yet claimed"
+        )
+        st.refused = reason
+        st.refusal = {"sku": msg.sku, "asked": msg.asked, "left": msg.left, "skus": sorted(st.asks)}
+        st.asks, st.preorders, st.preorder_promised = {}, {}, {}
+        self._tell_refusal()
+
+    def refusal_replayed(self, msg: PreorderRefused) -> None:
+        """The refusal that refused the order, read again after its worker died: what it
+        produced is produced again (the dead worker may not have flushed it; the order event
+        has the same event_id, the leaves are no-ops once applied)."""
+        st = self.state
+        if st is not None and st.refusal is not None and st.refusal["sku"] == msg.sku:
+            self._tell_refusal()
+
+    def _tell_refusal(self) -> None:
+        st = self._require()
+        r = st.refusal or {}
+        for sku in r.get("skus", []):  # after the asks on each queue: a grant made is undone
+            self.effects.append(BackorderEffect("leave", sku, reason="preorder_refused"))
+        source = st.placed_from
+        self.effects.append(Refusal(st.refused or "", tuple(source) if source else None))  # type: ignore[arg-type]
         self._order_event(
-            "preorder_accepted",
+            "preorder_refused",
             detail={
-                "lines": [{"sku": msg.sku, "qty": msg.qty}],
-                "expected_date": due.isoformat(),
+                "sku": r.get("sku"),
+                "asked": r.get("asked"),
+                "left": r.get("left"),
+                "reason": st.refused,
             },
         )
+
+    def _note_preorder(self, msg: PreorderAccepted) -> None:
+        st = self._require()
+        due = datetime.fromtimestamp(msg.expected_date, self.ctx.now.tzinfo)
+        st.preorders[msg.sku] = due.isoformat()
+        st.preorder_promised[msg.sku] = self._preorder_date(due, msg.location_id).isoformat()
+
+    def _preorder_detail(self, sku: str, qty: int) -> dict[str, Any]:
+        st = self._require()
+        return {
+            "lines": [{"sku": sku, "qty": qty}],
+            "expected_date": st.preorders[sku],
+            "promised_date": st.preorder_promised.get(sku),
+        }
+
+    def _preorders_granted(self) -> None:
+        """Every preorder line is granted (the queues hold them with their claims): they
+        wait for their receipts, and the order's other lines are routed as usual (for
+        ship_complete they wait too: one shipment)."""
+        st = self._require()
+        asks, st.asks, st.placed_from = st.asks, {}, None
+        rule = self._rule()
+        _add(st.backordered, asks)
+        self.effects.append(Deadline(self._expiry_id(), self._since() + rule.max_wait_days * DAY_S))
+        self._order_event(
+            "backordered",
+            detail={
+                "lines": [ln.model_dump() for ln in _lines(asks)],
+                "reasons": {"preorder": sorted(asks)},
+                "max_wait_days": rule.max_wait_days,
+            },
+        )
+        for sku in sorted(asks):
+            self._order_event("preorder_accepted", detail=self._preorder_detail(sku, asks[sku]))
+        self._publish_decision("backordered", {"preorder": sorted(asks)}, new=[])
+        ordered = dict(merge_lines((ln["sku"], ln["qty"]) for ln in st.order["lines"]))
+        rest = {sku: qty for sku, qty in ordered.items() if sku not in asks}
+        if rest and self._ship_complete():
+            self._backorder(rest, {"unroutable": "ship_complete_with_preorder"})
+        elif rest:
+            self._route_placed(rest)
+
+    def _preorder_date(self, due: datetime, location_id: str | None) -> date:
+        """The date promised for a preorder line: its supply lands at `location_id` at `due`,
+        then ships from there by the normal preparation, cut-off and transit rules (an empty
+        queue ahead: the load that day is not known); the due date itself when the location
+        is unknown or never prepares."""
+        o = self._require().order
+        loc = self.ctx.locations.get(location_id) if location_id else None
+        if loc is None:
+            return due.date()
+        delivery = o.get("delivery") or {}
+        pickup = self.ctx.locations.get(delivery.get("pickup_location_id") or "")
+        if delivery.get("mode") == "click_collect" and pickup is not None:
+            mode = CLICK_COLLECT if pickup.location_id == loc.location_id else TRANSFER
+            lat, lon = pickup.lat, pickup.lon
+        else:
+            mode, pickup = MODE_BY_KIND.get(loc.kind, "ship_from_store"), None
+            lat, lon = o["customer"]["lat"], o["customer"]["lon"]
+        try:
+            promise = preorder_promise(
+                loc,
+                arrives=due,
+                service=delivery.get("service", "standard"),
+                mode=mode,
+                distance_km=great_circle_km(lat, lon, loc.lat, loc.lon),
+                carriers=self.ctx.policy.carriers,
+                pickup=pickup,
+            )
+        except NeverPrepares:
+            return due.date()
+        return promise.customer_date
 
     def _backorder(self, lines: dict[str, int], reasons: dict[str, Any]) -> None:
         """The lines wait for stock (or are unroutable when they already waited too long)."""

@@ -377,6 +377,33 @@ def shipment_promise(
     return Promise(ready, ship_by, None, on_shelf.astimezone(pzone), detail)
 
 
+def preorder_promise(
+    loc: Location,
+    *,
+    arrives: datetime,
+    service: str,
+    mode: str,
+    distance_km: float,
+    carriers: Carriers,
+    pickup: Location | None = None,
+) -> Promise:
+    """The promise of a preorder line: its supply lands at `loc` at `arrives` (the expected
+    receipt's date), then the shipment is prepared, handed to the carrier and carried by the
+    same rules as one routed then. The queue ahead that day is not known: counted empty."""
+    return shipment_promise(
+        loc,
+        now=arrives,
+        queue_ahead=0,
+        service=service,
+        mode=mode,
+        distance_km=distance_km,
+        carriers=carriers,
+        calendar=calendar_of(loc),
+        pickup=pickup,
+        pickup_calendar=calendar_of(pickup) if pickup is not None else None,
+    )
+
+
 def decision_minute(now: datetime) -> datetime:
     """`now` rounded up to the whole minute: the instant routing computes promises at."""
     floor = now.replace(second=0, microsecond=0)

@@ -136,6 +136,7 @@ class Ctx:
         "origin",
         "partition",
         "policy",
+        "raw",
         "settings",
         "timestamp",
         "topic",
@@ -150,6 +151,7 @@ class Ctx:
         self.offset: int = msg.offset
         self.timestamp: float = msg.timestamp
         self.key: str | None = None if msg.key is None else msg.key.decode("utf-8", "replace")
+        self.raw: bytes | None = msg.value  # the input's bytes (a refusal after the fact)
         self.origin: str = f"{topic.code}:{msg.partition}"
         self.locations: LocationsView = rt.locations
         self.availability: AvailabilityView = rt.availability

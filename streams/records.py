@@ -212,11 +212,14 @@ class Delivery(Record):
 
 class OrderLine(Record):
     """A line of an order_placed (unit_price required there), or of an order_cancelled that
-    cancels only these quantities (unit_price not needed)."""
+    cancels only these quantities (unit_price not needed). `preorder` (order_placed): the
+    customer orders units announced by an expected_receipt; the SKU's queue grants them on the
+    supply expected and not yet claimed, or the whole order is refused (domain/backorders.py)."""
 
     sku: Id
     qty: Qty
     unit_price: Money | None = None
+    preorder: bool = False
 
 
 class Payment(Record):
@@ -251,6 +254,10 @@ class WebOrder(Event):
             )
             if missing:
                 raise ValueError(f"order_placed lacks {', '.join(missing)}")
+            pre = {ln.sku for ln in self.lines if ln.preorder}
+            mixed = sorted(ln.sku for ln in self.lines if not ln.preorder and ln.sku in pre)
+            if mixed:
+                raise ValueError(f"lines: {mixed[0]} is both a preorder line and a plain one")
         return self
 
 
@@ -292,6 +299,14 @@ class ShipmentLine(Output):
     qty: int
 
 
+class BackorderedLine(ShipmentLine):
+    """A line waiting for stock; a preorder (accepted on expected supply) says when that
+    supply is due and the date promised from it (domain/promise.py preorder_promise)."""
+
+    expected_date: datetime | None = None
+    promised_date: date | None = None
+
+
 class RoutedShipment(Output):
     shipment_id: str
     location_id: str
@@ -323,7 +338,7 @@ class RoutedOrder(Output):
     previous_promised_date: date | None = None
     # lines waiting for stock (backorders, domain/backorders.py): routed later, or unroutable
     # once they waited longer than the policy's max_wait_days
-    backordered_lines: list[ShipmentLine] = []
+    backordered_lines: list[BackorderedLine] = []
 
 
 class ShipmentState(Output):
@@ -391,13 +406,15 @@ class StoreLoad(Output):
 
 class BackorderQueue(Output):
     """A SKU's backorders (compacted, key sku): the units and orders waiting for stock, the
-    oldest one's wait start (its order's occurred_at)."""
+    oldest one's wait start (its order's occurred_at), and the units announced by
+    expected_receipts that preorders have not claimed yet."""
 
     sku: str
     backordered: int
     waiting_orders: int
     oldest_since: datetime | None
     updated_at: datetime
+    preorderable: int = 0
 
 
 class DeadLetter(Output):
@@ -509,12 +526,13 @@ class ReleaseShipment(Internal):
     _seq = field_validator("seq", mode="before")(as_position)
 
 
-LoadOpKind = Literal["open", "close", "step"]
+LoadOpKind = Literal["open", "close", "step", "shrink"]
 
 
 class LoadOp(Internal):
-    """A change to a location's load (domain/load.py): a shipment opened or closed there, or a
-    workflow step done (with its duration). Positioned like a stock op."""
+    """A change to a location's load (domain/load.py): a shipment opened or closed there, a
+    workflow step done (with its duration), or a shipment shrunk by a line cancellation
+    (`shrink`: `units` is what the shipment still holds). Positioned like a stock op."""
 
     kind: LoadOpKind
     location_id: str
@@ -543,9 +561,11 @@ class BackorderOp(Internal):
     expired); a location owner saw the SKU's availability go up (`stock_up`: `qty` available
     at `location_id` now; `order_id` when one order's released reservations alone caused it);
     supply announced (`expect`: qty due at `location_id` at `since`, epoch s) or received
-    (`arrived`: a receipt's qty, which settles what was expected there first)."""
+    (`arrived`: a receipt's qty, which settles what was expected there first); an order asks
+    for `qty` units as a preorder (`preorder`: granted whole on the supply expected and not
+    yet claimed, or refused)."""
 
-    kind: Literal["wait", "leave", "stock_up", "expect", "arrived"]
+    kind: Literal["wait", "leave", "stock_up", "expect", "arrived", "preorder"]
     sku: str
     order_id: str | None = None
     qty: int = 0
@@ -575,6 +595,18 @@ class PreorderAccepted(Internal):
     sku: str
     qty: int
     expected_date: float  # epoch s: when the supply that covers it is due
+    location_id: str | None = None  # where that supply is due (the promise ships from there)
+
+
+class PreorderRefused(Internal):
+    """A SKU's queue refused an order's preorder: `asked` units, only `left` expected and not
+    yet claimed. The order is refused whole (dead-lettered)."""
+
+    type: Literal["preorder_refused"] = "preorder_refused"
+    order_id: str
+    sku: str
+    asked: int
+    left: int
 
 
 class ReservationResult(Internal):
@@ -627,7 +659,8 @@ OrderCommand = Annotated[
     | AcceptanceTimeout
     | ShipByPassed
     | BackorderRetry
-    | PreorderAccepted,
+    | PreorderAccepted
+    | PreorderRefused,
     Field(discriminator="type"),
 ]
 

@@ -150,3 +150,45 @@ async def _partition(rt: Runtime) -> None:
     _, key, value, partition = writes[0]
     assert partition == 3 and orjson.loads(key) == "A@ST-1"
     assert orjson.loads(value)["on_hand"] == 5
+
+
+def test_a_line_cancellation_lowers_the_open_units_of_store_load(rt: Runtime) -> None:
+    asyncio.run(_shrink(rt))
+
+
+async def _shrink(rt: Runtime) -> None:
+    def op(kind: str, seq: int, **kw: Any) -> dict[str, Any]:
+        return {
+            "kind": kind,
+            "location_id": "ST-1",
+            "shipment_id": "O1-S1",
+            "origin": "wo:0",
+            "seq": [seq, 0],
+            "at": 1000.0,
+            **kw,
+        }
+
+    async with owner(rt).test_context() as ctx:
+        f = Feeder(rt, ctx)
+        await f.put(TOPICS.supplier_feeds, receipt("R1", 20), "ST-1")
+        await f.put(TOPICS.location_ops, reserve("O1-S1", {"A": 5}, 1), "ST-1")
+        assert f.sent("store_load")[-1]["open_units"] == 5
+        partial = {
+            "kind": "release",
+            "sku": "A",
+            "location_id": "ST-1",
+            "origin": "wo:0",
+            "seq": [2, 0],
+            "qty": 2,
+            "reservation_id": "O1-S1/A",
+            "order_id": "O1",
+        }
+        await f.put(TOPICS.location_ops, partial, "ST-1")
+        await f.put(TOPICS.location_ops, op("shrink", 2, units=3.0) | {"seq": [2, 1]}, "ST-1")
+        load = f.sent("store_load")[-1]
+        assert (load["open_orders"], load["open_units"]) == (1, 3)
+        await f.put(TOPICS.location_ops, op("shrink", 3, units=3.0), "ST-1")  # seen: no change
+        await f.put(TOPICS.location_ops, op("close", 4), "ST-1")
+        load = f.sent("store_load")[-1]
+        assert (load["open_orders"], load["open_units"]) == (0, 0)
+    assert rt.get(rt.tables["location_stock"], "A@ST-1")["reservations"] == {"O1-S1/A": 3}

@@ -15,6 +15,7 @@ waves. The oracle is built from the test's own inputs and the public outputs onl
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import defaultdict
@@ -286,6 +287,7 @@ def test_backorders_route_first_come_first_served_as_stock_arrives(
 
     # line cancellations: part of a shipped-from-stock line, part and all of backordered lines
     reserved_before = latest_by_key(cluster, "stock_availability")["RT-1@ST-1"]["reserved"]
+    units_before = latest_by_key(cluster, "store_load")["ST-1"]["open_units"]
     singles = [o for o in book.order_of if set(book.orders[o]) <= set(SCARCE)]
     twos = [o for o in singles if sum(book.orders[o].values()) == 2][:10]
     ones = [o for o in singles if sum(book.orders[o].values()) == 1][:10]
@@ -296,6 +298,10 @@ def test_backorders_route_first_come_first_served_as_stock_arrives(
     latest = check(cluster, book)
     reserved = latest_by_key(cluster, "stock_availability")["RT-1@ST-1"]["reserved"]
     assert reserved_before - reserved == 2  # exactly the cancelled units
+    wait_for(  # R-1's shipment goes on with 3 units: store-load counts what remains
+        lambda: latest_by_key(cluster, "store_load")["ST-1"]["open_units"] == units_before - 2,
+        what="ST-1's open_units lowered by the 2 units cancelled",
+    )
     dead = wait_for(
         lambda: [d for d in messages(cluster, "dead_letters") if d["key"] == "R-1"],
         what="the over-cancellation dead-lettered",
@@ -418,3 +424,77 @@ def test_preorders_on_expected_supply_then_a_short_receipt(
     assert routed == [o for o in book.order_of if o in preorders][:8]
     queue = latest_by_key(cluster, "backorders")["PRE-1"]
     assert queue["backordered"] == 7 and queue["waiting_orders"] == 7
+
+
+def preorder(oid: str, pre: dict[str, int], plain: dict[str, int]) -> tuple[str, str, Any]:
+    """An order asking `pre` as preorder lines (units announced by an expected_receipt)."""
+    handle, key, value = placed(oid, {**pre, **plain})
+    for ln in value["lines"]:
+        ln["preorder"] = ln["sku"] in pre
+    return handle, key, value
+
+
+def answered(cluster: Cluster, oid: str) -> str | None:
+    """The change that answered the order's preorder (accepted or refused), once it did."""
+    changes = [
+        e["change"]
+        for e in messages(cluster, "order_events")
+        if e["order_id"] == oid and e["change"] in ("preorder_accepted", "preorder_refused")
+    ]
+    return changes[0] if changes else None
+
+
+def test_preorders_asked_by_orders_are_granted_on_unclaimed_supply_or_refused_whole(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Each SKU's queue grants a preorder whole on the units announced and not yet claimed, or
+    refuses it: the order is then dead-lettered whole, nothing reserved nor queued. A granted
+    preorder is promised from the expected date (routed-orders) and routed when it lands."""
+    start_workers(cluster, tmp_path)
+    book = Book()
+    send(cluster, [book.receive("rc-now", "ST-1", {"RT-2": 5})])
+    send(cluster, [expected_receipt("ER-2", "WH-1", {"PRE-2": 6}, days=3)])
+    wait_for(
+        lambda: latest_by_key(cluster, "backorders").get("PRE-2", {}).get("preorderable") == 6,
+        what="the announced supply on the SKU's queue",
+    )
+    asks = [("E-1", {"PRE-2": 4}, {"RT-2": 1}), ("E-2", {"PRE-2": 3}, {"RT-2": 1})]
+    asks += [("E-3", {"PRE-2": 2}, {})]
+    for oid, pre, plain in asks:  # one at a time: the queue sees them in this order
+        send(cluster, [preorder(oid, pre, plain)])
+        if oid != "E-2":
+            book.orders[oid] = {**pre, **plain}
+            book.order_of.append(oid)
+        wait_for(lambda oid=oid: answered(cluster, oid), what=f"{oid}'s preorder answered")
+    assert [answered(cluster, oid) for oid, _, _ in asks] == [
+        "preorder_accepted",
+        "preorder_refused",
+        "preorder_accepted",
+    ]
+    latest = check(cluster, book)
+    dead = [d for d in messages(cluster, "dead_letters") if d["key"] == "E-2"]
+    assert [d["error"] for d in dead] == [
+        "preorder of 3 x PRE-2 beyond expected supply: 2 expected and not yet claimed"
+    ]
+    assert dead[0]["source_topic"].endswith("web-orders")
+    assert json.loads(dead[0]["raw"])["lines"][0]["preorder"] is True  # its own bytes
+    assert "E-2" not in latest  # never decided: nothing reserved, routed nor queued
+    assert latest_by_key(cluster, "stock_availability")["RT-2@ST-1"]["reserved"] == 1  # E-1's
+    queue = latest_by_key(cluster, "backorders")["PRE-2"]
+    assert (queue["backordered"], queue["waiting_orders"], queue["preorderable"]) == (6, 2, 0)
+
+    # promised from the expected date: preparation, cut-off and transit on top of it
+    expected = time.time() + 3 * 86400
+    for oid in ("E-1", "E-3"):
+        (line,) = latest[oid]["backordered_lines"]
+        assert line["expected_date"] and line["promised_date"] == latest[oid]["promised_date"]
+        assert line["promised_date"] > time.strftime("%Y-%m-%d", time.gmtime(expected - 600))
+    assert latest["E-1"]["shipments"]  # its plain line was routed at once
+
+    send(cluster, [book.receive("RC-2", "WH-1", {"PRE-2": 6})])  # the announced receipt
+    latest = check(cluster, book)
+    for oid in ("E-1", "E-3"):
+        pre = [ln for s in latest[oid]["shipments"] for ln in s["lines"] if ln["sku"] == "PRE-2"]
+        assert sum(ln["qty"] for ln in pre) == book.orders[oid]["PRE-2"], oid
+        assert not latest[oid]["backordered_lines"]
+    assert latest_by_key(cluster, "backorders")["PRE-2"]["backordered"] == 0

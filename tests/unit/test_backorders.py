@@ -9,11 +9,21 @@ from typing import Any
 import orjson
 import pytest
 
-from domain.backorders import BackorderPolicy, Queue, Retry
-from domain.orders import BackorderEffect, Deadline, ReserveEffect
+from domain.backorders import Accepted, BackorderPolicy, Queue, Retry
+from domain.geo import great_circle_km
+from domain.orders import BackorderEffect, Deadline, LifecycleError, Refusal, ReserveEffect
+from domain.promise import shipment_promise
 from domain.routing import RoutingPolicy
-from streams.records import BackorderRetry, WebOrder
-from tests.unit.test_orders_machine import T0, World, order, published, reserves
+from streams.records import BackorderRetry, PreorderAccepted, PreorderRefused, WebOrder
+from tests.unit.test_orders_machine import (
+    PARIS,
+    T0,
+    World,
+    cancellation,
+    order,
+    published,
+    reserves,
+)
 
 ON = BackorderPolicy(enabled=True, max_wait_days=2.0)
 
@@ -89,7 +99,9 @@ def test_a_line_without_stock_waits_and_routes_when_its_turn_comes() -> None:
     assert bo(effects) == [("wait", "SKU-1", 2)]
     assert w.state is not None and w.state.status == "backordered"
     (ro,) = published(effects, "routed_orders")
-    assert ro["status"] == "backordered" and ro["backordered_lines"] == [{"sku": "SKU-1", "qty": 2}]
+    assert ro["status"] == "backordered" and ro["backordered_lines"] == [
+        {"sku": "SKU-1", "qty": 2, "expected_date": None, "promised_date": None}  # no preorder
+    ]
     assert [e["change"] for e in published(effects, "order_events")] == ["backordered"]
     assert Deadline("O-1#backorder", T0.timestamp() + 2 * 86400) in effects
     # no stock yet when the turn comes: waits again, no new event
@@ -188,11 +200,11 @@ def test_preorders_are_accepted_oldest_first_never_beyond_expected_supply() -> N
     q.expect("ER-1", "WH-1", 3, due=100.0)
     q.expect("ER-1", "WH-1", 3, due=100.0)  # a re-read: no news
     q.expect("ER-2", "WH-1", 4, due=200.0)
-    assert q.claim() == [("O-1", 2, 100.0)]
+    assert q.claim() == [Accepted("O-1", 2, 100.0, "WH-1")]
     q.wait("O-2", 2, since=2.0)
     q.wait("O-3", 4, since=3.0)
     q.wait("O-4", 1, since=4.0)
-    assert q.claim() == [("O-2", 2, 200.0)]  # O-3 does not fit: it and those after wait
+    assert q.claim() == [Accepted("O-2", 2, 200.0, "WH-1")]  # O-3 does not fit: nor after it
     assert sum(q.claims.values()) <= q.expected_units == 7
 
 
@@ -267,3 +279,149 @@ def test_a_new_order_goes_behind_the_orders_waiting_for_its_sku() -> None:
     assert bo(effects) == [("wait", "SKU-1", 1)]
     (ask,) = reserves(effects)
     assert ask.lines == (("SKU-2", 1),)
+
+
+# ---- explicit preorders: asked by the order, granted or refused by the SKU's queue --------------
+
+
+def preorder_order(lines: list[tuple[str, int, bool]], **delivery: Any) -> WebOrder:
+    o = order(lines=[(s, q, 1.0) for s, q, _ in lines]).model_dump(mode="json")
+    for ln, (_, _, pre) in zip(o["lines"], lines, strict=True):
+        ln["preorder"] = pre
+    o["delivery"].update(delivery)
+    return WebOrder.model_validate_json(orjson.dumps(o))
+
+
+def test_the_queue_grants_a_preorder_whole_on_unclaimed_supply_or_refuses_it() -> None:
+    q = Queue(sku="A")
+    assert q.preorder("O-1", 1, since=1.0) == 0  # nothing expected: refused, nothing joins
+    q.expect("ER-1", "WH-1", 5, due=100.0)
+    q.wait("O-0", 2, since=0.5)
+    assert q.claim() == [Accepted("O-0", 2, 100.0, "WH-1")]  # a plain backorder claims first
+    assert q.unclaimed == 3
+    assert q.preorder("O-2", 4, since=2.0) == 3  # asked 4, 3 left: refused whole
+    assert [e[1] for e in q.entries] == ["O-0"] and "O-2" not in q.claims
+    assert q.preorder("O-2", 3, since=2.0) == Accepted("O-2", 3, 100.0, "WH-1")
+    assert q.preorder("O-2", 3, since=2.0) == Accepted("O-2", 3, 100.0, "WH-1")  # re-sent ask
+    assert q.unclaimed == 0 and q.units == 5 and q.in_flight == "O-0"  # joined, no new turn
+    assert q.preorder("O-3", 1, since=3.0) == 0
+    assert q.acceptances() == [Accepted("O-0", 2, 100.0, "WH-1"), Accepted("O-2", 3, 100.0, "WH-1")]
+    assert Queue.from_dict(q.to_dict()).acceptances() == q.acceptances()
+    q.leave("O-0")
+    assert q.acceptances() == [Accepted("O-2", 3, 100.0, "WH-1")] and q.unclaimed == 2
+
+
+def test_an_order_asking_preorders_routes_nothing_until_every_queue_answers() -> None:
+    w = world({"SKU-2": {"ST-A": 5}})
+    effects = w.run(
+        "place", preorder_order([("SKU-1", 2, True), ("SKU-3", 1, True), ("SKU-2", 1, False)])
+    )
+    assert [(e.kind, e.sku, e.qty) for e in effects if isinstance(e, BackorderEffect)] == [
+        ("preorder", "SKU-1", 2),
+        ("preorder", "SKU-3", 1),
+    ]
+    assert effects == [e for e in effects if isinstance(e, BackorderEffect)]  # nothing else
+    due = (T0 + timedelta(days=3)).timestamp()
+    granted = PreorderAccepted(
+        order_id="O-1", sku="SKU-1", qty=2, expected_date=due, location_id="WH-1"
+    )
+    assert w.run("preorder_accepted", granted) == []  # SKU-3 not answered yet
+    effects = w.run(
+        "preorder_accepted",
+        PreorderAccepted(order_id="O-1", sku="SKU-3", qty=1, expected_date=due, location_id="WH-1"),
+    )
+    changes = [e["change"] for e in published(effects, "order_events")]
+    assert changes == ["backordered", "preorder_accepted", "preorder_accepted"]
+    (ask,) = reserves(effects)  # the plain line is routed now
+    assert ask.lines == (("SKU-2", 1),)
+    (ro,) = published(effects, "routed_orders")
+    assert ro["status"] == "backordered" and [ln["sku"] for ln in ro["backordered_lines"]] == [
+        "SKU-1",
+        "SKU-3",
+    ]
+    assert w.run("preorder_accepted", granted) == []  # a repeated answer
+
+
+def test_a_refused_preorder_refuses_the_order_whole_and_gives_back_the_grants() -> None:
+    w = world({"SKU-2": {"ST-A": 5}})
+    source = ("stockroute-web-orders", 2, 41, '{"order": "as sent"}')
+    w.source = (*source[:3], source[3].encode())
+    place = preorder_order([("SKU-1", 2, True), ("SKU-3", 5, True), ("SKU-2", 1, False)])
+    w.run("place", place)
+    w.source = None
+    due = (T0 + timedelta(days=3)).timestamp()
+    w.run(
+        "preorder_accepted", PreorderAccepted(order_id="O-1", sku="SKU-1", qty=2, expected_date=due)
+    )
+    refused = PreorderRefused(order_id="O-1", sku="SKU-3", asked=5, left=3)
+    effects = w.run("preorder_refused", refused)
+    reason = "preorder of 5 x SKU-3 beyond expected supply: 3 expected and not yet claimed"
+    assert [e for e in effects if isinstance(e, Refusal)] == [Refusal(reason, source)]
+    assert bo(effects) == [("leave", "SKU-1", 0), ("leave", "SKU-3", 0)]
+    assert not reserves(effects) and not published(effects, "routed_orders")
+    (ev,) = published(effects, "order_events")
+    assert ev["change"] == "preorder_refused" and ev["order_status"] == "unroutable"
+    assert ev["detail"] == {"sku": "SKU-3", "asked": 5, "left": 3, "reason": reason}
+    assert w.run("preorder_refused", refused) == []  # a repeated answer
+    again = w.run("refusal_replayed", refused)  # re-read after a crash: told again, as before
+    assert [e for e in again if isinstance(e, Refusal)] == [Refusal(reason, source)]
+    assert (
+        bo(again) == bo(effects) and published(again, "order_events")[0]["detail"] == ev["detail"]
+    )
+    assert (
+        w.run("refusal_replayed", PreorderRefused(order_id="O-1", sku="SKU-1", asked=2, left=0))
+        == []
+    )
+    with pytest.raises(LifecycleError, match="was refused: preorder of 5 x SKU-3"):
+        w.run("cancel", cancellation())
+    assert w.run("place", place) == []  # the same order_placed again: ignored
+
+
+def test_a_preorder_needs_backorders_for_its_channel_and_is_never_mixed_with_a_plain_line() -> None:
+    w = world({}, backorder=BackorderPolicy(enabled=False))
+    with pytest.raises(LifecycleError, match="backorders are not enabled for channel web"):
+        w.run("place", preorder_order([("SKU-1", 1, True)]))
+    assert w.state is None
+    with pytest.raises(ValueError, match="SKU-1 is both a preorder line and a plain one"):
+        preorder_order([("SKU-1", 1, True), ("SKU-1", 1, False)])
+
+
+def test_a_preorder_is_promised_from_its_expected_date_by_the_normal_rules() -> None:
+    w = world({})
+    w.run("place", preorder_order([("SKU-1", 2, True)]))
+    due = T0 + timedelta(days=10)
+    granted = PreorderAccepted(
+        order_id="O-1", sku="SKU-1", qty=2, expected_date=due.timestamp(), location_id="WH-1"
+    )
+    effects = w.run("preorder_accepted", granted)
+    wh = w.locations["WH-1"]
+    expected = shipment_promise(
+        wh,
+        now=due,
+        queue_ahead=0,
+        service="standard",
+        mode="ship_from_warehouse",
+        distance_km=great_circle_km(PARIS[0], PARIS[1], wh.lat, wh.lon),
+        carriers=w.policy.carriers,
+    ).customer_date
+    assert expected > due.date()  # preparation, cut-off and transit come on top
+    (ro,) = published(effects, "routed_orders")
+    assert ro["promised_date"] == expected.isoformat()
+    (line,) = ro["backordered_lines"]
+    assert line["expected_date"] == due.isoformat().replace("+00:00", "Z")
+    assert line["promised_date"] == expected.isoformat()
+    accepted = [e for e in published(effects, "order_events") if e["change"] == "preorder_accepted"]
+    assert accepted[0]["detail"]["promised_date"] == expected.isoformat()
+
+
+def test_a_waiting_line_accepted_later_is_promised_from_its_supply_too() -> None:
+    w = world({"SKU-2": {"ST-A": 5}})
+    w.place_and_route(order(lines=[("SKU-1", 1, 1.0), ("SKU-2", 1, 1.0)]))
+    first = w.state.promised_date if w.state else None
+    due = T0 + timedelta(days=10)
+    msg = PreorderAccepted(
+        order_id="O-1", sku="SKU-1", qty=1, expected_date=due.timestamp(), location_id="ST-B"
+    )
+    (ro,) = published(w.run("preorder_accepted", msg), "routed_orders")
+    assert first is not None and ro["promised_date"] > first  # the waiting line comes later
+    assert ro["backordered_lines"][0]["promised_date"] == ro["promised_date"]

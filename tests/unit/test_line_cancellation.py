@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.orders import Deadline, LifecycleError, ReleaseEffect, StockEffect
+from domain.orders import Deadline, LifecycleError, LoadEffect, ReleaseEffect, StockEffect
 from streams.records import WebOrder
 from tests.unit.test_orders_machine import T0, World, order, published, reserves
 
@@ -33,6 +33,10 @@ def test_a_partial_line_cancellation_releases_exactly_its_units() -> None:
     releases = [e for e in effects if isinstance(e, StockEffect) and e.kind == "release"]
     assert [(e.sku, e.qty, e.reservation_id) for e in releases] == [("SKU-1", 1, "O-1-S1/SKU-1")]
     assert not [e for e in effects if isinstance(e, ReleaseEffect)]  # the slot stays
+    # store-load counts what remains to prepare there (domain/load.py shrink)
+    assert [e for e in effects if isinstance(e, LoadEffect)] == [
+        LoadEffect("shrink", "ST-A", "O-1-S1", units=4)
+    ]
     assert w.shipment().lines == {"SKU-1": 2, "SKU-2": 2}
     (ev,) = published(effects, "order_events")
     assert ev["change"] == "lines_cancelled" and ev["order_status"] == "routed"

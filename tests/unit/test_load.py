@@ -95,7 +95,7 @@ def test_an_op_re_read_after_a_crash_between_the_two_writes_redoes_only_the_ship
 
 def test_an_unknown_op_kind_cannot_even_be_built() -> None:
     """The load-ops topic's model refuses it: such a message is dead-lettered, never applied."""
-    with pytest.raises(ValueError, match="Input should be 'open', 'close' or 'step'"):
+    with pytest.raises(ValueError, match="Input should be 'open', 'close', 'step' or 'shrink'"):
         op("explode", 1)
 
 
@@ -145,3 +145,28 @@ def test_the_state_round_trips_through_plain_data() -> None:
 def test_an_empty_store_has_no_oldest_shipment() -> None:
     rec = snapshot("ST-1", LoadState(), None, now=10.0)
     assert rec.open_orders == 0 and rec.oldest_open_since is None and rec.kind == "unknown"
+
+
+def test_a_line_cancellation_shrinks_a_shipment_once_and_the_close_counts_the_rest() -> None:
+    f = Fold()
+    f.apply(op("open", 1, units=5, at=100.0))
+    f.apply(op("open", 2, sid="S2", units=1, at=100.0))
+    assert f.apply(op("shrink", 3, units=3))  # 2 of its 5 units cancelled
+    assert f.state.open_units == 4.0 and f.shipments["S1"].units == 3.0
+    assert not f.apply(op("shrink", 4, units=3))  # the same shrink from another input
+    assert not f.apply(op("shrink", 3, units=3))  # a replayed position
+    assert f.state.open_units == 4.0
+    f.apply(op("close", 5))
+    assert (f.state.open_orders, f.state.open_units) == (1, 1.0)
+    assert not f.apply(op("shrink", 6, units=1))  # closed: nothing left to shrink
+
+
+def test_a_shrink_re_read_after_the_location_write_redoes_only_the_shipment_write() -> None:
+    f = Fold()
+    f.apply(op("open", 1, units=5, at=100.0))
+    before = f.shipments["S1"]
+    assert f.apply(op("shrink", 2, units=2))
+    f.shipments["S1"] = before  # the worker stopped before the shipment write
+    out = apply(f.state, op("shrink", 2, units=2), before)
+    assert not out.changed and out.shipment is not None and out.shipment.units == 2.0
+    assert f.state.open_units == 2.0

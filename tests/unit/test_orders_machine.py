@@ -83,6 +83,7 @@ class World:
         self.loads: dict[str, LoadView] = {}
         self.state: OrderState | None = None
         self.waiting: dict[str, int] = {}  # sku -> units backordered (the backorders view)
+        self.source: tuple[str, int, int, bytes] | None = None  # the input's position, bytes
         self.now = T0
         self.n = 0
 
@@ -97,6 +98,7 @@ class World:
             acceptance_timeout_s=self.policy.acceptance_timeout_s,
             event_prefix=f"in:{self.n}",
             waiting=self.waiting,
+            source=self.source,
         )
 
     def run(self, method: str, *args: Any) -> list[Effect]:

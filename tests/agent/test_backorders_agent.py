@@ -1,0 +1,151 @@
+"""Agent tier: preorders between the SKU's backorder queue and the order (Faust's test context).
+
+The queue owner grants an order's preorder whole on the supply expected and not yet claimed, or
+refuses it; a refused order goes to dead-letters with its own bytes. An acceptance lost with a
+worker killed before it was flushed is sent again when the input is re-read (the replay)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from domain.backorders import BackorderPolicy
+from streams.app import Runtime
+from streams.topics import TOPICS
+from tests.agent.conftest import Feeder
+from tests.agent.test_orders_agent import Orders, placed, world
+
+DUE = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+
+
+def op(kind: str, sku: str = "P", **kw: Any) -> dict[str, Any]:
+    return {"kind": kind, "sku": sku, **kw}
+
+
+def expect(qty: int) -> dict[str, Any]:
+    return op("expect", location_id="ST-NEAR", qty=qty, since=DUE.timestamp(), ref="ER-1")
+
+
+def test_the_queue_grants_or_refuses_a_preorder_and_re_sends_its_acceptances_on_replay(
+    rt: Runtime,
+) -> None:
+    asyncio.run(_queue(rt))
+
+
+async def _queue(rt: Runtime) -> None:
+    async with rt.app.agents["backorders"].test_context() as ctx:
+        f = Feeder(rt, ctx)
+        await f.put(TOPICS.backorder_ops, expect(5), "P")
+        await f.put(TOPICS.backorder_ops, op("preorder", order_id="O1", qty=3, since=1.0), "P")
+        await f.put(TOPICS.backorder_ops, op("preorder", order_id="O2", qty=3, since=2.0), "P")
+        granted, refused = f.take("order_commands")
+        assert granted == {
+            "type": "preorder_accepted",
+            "order_id": "O1",
+            "sku": "P",
+            "qty": 3,
+            "expected_date": DUE.timestamp(),
+            "location_id": "ST-NEAR",
+        }
+        assert refused == {
+            "type": "preorder_refused",
+            "order_id": "O2",
+            "sku": "P",
+            "asked": 3,
+            "left": 2,
+        }
+        record = f.take("backorders")[-1]
+        assert (record["backordered"], record["waiting_orders"], record["preorderable"]) == (
+            3,
+            1,
+            2,
+        )
+
+        # the worker died after its table write, before the acceptance was flushed: the
+        # input is read again, the queue is not changed twice, the acceptance goes again
+        rt.forget_positions()
+        f.offsets[(TOPICS.backorder_ops.name, 0)] = 1
+        await f.put(TOPICS.backorder_ops, op("preorder", order_id="O1", qty=3, since=1.0), "P")
+        assert f.take("order_commands") == [granted]
+        await f.put(TOPICS.backorder_ops, op("preorder", order_id="O2", qty=3, since=2.0), "P")
+        assert f.take("order_commands") == [granted, refused]  # re-read refusal, answered again
+        assert f.take("backorders")[-1]["preorderable"] == 2
+    queue = rt.get(rt.tables["backorder_queues"], "P")
+    assert queue["claims"] == {"O1": 3} and [e[1] for e in queue["entries"]] == ["O1"]
+
+
+def preorder_placed(qty: int) -> dict[str, Any]:
+    order = placed()
+    order["lines"] = [
+        {"sku": "P", "qty": qty, "unit_price": 5.0, "preorder": True},
+        {"sku": "A", "qty": 1, "unit_price": 10.0},
+    ]
+    return order
+
+
+def test_a_refused_preorder_dead_letters_the_order_with_its_bytes(rt: Runtime) -> None:
+    asyncio.run(_refused(rt))
+
+
+async def _refused(rt: Runtime) -> None:
+    world(rt)
+    rt.policy = replace(rt.policy, backorder=BackorderPolicy(enabled=True))
+    raw = orjson.dumps(preorder_placed(4))
+    async with rt.app.agents["orders"].test_context() as ctx:
+        o = Orders(rt, ctx)
+        await o.order(TOPICS.web_orders, raw)  # type: ignore[arg-type]
+        (ask,) = o.take("backorder_ops")
+        assert (ask["kind"], ask["sku"], ask["qty"]) == ("preorder", "P", 4)
+        assert not o.sent("location_ops") and not o.sent("routed_orders")
+        refused = {"type": "preorder_refused", "order_id": "O1", "sku": "P", "asked": 4, "left": 1}
+        await o.put(TOPICS.order_commands, refused, "O1")
+        reason = "preorder of 4 x P beyond expected supply: 1 expected and not yet claimed"
+        (dead,) = o.take("dead_letters")
+        assert dead["error"] == reason and dead["key"] == "O1"
+        assert (dead["source_topic"], dead["offset"]) == (TOPICS.web_orders.name, 0)
+        assert dead["raw"].encode() == raw  # the order_placed as it was sent
+        (ev,) = o.take("order_events")
+        assert ev["change"] == "preorder_refused" and ev["order_status"] == "unroutable"
+        (leave,) = o.take("backorder_ops")
+        assert (leave["kind"], leave["sku"]) == ("leave", "P")
+        assert not o.sent("location_ops") and not o.sent("routed_orders")  # nothing half-applied
+        await o.put(TOPICS.order_commands, refused, "O1")  # a repeated answer: nothing
+        assert not o.take("dead_letters") and not o.take("order_events")
+        # the worker died before flushing the refusal: re-read, it is told again, the same
+        rt.forget_positions()
+        o.offsets[(TOPICS.order_commands.name, 0)] = 0
+        await o.put(TOPICS.order_commands, refused, "O1")
+        assert [d["error"] for d in o.take("dead_letters")] == [reason]
+        assert [e["event_id"] for e in o.take("order_events")] == [ev["event_id"]]
+
+
+def test_a_granted_preorder_is_promised_from_its_expected_date(rt: Runtime) -> None:
+    asyncio.run(_granted(rt))
+
+
+async def _granted(rt: Runtime) -> None:
+    world(rt)
+    rt.policy = replace(rt.policy, backorder=BackorderPolicy(enabled=True, max_wait_days=30))
+    async with rt.app.agents["orders"].test_context() as ctx:
+        o = Orders(rt, ctx)
+        await o.order(TOPICS.web_orders, preorder_placed(2))
+        accepted = {
+            "type": "preorder_accepted",
+            "order_id": "O1",
+            "sku": "P",
+            "qty": 2,
+            "expected_date": DUE.timestamp(),
+            "location_id": "ST-NEAR",
+        }
+        await o.put(TOPICS.order_commands, accepted, "O1")
+        (ro,) = o.take("routed_orders")
+        (line,) = ro["backordered_lines"]
+        promised = datetime.fromisoformat(ro["promised_date"]).date()
+        assert line["promised_date"] == ro["promised_date"]
+        assert DUE.date() < promised <= (DUE + timedelta(days=7)).date()
+        (ask,) = o.take("location_ops")  # the plain line is routed as usual
+        assert [ln["sku"] for ln in ask["lines"]] == ["A"]
