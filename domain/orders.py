@@ -1206,21 +1206,36 @@ class Machine:
             )
 
     def _expire_backorders(self) -> None:
-        """The expiry check (scheduled by wall clock, decided by network time)."""
+        """The expiry check (scheduled by wall clock, decided by network time): each waiting
+        line goes past its own limit (`_expires_at`); the others keep waiting."""
         st = self._require()
         rule = self._rule()
-        due = self._since() + rule.max_wait_days * DAY_S
         if not st.backordered or st.cancelled:
             self.effects.append(Deadline(self._expiry_id(), None))
             return
-        if self.ctx.now.timestamp() < due:
-            self.effects.append(Deadline(self._expiry_id(), due))  # not yet: check again then
-            return
-        lines, st.backordered = st.backordered, {}
-        self._leave_backorders(set(lines), "expired")
-        if not st.retrying:
+        now = self.ctx.now.timestamp()
+        gone = {sku: q for sku, q in st.backordered.items() if self._expires_at(sku) <= now}
+        left = [self._expires_at(sku) for sku in st.backordered if sku not in gone]
+        if left:
+            self.effects.append(Deadline(self._expiry_id(), min(left)))  # check again then
+        elif not st.retrying:
             self.effects.append(Deadline(self._expiry_id(), None))
-        self._unroutable(lines, _expired(rule))
+        if not gone:
+            return
+        for sku in gone:
+            del st.backordered[sku]
+        self._leave_backorders(set(gone), "expired")
+        self._unroutable(gone, _expired(rule))
+
+    def _expires_at(self, sku: str) -> float:
+        """When a waiting line has waited max_wait_days: from the order (network time), or for a
+        preorder from the date its supply is due (a preorder on supply due in three weeks is
+        not given up after two)."""
+        start = self._since()
+        expected = self._require().preorders.get(sku)
+        if expected is not None:
+            start = max(start, datetime.fromisoformat(expected).timestamp())
+        return start + self._rule().max_wait_days * DAY_S
 
     def _leave_backorders(self, skus: set[str], reason: str) -> None:
         st = self._require()

@@ -152,6 +152,24 @@ def test_a_backorder_past_max_wait_days_is_unroutable() -> None:
     assert w.state is not None and w.state.status == "unroutable"
 
 
+def test_a_preorder_line_waits_max_wait_days_from_its_supply_date_the_others_expire() -> None:
+    w = world({})
+    w.run("place", order(lines=[("SKU-1", 1, 1.0), ("SKU-2", 1, 1.0)]))
+    due = (T0 + timedelta(days=5)).timestamp()  # supply of SKU-1 due after max_wait_days (2)
+    w.run(
+        "preorder_accepted", PreorderAccepted(order_id="O-1", sku="SKU-1", qty=1, expected_date=due)
+    )
+    w.now = T0 + timedelta(days=2, seconds=1)
+    effects = w.run("acceptance_timeout", "O-1#backorder")
+    assert bo(effects) == [("leave", "SKU-2", 0)]  # the plain line expired, the preorder waits
+    assert Deadline("O-1#backorder", due + 2 * 86400) in effects
+    assert w.state is not None and w.state.backordered == {"SKU-1": 1}
+    w.now = T0 + timedelta(days=7, seconds=1)
+    effects = w.run("acceptance_timeout", "O-1#backorder")
+    assert bo(effects) == [("leave", "SKU-1", 0)]
+    assert w.state.status == "unroutable" and not w.state.backordered
+
+
 def test_cancelling_a_backordered_line_leaves_its_queue() -> None:
     w = world({})
     w.run("place", order(lines=[("SKU-1", 3, 1.0), ("SKU-2", 1, 1.0)]))
