@@ -54,7 +54,7 @@ from streams.app import Runtime
 from streams.clock import NetworkClock
 from streams.codecs import Rejected
 from streams.faust_fixes import Expand
-from streams.records import Position
+from streams.records import DeadLetter, Position
 from streams.settings import WorkerSettings
 from streams.topics import TOPICS, AnyTopic, Topic
 from streams.views import AvailabilityView, BackordersView, LoadsView, LocationsView
@@ -401,6 +401,8 @@ async def _execute(rt: Runtime, ctx: Ctx, effects: list[Effect]) -> None:
 
 async def _apply(rt: Runtime, eff: Effect, partition: int | None) -> None:
     if isinstance(eff, Send):
+        if isinstance(eff.value, DeadLetter):  # one a handler made itself (after the fact)
+            rt.metrics.on_dead_letter(eff.value.source_topic, eff.value.error)
         await rt.send(eff.topic, eff.key, eff.value, eff.partition)
         return
     where = eff.partition if eff.partition is not None else partition

@@ -15,6 +15,7 @@ import orjson
 
 from domain.backorders import BackorderPolicy
 from streams.app import Runtime
+from streams.metrics import reason_class
 from streams.topics import TOPICS
 from tests.agent.conftest import Feeder
 from tests.agent.test_orders_agent import Orders, placed, world
@@ -108,6 +109,11 @@ async def _refused(rt: Runtime) -> None:
         assert dead["error"] == reason and dead["key"] == "O1"
         assert (dead["source_topic"], dead["offset"]) == (TOPICS.web_orders.name, 0)
         assert dead["raw"].encode() == raw  # the order_placed as it was sent
+        counted = rt.metrics.registry.get_sample_value(
+            "stockroute_dead_letters_total",
+            {"source_topic": TOPICS.web_orders.name, "reason": reason_class(reason)},
+        )
+        assert counted == 1  # counted like the dead letters the loop makes
         (ev,) = o.take("order_events")
         assert ev["change"] == "preorder_refused" and ev["order_status"] == "unroutable"
         (leave,) = o.take("backorder_ops")
