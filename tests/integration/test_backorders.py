@@ -22,6 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 
 from tests.integration import probes
@@ -32,6 +33,8 @@ from tests.integration.harness import (
     latest_by_key,
     location,
     messages,
+    read_raw,
+    run,
     send,
     wait_for,
 )
@@ -148,19 +151,23 @@ def held(latest: dict[str, Any]) -> dict[str, int]:
 
 class Settled:
     """Every order decided, reserved == open shipments everywhere, and the outputs the same
-    over STABLE_POLLS consecutive polls (nothing moving any more: longer than the queues'
-    resend of an unanswered turn, agents/backorders.py RESEND_S)."""
+    over STABLE_POLLS consecutive polls with the worker group drained at each (every input
+    and internal message committed: nothing moving any more). Stable outputs alone are not
+    enough: a worker waiting out an input gap before it restarts (streams/app.py, 10 s) and
+    recovering leaves the outputs still for longer than the polls; and an unanswered turn is
+    handed again after agents/backorders.py RESEND_S, which the polls outlast."""
 
     STABLE_POLLS = 12
 
-    def __init__(self, cluster: Cluster, book: Book) -> None:
-        self.cluster, self.book = cluster, book
+    def __init__(self, cluster: Cluster, book: Book, offsets: probes.OffsetReader) -> None:
+        self.cluster, self.book, self.offsets = cluster, book, offsets
         self.last: Any = None
         self.same = 0
 
     def __call__(self) -> Any:
         now = snapshot(self.cluster), len(messages(self.cluster, "order_events"))
-        self.same = self.same + 1 if now == self.last else 0
+        quiet = now == self.last and self.offsets.drained()
+        self.same = self.same + 1 if quiet else 0
         self.last = now
         latest, avail = now[0]
         if set(self.book.orders) - set(latest):
@@ -173,10 +180,12 @@ class Settled:
 
 
 def settle(cluster: Cluster, book: Book, what: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    settled = Settled(cluster, book)
-    try:
-        return wait_for(settled, timeout=180, interval=1.0, what=what)  # type: ignore[no-any-return]
-    except AssertionError:
+    with probes.OffsetReader(cluster) as offsets:
+        settled = Settled(cluster, book, offsets)
+        try:
+            return wait_for(settled, timeout=240, interval=1.0, what=what)  # type: ignore[no-any-return]
+        except AssertionError:
+            pass
         latest, avail = snapshot(cluster)
         hold = held(latest)
         keys = set(hold) | {k for k, v in avail.items() if v["reserved"]}
@@ -185,9 +194,11 @@ def settle(cluster: Cluster, book: Book, what: str) -> tuple[dict[str, Any], dic
             for k in keys
             if avail.get(k, {}).get("reserved", 0) != hold.get(k, 0)
         }
+        pending = offsets.uncommitted(probes.consumed_handles(cluster))
         raise AssertionError(
             f"{what}: undecided {sorted(set(book.orders) - set(latest))[:10]}, "
-            f"reserved != held {off}, stable polls {settled.same}"
+            f"reserved != held {off}, stable polls {settled.same}, "
+            f"uncommitted { ({tp: n for tp, n in pending.items() if n}) }"
         ) from None
 
 
@@ -216,8 +227,26 @@ def check(cluster: Cluster, book: Book) -> dict[str, Any]:
         if oid in book.complete:
             assert len(d["shipments"]) <= 1, oid
             assert not (d["shipments"] and d["backordered_lines"]), oid
-    first_come_first_served(latest, avail, book)
+    try:
+        first_come_first_served(latest, avail, book)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{queues(cluster)}") from None
     return latest
+
+
+def queues(cluster: Cluster) -> str:
+    """The scarce SKUs' queue records as the changelog holds them (in flight, ticket, entries,
+    last signalled availability): what a failure needs to be understood."""
+    raw = run(read_raw(cluster, f"{cluster.app_id}-backorder_queues-changelog"))
+    latest = {k.decode().strip('"'): v for k, v in raw if k is not None}
+    out = []
+    for sku in SCARCE:
+        v = latest.get(sku)
+        q = orjson.loads(v) if v else None
+        if q:
+            q["entries"] = q["entries"][:5]
+        out.append(f"  {sku}: {q}")
+    return f"queues (changelog, {len(raw)} records, keys {sorted(latest)[:8]}):\n" + "\n".join(out)
 
 
 def first_come_first_served(latest: dict[str, Any], avail: dict[str, Any], book: Book) -> None:
