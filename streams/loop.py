@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -252,7 +253,8 @@ def register(rt: Runtime, agent: Agent) -> None:
             async for event in stream.events():
                 await process_batch(rt, agent, [event.message])
         else:
-            await EagerBatches(rt, agent, stream, size).run()
+            budget = rt.settings.batch_budget_ms / 1000 or None  # 0: no budget
+            await EagerBatches(rt, agent, stream, size, budget).run()
 
     rt.app.agent(source, name=agent.name, concurrency=1)(run)
     for interval, make in agent.timers:
@@ -283,8 +285,11 @@ class EagerBatches:
     agent from processing at the same time; what the agent takes later is newer, so the order
     holds."""
 
-    def __init__(self, rt: Runtime, agent: Agent, stream: Any, size: int) -> None:
+    def __init__(
+        self, rt: Runtime, agent: Agent, stream: Any, size: int, budget_s: float | None = None
+    ) -> None:
         self.rt, self.agent, self.stream, self.size = rt, agent, stream, size
+        self.budget_s = budget_s
         self.held: list[Any] = []
         self.lock = asyncio.Lock()
 
@@ -301,13 +306,20 @@ class EagerBatches:
             guard.cancel()
 
     async def flush(self) -> None:
+        """Process what is held in batches of at most `budget_s` of work each: every batch is
+        flushed and its events acked before the next starts, and the event loop runs in
+        between (the producer's sender, the fetcher, the other agent, the web server)."""
         async with self.lock:
             events, self.held = self.held, []
-            if not events:
-                return
-            await process_batch(self.rt, self.agent, [e.message for e in events])
-            for done in events:
-                await self.stream.ack(done)
+            while events:
+                done = await process_batch(
+                    self.rt, self.agent, [e.message for e in events], self.budget_s
+                )
+                for event in events[:done]:
+                    await self.stream.ack(event)
+                events = events[done:]
+                if events:
+                    await asyncio.sleep(0)
 
     async def _guard(self) -> None:
         seen: list[Any] | None = None
@@ -321,17 +333,28 @@ class EagerBatches:
                 seen = held
 
 
-async def process_batch(rt: Runtime, agent: Agent, msgs: list[Any]) -> None:
-    """Every input of a batch in order, then the agent's flush of what they folded."""
+async def process_batch(
+    rt: Runtime, agent: Agent, msgs: list[Any], budget_s: float | None = None
+) -> int:
+    """The inputs of a batch in order, then the agent's flush of what they folded; returns how
+    many were processed. With a `budget_s`, the batch closes after the input during which that
+    much wall time has passed (at least one input): the rest waits for the next batch, so one
+    batch never holds the event loop much longer than the budget."""
     batch = Batch(rt)
+    started = time.perf_counter()
+    done = 0
     for msg in msgs:
         await process(rt, agent, msg, batch)
-    rt.processed[agent.name] = rt.processed.get(agent.name, 0) + len(msgs)
+        done += 1
+        if budget_s is not None and time.perf_counter() - started >= budget_s:
+            break
+    rt.processed[agent.name] = rt.processed.get(agent.name, 0) + done
     if agent.batched:
-        rt.metrics.batch_size.observe(len(msgs))
+        rt.metrics.batch_size.observe(done)
     if agent.flush is not None and batch.scratch:
         for eff in agent.flush(batch):
             await _apply(rt, eff, None)
+    return done
 
 
 async def process(rt: Runtime, agent: Agent, msg: Any, batch: Batch) -> None:
