@@ -48,8 +48,9 @@ async def run_until(batcher: loop.EagerBatches, done: Any, timeout: float = 5.0)
 def batches(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     seen: list[list[str]] = []
 
-    async def process_batch(rt: Any, agent: Any, msgs: list[str]) -> None:
+    async def process_batch(rt: Any, agent: Any, msgs: list[str], budget_s: Any = None) -> int:
         seen.append(list(msgs))
+        return len(msgs)
 
     monkeypatch.setattr(loop, "process_batch", process_batch)
     return seen
@@ -114,3 +115,75 @@ def test_events_held_across_a_check_are_processed_even_with_the_flow_active(
     asyncio.run(run_until(batcher, lambda: len(stream.acked) == 2))
     assert batches == [["a", "b"]]
     assert stream.acked == ["a", "b"]
+
+
+def test_a_batch_closed_by_its_budget_is_acked_and_the_loop_runs_before_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """process_batch stops after its budget (here: two inputs); the rest of what was held is
+    processed as the next batch, after the first batch's acks and after other tasks ran."""
+    monkeypatch.setattr(faust_fixes, "flow_suspended", lambda app: False)
+    stream = FakeStream(list("abcde"), queued=[4, 3, 2, 1, 0])
+    ticks = {"n": 0}
+    seen: list[tuple[list[str], list[str], int]] = []
+
+    async def process_batch(rt: Any, agent: Any, msgs: list[str], budget_s: Any = None) -> int:
+        assert budget_s == 0.01
+        seen.append((list(msgs[:2]), list(stream.acked), ticks["n"]))
+        return min(2, len(msgs))
+
+    async def ticker() -> None:
+        while True:
+            ticks["n"] += 1
+            await asyncio.sleep(0)
+
+    monkeypatch.setattr(loop, "process_batch", process_batch)
+    batcher = loop.EagerBatches(SimpleNamespace(app=None), None, stream, 500, 0.01)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        tick = asyncio.ensure_future(ticker())
+        await run_until(batcher, lambda: len(stream.acked) == 5)
+        tick.cancel()
+
+    asyncio.run(scenario())
+    assert [msgs for msgs, _, _ in seen] == [["a", "b"], ["c", "d"], ["e"]]
+    assert [acked for _, acked, _ in seen] == [[], ["a", "b"], ["a", "b", "c", "d"]]
+    assert seen[0][2] < seen[1][2] < seen[2][2]  # the event loop ran between the batches
+    assert stream.acked == list("abcde")
+
+
+def test_process_batch_stops_after_the_input_that_spends_its_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each input takes 4 ms of (fake) wall time: with a 10 ms budget the batch closes after
+    the third, which is counted and flushed; without a budget all five are processed."""
+    clock = {"t": 0.0}
+    done: list[str] = []
+
+    async def process(rt: Any, agent: Any, msg: str, batch: Any) -> None:
+        done.append(msg)
+        batch.scratch[msg] = True
+        clock["t"] += 0.004
+
+    flushed: list[list[str]] = []
+
+    def flush(batch: Any) -> list[Any]:
+        flushed.append(sorted(batch.scratch))
+        return []
+
+    monkeypatch.setattr(loop, "process", process)
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: clock["t"])
+    observed: list[int] = []
+    rt = SimpleNamespace(
+        processed={},
+        metrics=SimpleNamespace(batch_size=SimpleNamespace(observe=observed.append)),
+        clock=None,
+        locations=None,
+        availability=None,
+        policy=None,
+    )
+    agent = SimpleNamespace(name="owner", batched=True, flush=flush)
+    assert asyncio.run(loop.process_batch(rt, agent, list("abcde"), 0.01)) == 3  # type: ignore[arg-type]
+    assert done == ["a", "b", "c"] and flushed == [["a", "b", "c"]] and observed == [3]
+    assert asyncio.run(loop.process_batch(rt, agent, list("abcde"))) == 5  # type: ignore[arg-type]
+    assert rt.processed == {"owner": 8} and flushed[-1] == list("abcde")
