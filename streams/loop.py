@@ -32,9 +32,15 @@ location) and the agent's `flush` turns that into effects once at the end of the
 changed key written once, each changed record published once. Writes carry their input's
 partition explicitly (never Faust's "current event", which in a batch is only the last
 input's). A handler must raise `Rejected` before it changes anything in the scratch, so a
-dead-lettered input leaves no trace. Nothing of a batch is committed before all of it was
-handed to the producer (its events are acked after that, and the consumer flushes the producer
-before it commits), so a crash mid-batch re-reads it, and positions make that a no-op.
+dead-lettered input leaves no trace. Once a batch has run STOCKROUTE_BATCH_BUDGET_MS (10 ms)
+since the event loop last ran, the loop runs before its next input (`process_batch`): the
+producer sends what the batch's handlers sent so far, the other agent and `/promise` get
+their turn; the batch goes on afterwards, still flushed once and acked at its end. Between
+two inputs of a batch another coroutine may see the agent's tables as they were before the
+batch (its writes wait for the flush), never half an input. Nothing of a batch is committed
+before all of it was handed to the producer (its events are acked after that, and the
+consumer flushes the producer before it commits), so a crash mid-batch re-reads it, and
+positions make that a no-op.
 """
 
 from __future__ import annotations
@@ -306,20 +312,13 @@ class EagerBatches:
             guard.cancel()
 
     async def flush(self) -> None:
-        """Process what is held in batches of at most `budget_s` of work each: every batch is
-        flushed and its events acked before the next starts, and the event loop runs in
-        between (the producer's sender, the fetcher, the other agent, the web server)."""
         async with self.lock:
             events, self.held = self.held, []
-            while events:
-                done = await process_batch(
-                    self.rt, self.agent, [e.message for e in events], self.budget_s
-                )
-                for event in events[:done]:
-                    await self.stream.ack(event)
-                events = events[done:]
-                if events:
-                    await asyncio.sleep(0)
+            if not events:
+                return
+            await process_batch(self.rt, self.agent, [e.message for e in events], self.budget_s)
+            for done in events:
+                await self.stream.ack(done)
 
     async def _guard(self) -> None:
         seen: list[Any] | None = None
@@ -335,26 +334,27 @@ class EagerBatches:
 
 async def process_batch(
     rt: Runtime, agent: Agent, msgs: list[Any], budget_s: float | None = None
-) -> int:
-    """The inputs of a batch in order, then the agent's flush of what they folded; returns how
-    many were processed. With a `budget_s`, the batch closes after the input during which that
-    much wall time has passed (at least one input): the rest waits for the next batch, so one
-    batch never holds the event loop much longer than the budget."""
+) -> None:
+    """Every input of a batch in order, then the agent's flush of what they folded.
+
+    With a `budget_s`, the event loop runs whenever that much wall time passed since it last
+    ran (between two inputs, never inside one): a batch of hundreds of inputs would otherwise
+    hold the worker's one loop for hundreds of ms, and with it the producer's sender (the
+    sends made so far, e.g. reservation answers, wait in its buffer), the fetcher, the other
+    agent and the web server (`/promise`). It stays one batch: flushed once, acked after."""
     batch = Batch(rt)
-    started = time.perf_counter()
-    done = 0
+    ran = time.perf_counter()
     for msg in msgs:
         await process(rt, agent, msg, batch)
-        done += 1
-        if budget_s is not None and time.perf_counter() - started >= budget_s:
-            break
-    rt.processed[agent.name] = rt.processed.get(agent.name, 0) + done
+        if budget_s is not None and time.perf_counter() - ran >= budget_s:
+            await asyncio.sleep(0)
+            ran = time.perf_counter()
+    rt.processed[agent.name] = rt.processed.get(agent.name, 0) + len(msgs)
     if agent.batched:
-        rt.metrics.batch_size.observe(done)
+        rt.metrics.batch_size.observe(len(msgs))
     if agent.flush is not None and batch.scratch:
         for eff in agent.flush(batch):
             await _apply(rt, eff, None)
-    return done
 
 
 async def process(rt: Runtime, agent: Agent, msg: Any, batch: Batch) -> None:

@@ -81,7 +81,7 @@ class WorkerSettings:
     routing_policy: Path = Path(__file__).parent.parent / "policy" / "routing.yaml"
     dedupe_days: int = 7  # how long a repeated event_id is recognised (domain/dedupe.py)
     batch_max: int = 500  # inputs per batch of a batched agent (streams/loop.py)
-    batch_budget_ms: float = 10.0  # wall time after which a batch closes (streams/loop.py)
+    batch_budget_ms: float = 10.0  # a batch lets the event loop run this often (streams/loop.py)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
 
     @classmethod

@@ -48,9 +48,8 @@ async def run_until(batcher: loop.EagerBatches, done: Any, timeout: float = 5.0)
 def batches(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     seen: list[list[str]] = []
 
-    async def process_batch(rt: Any, agent: Any, msgs: list[str], budget_s: Any = None) -> int:
+    async def process_batch(rt: Any, agent: Any, msgs: list[str], budget_s: Any = None) -> None:
         seen.append(list(msgs))
-        return len(msgs)
 
     monkeypatch.setattr(loop, "process_batch", process_batch)
     return seen
@@ -117,51 +116,18 @@ def test_events_held_across_a_check_are_processed_even_with_the_flow_active(
     assert stream.acked == ["a", "b"]
 
 
-def test_a_batch_closed_by_its_budget_is_acked_and_the_loop_runs_before_the_rest(
+def test_a_batch_lets_the_event_loop_run_once_its_budget_is_spent_and_flushes_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """process_batch stops after its budget (here: two inputs); the rest of what was held is
-    processed as the next batch, after the first batch's acks and after other tasks ran."""
-    monkeypatch.setattr(faust_fixes, "flow_suspended", lambda app: False)
-    stream = FakeStream(list("abcde"), queued=[4, 3, 2, 1, 0])
-    ticks = {"n": 0}
-    seen: list[tuple[list[str], list[str], int]] = []
-
-    async def process_batch(rt: Any, agent: Any, msgs: list[str], budget_s: Any = None) -> int:
-        assert budget_s == 0.01
-        seen.append((list(msgs[:2]), list(stream.acked), ticks["n"]))
-        return min(2, len(msgs))
-
-    async def ticker() -> None:
-        while True:
-            ticks["n"] += 1
-            await asyncio.sleep(0)
-
-    monkeypatch.setattr(loop, "process_batch", process_batch)
-    batcher = loop.EagerBatches(SimpleNamespace(app=None), None, stream, 500, 0.01)  # type: ignore[arg-type]
-
-    async def scenario() -> None:
-        tick = asyncio.ensure_future(ticker())
-        await run_until(batcher, lambda: len(stream.acked) == 5)
-        tick.cancel()
-
-    asyncio.run(scenario())
-    assert [msgs for msgs, _, _ in seen] == [["a", "b"], ["c", "d"], ["e"]]
-    assert [acked for _, acked, _ in seen] == [[], ["a", "b"], ["a", "b", "c", "d"]]
-    assert seen[0][2] < seen[1][2] < seen[2][2]  # the event loop ran between the batches
-    assert stream.acked == list("abcde")
-
-
-def test_process_batch_stops_after_the_input_that_spends_its_budget(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Each input takes 4 ms of (fake) wall time: with a 10 ms budget the batch closes after
-    the third, which is counted and flushed; without a budget all five are processed."""
+    """Each input takes 4 ms of (fake) wall time: with a 10 ms budget other tasks run after
+    the third input and after the sixth, never inside an input; the batch is still one batch,
+    flushed once at its end with every input. Without a budget nothing else runs."""
     clock = {"t": 0.0}
-    done: list[str] = []
+    ticks = {"n": 0}
+    ran_before: list[tuple[str, int]] = []
 
     async def process(rt: Any, agent: Any, msg: str, batch: Any) -> None:
-        done.append(msg)
+        ran_before.append((msg, ticks["n"]))
         batch.scratch[msg] = True
         clock["t"] += 0.004
 
@@ -170,6 +136,11 @@ def test_process_batch_stops_after_the_input_that_spends_its_budget(
     def flush(batch: Any) -> list[Any]:
         flushed.append(sorted(batch.scratch))
         return []
+
+    async def ticker() -> None:
+        while True:
+            ticks["n"] += 1
+            await asyncio.sleep(0)
 
     monkeypatch.setattr(loop, "process", process)
     monkeypatch.setattr(loop.time, "perf_counter", lambda: clock["t"])
@@ -183,7 +154,17 @@ def test_process_batch_stops_after_the_input_that_spends_its_budget(
         policy=None,
     )
     agent = SimpleNamespace(name="owner", batched=True, flush=flush)
-    assert asyncio.run(loop.process_batch(rt, agent, list("abcde"), 0.01)) == 3  # type: ignore[arg-type]
-    assert done == ["a", "b", "c"] and flushed == [["a", "b", "c"]] and observed == [3]
-    assert asyncio.run(loop.process_batch(rt, agent, list("abcde"))) == 5  # type: ignore[arg-type]
-    assert rt.processed == {"owner": 8} and flushed[-1] == list("abcde")
+
+    async def run(budget: float | None) -> list[int]:
+        ran_before.clear()
+        tick = asyncio.ensure_future(ticker())
+        await asyncio.sleep(0)
+        await loop.process_batch(rt, agent, list("abcdefg"), budget)  # type: ignore[arg-type]
+        tick.cancel()
+        first = ran_before[0][1]
+        return [n - first for _, n in ran_before]
+
+    assert asyncio.run(run(0.01)) == [0, 0, 0, 1, 1, 1, 2]
+    assert flushed == [list("abcdefg")] and observed == [7]
+    assert asyncio.run(run(None)) == [0] * 7
+    assert rt.processed == {"owner": 14}
