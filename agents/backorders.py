@@ -95,7 +95,7 @@ def agent() -> Agent:
     def resender(rt: Runtime) -> Callable[[], Awaitable[None]]:
         async def resend_turns() -> None:
             t = time.time()
-            async for sku, raw in rt.scan(rt.tables[QUEUES]):  # the event loop goes on
+            for sku, raw in list(rt.tables[QUEUES].items()):
                 q = Queue.from_dict(raw) if raw else None
                 retry = q.retry() if q else None
                 if retry is None:
