@@ -122,11 +122,41 @@ def _context(ctx: Ctx) -> Context:
     )
 
 
+class DueHeap:
+    """(at, shipment_id, order_id) entries, soonest first, for a timer: the handler pushes every
+    one it sets, the timer pops what is due, and now and then rebuilds the heap from the table
+    (entries it did not set itself: a new assignment, a recovered table).
+
+    The rebuild reads the table while the event loop goes on (Runtime.scan: a table of tens of
+    thousands of open shipments, decoded in one go, held the loop ~0.3 s, and every input and
+    `/promise` request behind it). Entries the handler pushes meanwhile may be missing from
+    what the scan reads, so they are kept and added to the rebuilt heap. A popped entry is
+    checked against the table by the timer, so entries cleared meanwhile do no harm."""
+
+    def __init__(self) -> None:
+        self.heap: list[tuple[float, str, str]] = []
+        self._meanwhile: list[tuple[float, str, str]] | None = None
+
+    def push(self, entry: tuple[float, str, str]) -> None:
+        heapq.heappush(self.heap, entry)
+        if self._meanwhile is not None:
+            self._meanwhile.append(entry)
+
+    async def rebuild(self, rt: Runtime, table: Any) -> None:
+        self._meanwhile = []
+        try:
+            found = [(d["at"], key, d["order_id"]) async for key, d in rt.scan(table) if d]
+        finally:
+            meanwhile, self._meanwhile = self._meanwhile, None
+        found.extend(meanwhile)
+        heapq.heapify(found)
+        self.heap = found
+
+
 def agent() -> Agent:
-    # Deadlines due soonest first, for the timer below: the handler pushes every deadline it
-    # sets, the timer pops what is due.
-    due: list[tuple[float, str, str]] = []  # (at, shipment_id, order_id)
-    ship_by: list[tuple[float, str, str]] = []  # the same for ship_by checks (late shipments)
+    # Deadlines due soonest first, for the timers below.
+    due = DueHeap()  # acceptance deadlines
+    ship_by = DueHeap()  # ship_by checks (late shipments)
 
     def out(effects: list[Effect], order_id: str, ctx: Ctx) -> list[Out]:
         """The machine's effects as messages and table writes, in order."""
@@ -193,10 +223,10 @@ def agent() -> Agent:
                 else:
                     value = {"order_id": order_id, "at": eff.at}
                     msgs.append(Put(DEADLINES, eff.shipment_id, value))
-                    heapq.heappush(due, (eff.at, eff.shipment_id, order_id))
+                    due.push((eff.at, eff.shipment_id, order_id))
             elif isinstance(eff, ShipByCheck):
                 msgs.append(Put(SHIP_BY, eff.shipment_id, {"order_id": order_id, "at": eff.at}))
-                heapq.heappush(ship_by, (eff.at, eff.shipment_id, order_id))
+                ship_by.push((eff.at, eff.shipment_id, order_id))
             elif isinstance(eff, BackorderEffect):
                 turn = BackorderOp(
                     kind=eff.kind,  # type: ignore[arg-type]
@@ -273,13 +303,12 @@ def agent() -> Agent:
             key = assignment_key()
             if key != scanned["key"] or wall - scanned["at"] >= RESCAN_S:
                 scanned["key"], scanned["at"] = key, wall
-                due[:] = [(d["at"], sid, d["order_id"]) for sid, d in list(deadlines.items()) if d]
-                heapq.heapify(due)
+                await due.rebuild(rt, deadlines)
             t = rt.clock.timestamp()
             if t is None:
                 return
-            while due and due[0][0] <= t:
-                _, shipment_id, order_id = heapq.heappop(due)
+            while due.heap and due.heap[0][0] <= t:
+                _, shipment_id, order_id = heapq.heappop(due.heap)
                 d = rt.get(deadlines, shipment_id)
                 if d is None or d["at"] > t:
                     continue  # cleared (accepted, re-routed, cancelled) or moved later
@@ -305,13 +334,12 @@ def agent() -> Agent:
             key = (frozenset(_assigned(rt)), faust_fixes.tables_recovered(rt.app))
             if key != scanned["key"] or wall - scanned["at"] >= RESCAN_S:
                 scanned["key"], scanned["at"] = key, wall
-                ship_by[:] = [(d["at"], sid, d["order_id"]) for sid, d in list(checks.items()) if d]
-                heapq.heapify(ship_by)
+                await ship_by.rebuild(rt, checks)
             t = rt.clock.timestamp()
             if t is None:
                 return
-            while ship_by and ship_by[0][0] <= t:
-                _, shipment_id, order_id = heapq.heappop(ship_by)
+            while ship_by.heap and ship_by.heap[0][0] <= t:
+                _, shipment_id, order_id = heapq.heappop(ship_by.heap)
                 if rt.get(checks, shipment_id) is None:
                     continue  # checked already
                 passed = ShipByPassed(order_id=order_id, shipment_id=shipment_id)

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, TypeVar, cast
@@ -135,6 +135,11 @@ class Runtime:
         """The keys of one partition of a table, in key order: for handlers that prune or
         re-publish what they own."""
         return faust_fixes.partition_keys(table, partition)
+
+    def scan(self, table: Any) -> AsyncIterator[tuple[str, Any]]:
+        """Every (key, value) of a table, yielding to the event loop as it goes: for timers
+        that rebuild what is due from a whole table (faust_fixes.scan_items)."""
+        return faust_fixes.scan_items(table)
 
     async def put(self, table: Any, key: str, value: Any | None, partition: int) -> None:
         """Write (or, for None, delete) a table key: the local store plus its changelog.

@@ -51,6 +51,7 @@ instead of silently changing what the patches and accessors do
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -431,6 +432,43 @@ def partition_keys(table: Any, partition: int) -> Iterator[str]:
         if raw.startswith(b"__faust"):  # Faust's own bookkeeping (the persisted offset)
             continue
         yield store._decode_key(raw)
+
+
+SCAN_PAUSE_S = 0.005
+
+
+async def scan_items(
+    table: Any, every: int = 256, pause: float = SCAN_PAUSE_S
+) -> AsyncIterator[tuple[str, Any]]:
+    """Every (key, value) of a table, pausing `pause` seconds after every `every` items: a
+    full scan of a large table (tens of thousands of keys, each decoded) would otherwise hold
+    the worker's one event loop for hundreds of ms, and every input and `/promise` request
+    behind it. A pause rather than a bare yield: with a yield only, every step of an order's
+    way through the loop (fetch, agent, send) still waits for a chunk of the scan, and two
+    timers scanning at once still kept decisions ~250 ms late (docs/throughput.md); a scan is
+    a timer's safety net, so spreading it (20k keys: ~0.4 s longer) delays nothing urgent.
+
+    A RocksDB store is read partition by partition (the active ones, as Faust's own
+    iteration), each through a RocksDB iterator, which sees the database as it was when its
+    read began (writes made meanwhile are not seen and do not disturb it; a partition revoked
+    meanwhile is read to the end from the iterator's own handle). The memory store (tests)
+    has no such iterator: its items are copied first."""
+    store = table.data
+    n = 0
+    if not isinstance(store, RocksDBStore):
+        for key, value in list(table.items()):
+            yield key, value
+            n += 1
+            if n % every == 0:
+                await asyncio.sleep(pause)
+        return
+    # the partitions Faust's own iteration reads (active ones), without its offset key
+    for db in list(store._dbs_for_actives()):
+        for raw_key, raw_value in store._visible_items(db):
+            yield store._decode_key(raw_key), store._decode_value(raw_value)
+            n += 1
+            if n % every == 0:
+                await asyncio.sleep(pause)
 
 
 def committed_offset(app: AppT, tp: TP) -> int | None:

@@ -32,15 +32,22 @@ location) and the agent's `flush` turns that into effects once at the end of the
 changed key written once, each changed record published once. Writes carry their input's
 partition explicitly (never Faust's "current event", which in a batch is only the last
 input's). A handler must raise `Rejected` before it changes anything in the scratch, so a
-dead-lettered input leaves no trace. Nothing of a batch is committed before all of it was
-handed to the producer (its events are acked after that, and the consumer flushes the producer
-before it commits), so a crash mid-batch re-reads it, and positions make that a no-op.
+dead-lettered input leaves no trace. Once a batch has run STOCKROUTE_BATCH_BUDGET_MS (10 ms)
+since the event loop last ran, the loop runs before its next input (`process_batch`): the
+producer sends what the batch's handlers sent so far, the other agent and `/promise` get
+their turn; the batch goes on afterwards, still flushed once and acked at its end. Between
+two inputs of a batch another coroutine may see the agent's tables as they were before the
+batch (its writes wait for the flush), never half an input. Nothing of a batch is committed
+before all of it was handed to the producer (its events are acked after that, and the
+consumer flushes the producer before it commits), so a crash mid-batch re-reads it, and
+positions make that a no-op.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -254,7 +261,8 @@ def register(rt: Runtime, agent: Agent) -> None:
             async for event in stream.events():
                 await process_batch(rt, agent, [event.message])
         else:
-            await EagerBatches(rt, agent, stream, size).run()
+            budget = rt.settings.batch_budget_ms / 1000 or None  # 0: no budget
+            await EagerBatches(rt, agent, stream, size, budget).run()
 
     rt.app.agent(source, name=agent.name, concurrency=1)(run)
     for interval, make in agent.timers:
@@ -285,8 +293,11 @@ class EagerBatches:
     agent from processing at the same time; what the agent takes later is newer, so the order
     holds."""
 
-    def __init__(self, rt: Runtime, agent: Agent, stream: Any, size: int) -> None:
+    def __init__(
+        self, rt: Runtime, agent: Agent, stream: Any, size: int, budget_s: float | None = None
+    ) -> None:
         self.rt, self.agent, self.stream, self.size = rt, agent, stream, size
+        self.budget_s = budget_s
         self.held: list[Any] = []
         self.lock = asyncio.Lock()
 
@@ -307,7 +318,7 @@ class EagerBatches:
             events, self.held = self.held, []
             if not events:
                 return
-            await process_batch(self.rt, self.agent, [e.message for e in events])
+            await process_batch(self.rt, self.agent, [e.message for e in events], self.budget_s)
             for done in events:
                 await self.stream.ack(done)
 
@@ -323,11 +334,23 @@ class EagerBatches:
                 seen = held
 
 
-async def process_batch(rt: Runtime, agent: Agent, msgs: list[Any]) -> None:
-    """Every input of a batch in order, then the agent's flush of what they folded."""
+async def process_batch(
+    rt: Runtime, agent: Agent, msgs: list[Any], budget_s: float | None = None
+) -> None:
+    """Every input of a batch in order, then the agent's flush of what they folded.
+
+    With a `budget_s`, the event loop runs whenever that much wall time passed since it last
+    ran (between two inputs, never inside one): a batch of hundreds of inputs would otherwise
+    hold the worker's one loop for hundreds of ms, and with it the producer's sender (the
+    sends made so far, e.g. reservation answers, wait in its buffer), the fetcher, the other
+    agent and the web server (`/promise`). It stays one batch: flushed once, acked after."""
     batch = Batch(rt)
+    ran = time.perf_counter()
     for msg in msgs:
         await process(rt, agent, msg, batch)
+        if budget_s is not None and time.perf_counter() - ran >= budget_s:
+            await asyncio.sleep(0)
+            ran = time.perf_counter()
     rt.processed[agent.name] = rt.processed.get(agent.name, 0) + len(msgs)
     if agent.batched:
         rt.metrics.batch_size.observe(len(msgs))

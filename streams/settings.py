@@ -81,6 +81,7 @@ class WorkerSettings:
     routing_policy: Path = Path(__file__).parent.parent / "policy" / "routing.yaml"
     dedupe_days: int = 7  # how long a repeated event_id is recognised (domain/dedupe.py)
     batch_max: int = 500  # inputs per batch of a batched agent (streams/loop.py)
+    batch_budget_ms: float = 10.0  # a batch lets the event loop run this often (streams/loop.py)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
 
     @classmethod
@@ -96,6 +97,7 @@ class WorkerSettings:
             routing_policy=Path(e.get("STOCKROUTE_ROUTING_POLICY", str(cls.routing_policy))),
             dedupe_days=int(e.get("STOCKROUTE_DEDUPE_DAYS", "7")),
             batch_max=int(e.get("STOCKROUTE_BATCH_MAX", "500")),
+            batch_budget_ms=float(e.get("STOCKROUTE_BATCH_BUDGET_MS", "10")),
             kafka=KafkaSettings.from_env(),
         )
         values = {**base.__dict__, **{k: v for k, v in overrides.items() if v is not None}}

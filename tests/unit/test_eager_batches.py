@@ -48,7 +48,7 @@ async def run_until(batcher: loop.EagerBatches, done: Any, timeout: float = 5.0)
 def batches(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     seen: list[list[str]] = []
 
-    async def process_batch(rt: Any, agent: Any, msgs: list[str]) -> None:
+    async def process_batch(rt: Any, agent: Any, msgs: list[str], budget_s: Any = None) -> None:
         seen.append(list(msgs))
 
     monkeypatch.setattr(loop, "process_batch", process_batch)
@@ -114,3 +114,57 @@ def test_events_held_across_a_check_are_processed_even_with_the_flow_active(
     asyncio.run(run_until(batcher, lambda: len(stream.acked) == 2))
     assert batches == [["a", "b"]]
     assert stream.acked == ["a", "b"]
+
+
+def test_a_batch_lets_the_event_loop_run_once_its_budget_is_spent_and_flushes_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each input takes 4 ms of (fake) wall time: with a 10 ms budget other tasks run after
+    the third input and after the sixth, never inside an input; the batch is still one batch,
+    flushed once at its end with every input. Without a budget nothing else runs."""
+    clock = {"t": 0.0}
+    ticks = {"n": 0}
+    ran_before: list[tuple[str, int]] = []
+
+    async def process(rt: Any, agent: Any, msg: str, batch: Any) -> None:
+        ran_before.append((msg, ticks["n"]))
+        batch.scratch[msg] = True
+        clock["t"] += 0.004
+
+    flushed: list[list[str]] = []
+
+    def flush(batch: Any) -> list[Any]:
+        flushed.append(sorted(batch.scratch))
+        return []
+
+    async def ticker() -> None:
+        while True:
+            ticks["n"] += 1
+            await asyncio.sleep(0)
+
+    monkeypatch.setattr(loop, "process", process)
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: clock["t"])
+    observed: list[int] = []
+    rt = SimpleNamespace(
+        processed={},
+        metrics=SimpleNamespace(batch_size=SimpleNamespace(observe=observed.append)),
+        clock=None,
+        locations=None,
+        availability=None,
+        policy=None,
+    )
+    agent = SimpleNamespace(name="owner", batched=True, flush=flush)
+
+    async def run(budget: float | None) -> list[int]:
+        ran_before.clear()
+        tick = asyncio.ensure_future(ticker())
+        await asyncio.sleep(0)
+        await loop.process_batch(rt, agent, list("abcdefg"), budget)  # type: ignore[arg-type]
+        tick.cancel()
+        first = ran_before[0][1]
+        return [n - first for _, n in ran_before]
+
+    assert asyncio.run(run(0.01)) == [0, 0, 0, 1, 1, 1, 2]
+    assert flushed == [list("abcdefg")] and observed == [7]
+    assert asyncio.run(run(None)) == [0] * 7
+    assert rt.processed == {"owner": 14}

@@ -659,6 +659,50 @@ def test_partition_keys(table: Any) -> None:
         assert list(faust_fixes.partition_keys(table, 2)) == ["0", "a", "b", "c", "z"]
 
 
+def test_scan_items_reads_every_key_and_lets_the_event_loop_run(
+    table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every key of the active partitions with its value (not Faust's offset key), and other
+    tasks run during the scan, which may write meanwhile."""
+    changelog = table.changelog_topic.get_topic_name()
+    written = {}
+    for i in range(600):
+        partition = i % 3
+        with _event_on(table.app, partition):
+            faust_fixes.store_set_local(table, f"k{i:03d}", {"i": i}, partition)
+        written[f"k{i:03d}"] = {"i": i}
+    rocksdb = table.data.url.scheme == "rocksdb"
+    if rocksdb:
+        table.data.set_persisted_offset(TP(changelog, 1), 7)
+        actives = {TP(changelog, p) for p in range(3)}
+        monkeypatch.setattr(table.app.assignor, "assigned_actives", lambda: actives)
+
+    async def main() -> tuple[dict[str, Any], list[int]]:
+        ticks = {"n": 0}
+        seen_at: list[int] = []
+
+        async def ticker() -> None:
+            while True:
+                ticks["n"] += 1
+                await asyncio.sleep(0)
+
+        tick = asyncio.ensure_future(ticker())
+        got: dict[str, Any] = {}
+        async for key, value in faust_fixes.scan_items(table, every=100):
+            got[key] = value
+            seen_at.append(ticks["n"])
+            if len(got) == 50:  # a write while the scan is under way
+                faust_fixes.store_set_local(table, "new", {"i": -1}, 0)
+        tick.cancel()
+        return got, seen_at
+
+    got, seen_at = asyncio.run(main())
+    for key, value in written.items():
+        assert got[key] == value
+    assert set(got) - set(written) <= {"new"}
+    assert len(set(seen_at)) >= 6  # the loop ran at least every 100 items
+
+
 def test_committed_offset(app: faust.App) -> None:
     tp = TP(TOPIC, 3)
     assert faust_fixes.committed_offset(app, tp) is None
