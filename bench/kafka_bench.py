@@ -696,7 +696,9 @@ async def bench_routing(quick: bool) -> dict[str, Any]:
         lat = await _latency(cluster, TARGET_LOAD, secs, "LAT-")
         # and at a quarter of saturation: the pipeline's own latency, without queueing
         await asyncio.sleep(5.0)  # let the follow-up work of the 500/s window drain
-        low_load = max(20.0, float(int(sat_rate * 0.25 / 10) * 10))
+        low_load = float(os.environ.get("BENCH_ROUTING_LOW_RATE", 0)) or max(
+            20.0, float(int(sat_rate * 0.25 / 10) * 10)
+        )
         low = await _latency(cluster, low_load, secs, "LOW-")
         rss = rss_mb(ws[0].proc.pid) if ws[0].proc else None
     finally:
