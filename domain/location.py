@@ -145,6 +145,17 @@ def reserve_shipment(w: Working, op: ReserveShipment, max_backlog: int, safety: 
     has_slot = holder is not None and not holder.closed
     last = w.load.positions.get(op.origin)
     replayed_slot = last is not None and op.seq <= last
+    held = has_slot and all(
+        _rid(op.shipment_id, line.sku) in w.stock(line.sku).reservations for line in op.lines
+    )
+    if replayed_slot and not held:
+        # a re-read of an ask this owner does not hold now (refused then, or granted and given
+        # back since: its order decided again elsewhere after a crash). Its position says it
+        # was applied, so "granting" it would take nothing: answer no, with what is free, and
+        # the order plans again under a new shipment id (and position).
+        return Answer(
+            ok=False, free={ln.sku: max(0, w.stock(ln.sku).free(safety)) for ln in op.lines}
+        )
     saturated = not (has_slot or replayed_slot) and w.load.open_orders >= max_backlog
     free: dict[str, int] = {}
     for line in op.lines:

@@ -606,9 +606,12 @@ class Machine:
         st = self._require()
         sid = msg.shipment_id
         rnd = st.pending
-        if rnd is None or sid not in rnd.awaiting:
-            if msg.ok and not self._shipment_is_live(sid):
-                # an answer to an abandoned round (or a replayed ask): give it all back
+        planned = None if rnd is None else self._planned_at(rnd, sid)
+        if rnd is None or sid not in rnd.awaiting or planned != msg.location_id:
+            if msg.ok and not self._shipment_is_live(sid, msg.location_id):
+                # an answer to an abandoned round, a replayed ask, or an ask a worker sent before
+                # it died without keeping its decision (the input decided again, elsewhere, under
+                # the same shipment id): give it all back there
                 self.effects.append(ReleaseEffect(sid, msg.location_id, tuple(msg.skus)))
             return
         rnd.awaiting.remove(sid)
@@ -1413,12 +1416,19 @@ class Machine:
             loads[loc] = LoadView(full, cur.open_units)
         return loads
 
-    def _shipment_is_live(self, sid: str) -> bool:
+    def _shipment_is_live(self, sid: str, location_id: str) -> bool:
+        """Whether the order holds this shipment at this location (an answer from another
+        location for the same shipment id is a reservation nobody holds)."""
         st = self._require()
         if st.pending is not None and sid in st.pending.ok:
-            return True  # a repeated answer for the round in progress
+            # a repeated answer for the round in progress
+            return self._planned_at(st.pending, sid) == location_id
         s = st.shipments.get(sid)
-        return s is not None and s.status in OPEN
+        return s is not None and s.status in OPEN and s.location_id == location_id
+
+    @staticmethod
+    def _planned_at(rnd: Round, sid: str) -> str | None:
+        return next((p["location_id"] for p in rnd.plans if p["shipment_id"] == sid), None)
 
     def _release_round(self, rnd: Round) -> None:
         """Give back what a round's owners granted (before its decision was abandoned)."""

@@ -154,3 +154,15 @@ def test_a_release_read_again_signals_as_its_orders_give_back_and_a_sale_never()
     resold = s.working()
     apply_stock(resold, sale, safety=0)  # a sale re-read: no units came back
     assert not stock_came_back(resold, "A", 1)
+
+
+def test_an_ask_read_again_after_its_shipment_was_given_back_is_refused_not_granted_empty() -> None:
+    """Granted, then given back (its order decided again elsewhere after a crash): the ask read
+    again must not answer ok, since its position makes every op of it a no-op now."""
+    s = Store({"A": 3})
+    assert s.reserve("S1", {"A": 2}, 7, max_backlog=5).ok
+    s.release("S1", ["A"], 8)
+    again = s.reserve("S1", {"A": 2}, 7, max_backlog=5)
+    assert again == Answer(ok=False, free={"A": 3})  # the order plans again, a new shipment
+    assert s.stock["A"].reserved == 0 and s.load.open_orders == 0
+    assert s.reserve("S2", {"A": 2}, 9, max_backlog=5).ok  # as the order's next round does

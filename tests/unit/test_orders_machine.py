@@ -371,6 +371,25 @@ def test_an_ok_answer_for_an_abandoned_round_is_released() -> None:
     assert load_ops(effects, "close") == [("ST-A", asks[0].shipment_id)]  # the slot too
 
 
+def test_a_grant_from_a_location_the_decision_moved_away_from_is_given_back() -> None:
+    """A worker asked ST-A for the shipment and died before its decision was kept; the input,
+    decided again on a newer view, asks ST-B under the same shipment id. ST-A's grant is a
+    reservation nobody holds: given back there, and not taken for ST-B's answer."""
+    w = World({"SKU-1": {"ST-A": 5}})
+    (first,) = reserves(w.run("place", order()))
+    w.state = None  # the decision was not kept: the order_placed is read again
+    w.stock.table["SKU-1"] = {"ST-B": 5}
+    (again,) = reserves(w.run("place", order()))
+    assert (again.shipment_id, again.location_id) == (first.shipment_id, "ST-B")
+    effects = w.answer(first)
+    assert stock_ops(effects, "release") == [("SKU-1", "ST-A", 0)]
+    assert load_ops(effects, "close") == [("ST-A", first.shipment_id)]
+    assert w.state is not None and w.state.pending is not None  # still awaiting ST-B
+    w.answer(again)
+    assert w.shipment().location_id == "ST-B" and w.state.pending is None
+    assert stock_ops(w.answer(first), "release") == [("SKU-1", "ST-A", 0)]  # a repeat: again
+
+
 def test_an_order_without_stock_anywhere_is_published_unroutable() -> None:
     w = World({"SKU-1": {}})
     effects = w.run("place", order())
