@@ -603,7 +603,16 @@ class Machine:
 
     def shipment_reservation(self, msg: ShipmentReservation) -> None:
         """A location owner's answer: the shipment's slot and units, or nothing (and why)."""
-        st = self._require()
+        if self.state is None:
+            # a worker asked, then died before the order's state was kept; the placement read
+            # again may decide elsewhere: the grant is held by nobody (an owner refuses the
+            # same ask re-read after this release, so nothing is granted empty)
+            if msg.ok:
+                self.effects.append(
+                    ReleaseEffect(msg.shipment_id, msg.location_id, tuple(msg.skus))
+                )
+            return
+        st = self.state
         sid = msg.shipment_id
         rnd = st.pending
         planned = None if rnd is None else self._planned_at(rnd, sid)
@@ -1042,6 +1051,13 @@ class Machine:
         if st.cancelled or msg.sku not in st.backordered:
             if msg.sku not in st.retrying:
                 self.effects.append(BackorderEffect("leave", msg.sku, reason="not waiting"))
+            elif st.pending is not None:
+                # the turn handed again (agents/backorders.py RESEND_S): the round under way
+                # still waits for an owner's answer, whose ask or answer a dying worker lost;
+                # ask again (an owner answers a shipment it holds without taking it twice)
+                for plan in st.pending.plans:
+                    if plan["shipment_id"] in st.pending.awaiting:
+                        self.effects.append(self._reserve(Shipment.from_dict(plan)))
             return
         skus = sorted(st.backordered) if self._ship_complete() else [msg.sku]
         lines = {sku: st.backordered.pop(sku) for sku in skus}

@@ -170,6 +170,23 @@ def test_a_preorder_line_waits_max_wait_days_from_its_supply_date_the_others_exp
     assert w.state.status == "unroutable" and not w.state.backordered
 
 
+def test_a_turn_handed_again_while_its_round_waits_asks_the_owner_again() -> None:
+    """The ask or the owner's answer was lost with a dying worker: the queue's re-handed turn
+    (RESEND_S) makes the order ask again what its round still awaits, the same shipment."""
+    w = world({})
+    w.run("place", order(lines=[("SKU-1", 1, 1.0)]))
+    w.stock.table["SKU-1"] = {"ST-A": 3}
+    (ask,) = reserves(w.run("backorder_retry", turn("SKU-1")))
+    again = w.run("backorder_retry", turn("SKU-1"))
+    assert reserves(again) == [ask] and bo(again) == []  # asked again, no stale leave
+    effects = w.answer(ask)
+    assert bo(effects) == [("leave", "SKU-1", 0)]
+    assert w.state is not None and w.state.pending is None and w.shipment().location_id == "ST-A"
+    assert w.run("backorder_retry", turn("SKU-1")) == [
+        BackorderEffect("leave", "SKU-1", reason="not waiting")
+    ]
+
+
 def test_cancelling_a_backordered_line_leaves_its_queue() -> None:
     w = world({})
     w.run("place", order(lines=[("SKU-1", 3, 1.0), ("SKU-2", 1, 1.0)]))

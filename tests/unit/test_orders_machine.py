@@ -390,6 +390,16 @@ def test_a_grant_from_a_location_the_decision_moved_away_from_is_given_back() ->
     assert stock_ops(w.answer(first), "release") == [("SKU-1", "ST-A", 0)]  # a repeat: again
 
 
+def test_a_grant_for_an_order_whose_state_was_lost_is_given_back() -> None:
+    """The answer came before the placement was read again (another topic): nobody holds it."""
+    w = World({"SKU-1": {"ST-A": 5}})
+    (ask,) = reserves(w.run("place", order()))
+    w.state = None
+    effects = w.answer(ask)
+    assert stock_ops(effects, "release") == [("SKU-1", "ST-A", 0)] and w.state is None
+    assert w.answer(ask, ok=False) == []
+
+
 def test_an_order_without_stock_anywhere_is_published_unroutable() -> None:
     w = World({"SKU-1": {}})
     effects = w.run("place", order())
