@@ -34,6 +34,8 @@ WORKER_ENV = """environment (options given on the command line win):
   STOCKROUTE_TABLE_BROWSING 1 enables Faust's /table/ and /router/ views (default 0)
   STOCKROUTE_ROUTING_POLICY routing policy file (default policy/routing.yaml)
   STOCKROUTE_DEDUPE_DAYS    days a repeated stock event_id is recognised (default 7)
+  STOCKROUTE_BATCH_MAX      most inputs an agent takes in one batch (default 500)
+  STOCKROUTE_BATCH_BUDGET_MS  ms a batch runs before the event loop runs (default 10; 0: never)
   STOCKROUTE_LOG_FORMAT     text (default; colour only on a terminal) or json (one object
                             per line: timestamp, level, logger, message, topic, partition,
                             offset, order_id)
