@@ -390,10 +390,34 @@ def preorder_promise(
     """The promise of a preorder line: its supply lands at `loc` at `arrives` (the expected
     receipt's date), then the shipment is prepared, handed to the carrier and carried by the
     same rules as one routed then. The queue ahead that day is not known: counted empty."""
-    return shipment_promise(
+    return _at_locations(
         loc,
         now=arrives,
         queue_ahead=0,
+        service=service,
+        mode=mode,
+        distance_km=distance_km,
+        carriers=carriers,
+        pickup=pickup,
+    )
+
+
+def _at_locations(
+    loc: Location,
+    *,
+    now: datetime,
+    queue_ahead: int,
+    service: str,
+    mode: str,
+    distance_km: float,
+    carriers: Carriers,
+    pickup: Location | None,
+) -> Promise:
+    """`shipment_promise` with the calendars of the location and the pickup store."""
+    return shipment_promise(
+        loc,
+        now=now,
+        queue_ahead=queue_ahead,
         service=service,
         mode=mode,
         distance_km=distance_km,
@@ -442,7 +466,7 @@ class _Memo:
         hit = self.entries.get(key)
         if hit is not None and hit[0] is loc and hit[1] is pickup and hit[2] is carriers:
             return hit[3], hit[4]
-        p = shipment_promise(
+        p = _at_locations(
             loc,
             now=at,
             queue_ahead=queue_ahead,
@@ -450,9 +474,7 @@ class _Memo:
             mode=mode,
             distance_km=distance_km,
             carriers=carriers,
-            calendar=calendar_of(loc),
             pickup=pickup,
-            pickup_calendar=calendar_of(pickup) if pickup is not None else None,
         )
         days_after = p.days_after(at)
         self.entries[key] = (loc, pickup, carriers, p, days_after)
