@@ -156,7 +156,7 @@ def reserve_shipment(w: Working, op: ReserveShipment, max_backlog: int, safety: 
         return Answer(
             ok=False, free={ln.sku: max(0, w.stock(ln.sku).free(safety)) for ln in op.lines}
         )
-    saturated = not (has_slot or replayed_slot) and w.load.open_orders >= max_backlog
+    saturated = not has_slot and w.load.open_orders >= max_backlog  # (a replay holds its slot)
     free: dict[str, int] = {}
     for line in op.lines:
         st = w.stock(line.sku)

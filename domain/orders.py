@@ -752,14 +752,7 @@ class Machine:
         if st is None:
             return
         if st.pending is not None:
-            for plan in st.pending.plans:
-                s = Shipment.from_dict(plan)
-                if s.shipment_id in st.pending.awaiting:
-                    self.effects.append(self._reserve(s))
-                for sku, qty in s.lines.items():
-                    rid = s.rid(sku)
-                    if rid in st.pending.awaiting:  # a round from before 2026-11
-                        self.effects.append(StockEffect("reserve", sku, s.location_id, qty, rid))
+            self._ask_again(st.pending)
         if not st.cancelled:
             for sku in sorted(st.backordered):
                 self.effects.append(self._wait(sku))  # a join the dead worker did not send
@@ -773,6 +766,18 @@ class Machine:
             # the decision may be what the dead worker did not flush: publish the current one
             # again (same attempt; consumers keep the latest message per order)
             self._publish_decision(self._decision_status(), {"republished": True}, new=[])
+
+    def _ask_again(self, rnd: Round) -> None:
+        """The round's asks still unanswered, sent again (an owner answers a shipment it holds
+        without taking it twice)."""
+        for plan in rnd.plans:
+            s = Shipment.from_dict(plan)
+            if s.shipment_id in rnd.awaiting:
+                self.effects.append(self._reserve(s))
+            for sku, qty in s.lines.items():
+                rid = s.rid(sku)
+                if rid in rnd.awaiting:  # a round from before 2026-11
+                    self.effects.append(StockEffect("reserve", sku, s.location_id, qty, rid))
 
     # -- routing ----------------------------------------------------------------------------------
     def _decision_status(self) -> str:
@@ -1055,9 +1060,7 @@ class Machine:
                 # the turn handed again (agents/backorders.py RESEND_S): the round under way
                 # still waits for an owner's answer, whose ask or answer a dying worker lost;
                 # ask again (an owner answers a shipment it holds without taking it twice)
-                for plan in st.pending.plans:
-                    if plan["shipment_id"] in st.pending.awaiting:
-                        self.effects.append(self._reserve(Shipment.from_dict(plan)))
+                self._ask_again(st.pending)
             return
         skus = sorted(st.backordered) if self._ship_complete() else [msg.sku]
         lines = {sku: st.backordered.pop(sku) for sku in skus}
