@@ -256,6 +256,7 @@ class Runtime:
         self._expected.clear()
         self._gaps.clear()
         self._waiting.clear()
+        self.metrics.forget_positions()
 
     def stalled(self, now_s: float) -> dict[TP, tuple[int, int]]:
         """Input partitions where messages wait (high-water mark above the next offset to
@@ -290,7 +291,6 @@ class Runtime:
             if now_s - since > STALL_RESTART_S:
                 out[tp] = (expected, int(high))
         return out
-        self.metrics.forget_positions()
 
     def observe(self, ctx: InputContext) -> None:
         """The loop is about to process this input: count it (metrics), and make it the

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from faust.types import TP
 from prometheus_client import generate_latest
 
 from streams import logs
@@ -249,3 +250,17 @@ def test_fausts_sensor_and_ours_share_one_registry_and_the_metrics_page(rt: Any)
     assert rt.app.monitor.__class__.__name__ == "PrometheusMonitor"
     paths = [getattr(route, "resource", None) for route in rt.app.web.web_app.router.routes()]
     assert any(r is not None and r.canonical == "/metrics" for r in paths)
+
+
+def test_a_rebalance_makes_the_lag_count_from_the_committed_offsets_again(rt: Any) -> None:
+    """After partitions are assigned again they restart from their committed offsets: the
+    lag must not keep measuring from where this worker last processed (a revoked partition
+    processed further by another worker would show a stale lag when it comes back)."""
+
+    async def go() -> None:
+        rt.observe(ctx(TOPICS.pos_sales, 0, 41, "ST-1", 1.0))
+
+    asyncio.run(go())
+    assert rt.metrics._next == {TP(TOPICS.pos_sales.name, 0): 42}
+    rt.forget_positions()
+    assert rt.metrics._next == {}
