@@ -110,9 +110,13 @@ async def _wait_healthy(workers: list[WorkerProcess], timeout: float = 180.0) ->
 
 
 class TunedWorker(WorkerProcess):
-    """A worker started through bench.tuned_worker (Faust settings from BENCH_FAUST_OVERRIDES)."""
+    """A worker started through bench.tuned_worker (Faust settings from BENCH_FAUST_OVERRIDES).
+
+    The worker process itself, unsupervised: `worker` would run the supervisor, whose child is
+    a plain `streams.cli worker-process` without the overrides."""
 
     module = "bench.tuned_worker"
+    command = "worker-process"
 
 
 def _start(workers: list[WorkerProcess]) -> None:
@@ -682,6 +686,13 @@ async def _latency(cluster: Cluster, rate: float, seconds: float, prefix: str) -
 
 
 TARGET_LOAD = 500.0  # issue 7: routing latency at 500 orders/s
+LOW_WINDOWS = 3  # latency windows below saturation (the median one is reported)
+
+
+def _median_by_p99(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run whose p99 is the median of the runs' (runs without a p99 sort last)."""
+    ranked = sorted(runs, key=lambda r: (r.get("p99_ms") is None, r.get("p99_ms") or 0.0))
+    return ranked[(len(ranked) - 1) // 2]
 
 
 async def bench_routing(quick: bool) -> dict[str, Any]:
@@ -699,7 +710,11 @@ async def bench_routing(quick: bool) -> dict[str, Any]:
         low_load = float(os.environ.get("BENCH_ROUTING_LOW_RATE", 0)) or max(
             20.0, float(int(sat_rate * 0.25 / 10) * 10)
         )
-        low = await _latency(cluster, low_load, secs, "LOW-")
+        # three windows: one 30 s window's p99 is a handful of orders, and it moved by
+        # 10-15 ms between runs of the same code (docs/throughput.md); the median window is
+        # the figure, every window is kept
+        lows = [await _latency(cluster, low_load, secs, f"LOW{i}-") for i in range(LOW_WINDOWS)]
+        low = {**_median_by_p99(lows), "windows": lows}
         rss = rss_mb(ws[0].proc.pid) if ws[0].proc else None
     finally:
         cluster.stop()

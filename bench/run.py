@@ -137,6 +137,12 @@ def table(results: dict[str, Any]) -> str:
                     "",
                     "",
                 ),
+                (
+                    "  p99 ms of each window (median reported)",
+                    " / ".join(_fmt(w.get("p99_ms")) for w in low.get("windows", [])),
+                    "",
+                    "",
+                ),
                 ("  p99 - kafka p99 ms", _fmt(low.get("p99_minus_kafka_p99_ms")), "", ""),
             ]
     b = s.get("burst", {})

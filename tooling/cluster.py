@@ -100,7 +100,8 @@ class WorkerProcess:
     """One `python -m <module> worker` process of a Cluster, in its own session (killable as a
     group), with its own data dir, web port and log file."""
 
-    module = "streams.cli"  # what `python -m` runs: its `worker` command
+    module = "streams.cli"  # what `python -m` runs
+    command = "worker"  # its command: the supervised worker
 
     def __init__(self, cluster: Cluster, idx: int) -> None:
         self.cluster = cluster
@@ -120,7 +121,7 @@ class WorkerProcess:
                 sys.executable,
                 "-m",
                 self.module,
-                "worker",
+                self.command,
                 "--data-dir",
                 str(self.data_dir),
                 "--web-port",
