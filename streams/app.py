@@ -125,6 +125,11 @@ class Runtime:
         fut.add_done_callback(_fail_fast)
         return fut
 
+    def send_now(self) -> None:
+        """Hand what was produced so far to the broker now rather than after the producer's
+        linger: called at the end of every batch (faust_fixes.send_now says why)."""
+        faust_fixes.send_now(self.app)
+
     def get(self, table: Any, key: str, partition: int | None = None) -> Any | None:
         """Read a table key (None when absent) with one store lookup: Faust's `table.get`
         looks a missing-or-present key up twice (contains, then get) and runs its sensors.
@@ -369,9 +374,9 @@ def create_runtime(settings: WorkerSettings) -> Runtime:
         topic_replication_factor=TOPICS.replication_factor,
         table_standby_replicas=0,
         topic_allow_declare=True,
-        # 5 ms: batches the per-event fan-out (ops, changelogs, outputs) into few requests; an
-        # order crosses four producer hops, so this adds at most ~20 ms to routing latency
-        # (bench/README.md: 1 ms linger made nearly every message its own produce request).
+        # 5 ms: what a timer, a view or the web server produces outside a batch is grouped
+        # into few requests; an agent's batch sends what it produced when it ends
+        # (Runtime.send_now), so an order's hops do not wait it out.
         producer_linger=0.005,
         producer_max_batch_size=262144,
         producer_acks=-1,

@@ -471,6 +471,28 @@ async def scan_items(
                 await asyncio.sleep(pause)
 
 
+def send_now(app: AppT) -> None:
+    """Send what the producer holds now instead of when its linger runs out: close its open
+    batches (a message produced later starts a new one) and wake its sender, as aiokafka's own
+    `flush_for_commit` does, without waiting for the delivery.
+
+    Why: an agent's batch ends when no more input is queued (streams/loop.py), so nothing more
+    of it will join those batches; waiting out the linger (5 ms, which groups what a busy
+    batch produces into few requests) only delays each hop of an order. aiokafka has no public
+    call for it (`flush` waits for the delivery); these are its accumulator's internals. A
+    threaded or not-yet-started producer is left alone."""
+    producer = getattr(app.producer, "_producer", None)
+    acc = getattr(producer, "_message_accumulator", None)
+    if acc is None:
+        return
+    for batches in acc._batches.values():
+        for batch in batches:
+            batch._builder.close()
+    waiter = acc._waiter_future
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 def committed_offset(app: AppT, tp: TP) -> int | None:
     """The offset the consumer last committed (or found committed) for `tp`: the next offset
     it reads after a rebalance, which Faust keeps but does not expose. None when unknown."""

@@ -357,6 +357,7 @@ async def process_batch(
     if agent.flush is not None and batch.scratch:
         for eff in agent.flush(batch):
             await _apply(rt, eff, None)
+    rt.send_now()  # nothing more of this batch will join what it produced
 
 
 async def process(rt: Runtime, agent: Agent, msg: Any, batch: Batch) -> None:

@@ -145,7 +145,9 @@ def test_a_batch_lets_the_event_loop_run_once_its_budget_is_spent_and_flushes_on
     monkeypatch.setattr(loop, "process", process)
     monkeypatch.setattr(loop.time, "perf_counter", lambda: clock["t"])
     observed: list[int] = []
+    sent_now: list[int] = []  # flushes done when the batch's sends were pushed out
     rt = SimpleNamespace(
+        send_now=lambda: sent_now.append(len(flushed)),
         processed={},
         metrics=SimpleNamespace(batch_size=SimpleNamespace(observe=observed.append)),
         clock=None,
@@ -166,5 +168,6 @@ def test_a_batch_lets_the_event_loop_run_once_its_budget_is_spent_and_flushes_on
 
     assert asyncio.run(run(0.01)) == [0, 0, 0, 1, 1, 1, 2]
     assert flushed == [list("abcdefg")] and observed == [7]
+    assert sent_now == [1]  # once, after the flush: the batch's sends skip the linger
     assert asyncio.run(run(None)) == [0] * 7
     assert rt.processed == {"owner": 14}

@@ -803,3 +803,35 @@ def test_an_expanding_table_writes_the_local_keys_of_what_recovery_applies(
     if store == "rocksdb://":
         assert table.data.persisted_offset(TP(changelog, 2)) == 2
         table.data._dbs.clear()  # type: ignore[attr-defined]  # close the databases (tmp_path)
+
+
+def test_send_now_ends_the_linger_of_what_was_produced_and_wakes_the_sender() -> None:
+    """A batch of an agent ends: what it produced must not wait out the producer's linger."""
+    from types import SimpleNamespace
+
+    from aiokafka.producer.message_accumulator import MessageAccumulator
+
+    async def go() -> None:
+        acc = MessageAccumulator(None, 16384, 0, 30.0, linger_ms=5000)
+        tp = TP("t", 0)
+        await acc.add_message(tp, b"k", b"v", timeout=1.0)
+        batch = acc._batches[tp][0]
+        assert batch.remaining_linger() is not None  # it would linger 5 s
+        # the sender looked, found it lingering, and waits on a new future (or the linger)
+        acc._waiter_future = asyncio.get_running_loop().create_future()
+        app = SimpleNamespace(
+            producer=SimpleNamespace(_producer=SimpleNamespace(_message_accumulator=acc))
+        )
+        faust_fixes.send_now(app)  # type: ignore[arg-type]
+        assert batch.remaining_linger() is None  # ready for the sender now
+        assert acc._waiter_future.done()  # and the sender is woken
+        faust_fixes.send_now(app)  # type: ignore[arg-type]  # again: nothing changes
+        assert batch.remaining_linger() is None
+
+    asyncio.run(go())
+
+
+def test_send_now_leaves_a_producer_not_started_alone() -> None:
+    from types import SimpleNamespace
+
+    faust_fixes.send_now(SimpleNamespace(producer=SimpleNamespace()))  # type: ignore[arg-type]
