@@ -223,6 +223,7 @@ class Queue:
                 e[2] = qty
                 if order_id in self.claims:
                     self.claims[order_id] = min(self.claims[order_id], qty)
+                    self._clamp_landed()
                 break
         else:
             self.entries.append([since, order_id, qty])
@@ -240,6 +241,7 @@ class Queue:
     def leave(self, order_id: str) -> Retry | None:
         """The order no longer waits (routed, cancelled, expired): the next one gets its turn."""
         self.landed = max(0, self.landed - self.claims.pop(order_id, 0))
+        self._clamp_landed()
         self.dropped.pop(order_id, None)
         was_head = self._head() == order_id
         self.entries = [e for e in self.entries if e[1] != order_id]
@@ -258,6 +260,7 @@ class Queue:
                 e[2] = min(int(e[2]), qty)
                 if order_id in self.claims:
                     self.claims[order_id] = min(self.claims[order_id], qty)
+                    self._clamp_landed()
                 return
 
     def stock_up(self, location_id: str, available: int, by: str | None = None) -> Retry | None:
@@ -305,12 +308,18 @@ class Queue:
             dropped.append(Dropped(youngest, self.claims.pop(youngest)))
             self.dues.pop(youngest, None)
             self.dropped[youngest] = dropped[-1].qty
+        self._clamp_landed()
         return dropped
 
     def drops(self) -> list[Dropped]:
         """The drops not yet followed by a new claim (sent again after a crash; an order
         ignores one it has applied)."""
         return [Dropped(o, q) for o, q in sorted(self.dropped.items())]
+
+    def _clamp_landed(self) -> None:
+        """Units that landed beyond what the preorders claim are plain stock (their turns
+        come from stock_up): never claimable, nor counted against later announcements."""
+        self.landed = min(self.landed, sum(self.claims.values()))
 
     @property
     def expected_units(self) -> int:

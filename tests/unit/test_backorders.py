@@ -630,3 +630,18 @@ def test_a_drop_before_the_other_answers_came_refuses_the_order_whole() -> None:
     assert ev["change"] == "preorder_refused" and not published(effects, "routed_orders")
     again = w.run("drop_replayed", drop)  # re-read after a crash: told again
     assert [e.reason for e in again if isinstance(e, Refusal)] == [reason]
+
+
+def test_units_landed_beyond_the_claims_are_plain_stock_never_claimed() -> None:
+    q = Queue(sku="A")
+    q.expect("ER-1", "WH-1", 4, due=100.0)
+    q.wait("O-1", 2, since=1.0)
+    q.claim()
+    q.arrived("RC-1", "WH-1", 4)  # all four came, two are claimed
+    q.wait("O-2", 1, since=2.0)
+    assert q.claim() == [] and q.unclaimed == 0  # no claim on stock, nor a due date of 0
+    q.leave("O-1")
+    q.expect("ER-2", "WH-1", 3, due=200.0)
+    assert q.unclaimed == 3  # nothing of the first receipt counts against the next one
+    q.wait("O-3", 3, since=3.0)
+    assert [a.order_id for a in q.claim()] == ["O-2"] and q.unclaimed == 2
