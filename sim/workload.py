@@ -308,6 +308,7 @@ class Workload:
         asn_share: float = 0.5,
         asn_lead_h: float = 3.0,
         asn_short_share: float = 0.1,
+        preorder_share: float = 0.03,
         replenish: Literal["demand", "consumption"] = "demand",
         store_replenish_hour: int = 6,
         warehouse_replenish_every_h: int = 4,
@@ -343,6 +344,10 @@ class Workload:
         self.asn_share = asn_share
         self.asn_lead_h = asn_lead_h
         self.asn_short_share = asn_short_share
+        # preorders: preorder_share of the orders with a line whose SKU has supply announced
+        # and not yet due ask those lines as preorders (lines[].preorder), within the units
+        # announced and not yet asked (a webshop sells the announced supply, not beyond)
+        self.preorder_share = preorder_share
         self.replenish = replenish
         self.store_replenish_hour = store_replenish_hour
         self.warehouse_replenish_every_h = warehouse_replenish_every_h
@@ -353,6 +358,9 @@ class Workload:
         self._rng = random.Random(f"stockroute-workload:{seed}")
         # its own stream, so the draws for order changes leave every other event unchanged
         self._changes_rng = random.Random(f"stockroute-workload-changes:{seed}")
+        self._preorder_rng = random.Random(f"stockroute-workload-preorders:{seed}")
+        # announced supply per SKU: [announced at, due, units not yet asked as preorders]
+        self._supply: dict[str, list[list[float]]] = {}
         self._ids = event_namespace(seed, run_id, "workload")
         self._receipt_ids = event_namespace(seed, run_id, "replenishment")
         self._start_ts = start.timestamp()
@@ -593,6 +601,7 @@ class Workload:
             "currency": self.currency,
             "payment": {"method": method, "reference": f"pay_{rng.getrandbits(64):016x}"},
         }
+        self._preorders(t, value)
         partial = self._order_changes(t, order_id, channel, value)
         self._push(t, TOPICS.web_orders, order_id, value)
         if self.replenish == "demand" and self.warehouses:
@@ -651,6 +660,25 @@ class Workload:
             )
         return None
 
+    def _preorders(self, t: float, value: dict[str, Any]) -> None:
+        """Some orders ask their lines whose SKU has supply announced and not yet due as
+        preorders (on their own random stream: the other events are unchanged)."""
+        asked: list[tuple[dict[str, Any], list[float]]] = []
+        for ln in value["lines"]:
+            lots = self._supply.get(ln["sku"])
+            if not lots:
+                continue
+            lots[:] = [lot for lot in lots if lot[1] > t]  # due: the receipt is there or late
+            lot = next((lot for lot in lots if lot[0] <= t and lot[2] >= ln["qty"]), None)
+            if lot is not None:
+                asked.append((ln, lot))
+        if not asked or self._preorder_rng.random() >= self.preorder_share:
+            return
+        for ln, lot in asked:
+            if lot[2] >= ln["qty"]:
+                ln["preorder"] = True
+                lot[2] -= ln["qty"]
+
     def _announced(self, loc: str, units: dict[str, int], ts: float, tag: str) -> bool:
         """Some warehouse receipts come announced: an expected_receipt now, the receipt
         asn_lead_h later (a few of them short). True when the receipt was scheduled so."""
@@ -662,6 +690,9 @@ class Workload:
             value["type"] = "expected_receipt"
             value["expected_date"] = iso(due)
             self._push(ts, TOPICS.supplier_feeds, loc, value)
+        for sku, q in units.items():
+            lots = [lot for lot in self._supply.get(sku, []) if lot[1] > ts]  # bounded
+            self._supply[sku] = [*lots, [ts, due, float(q)]]
         short = rng.random() < self.asn_short_share
         got = {s: max(1, q * 4 // 5) if short else q for s, q in units.items()}
         for value in _receipts(loc, got, due, self._receipt_ids, tag):
