@@ -9,9 +9,10 @@ with any number of workers. Each change republishes the SKU's `backorders` recor
 Replays: the queue records the last offset applied per input partition; an input at or below
 it was applied before the worker died, so only the turn in flight, the preorder acceptances of
 its claims, the drops of claims a short receipt ended and the record are sent again (all
-idempotent: an order answers a repeated turn once and ignores an acceptance or a drop it has). A turn whose answer never came
-(its order's worker died before sending it) is sent again by the timer after RESEND_S, and at once
-by a worker that took the queue over (it cannot know whether the turn reached the order).
+idempotent: an order answers a repeated turn once and ignores an acceptance or a drop it has).
+A turn whose answer never came (its order's worker died before sending it) is sent again by
+the timer after RESEND_S, and at once by a worker that took the queue over (it cannot know
+whether the turn reached the order).
 """
 
 from __future__ import annotations

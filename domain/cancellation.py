@@ -6,9 +6,10 @@ before every answer is in), waiting as a backorder, unroutable, queued or in a r
 (routing in progress), in an open shipment (reserved at a location, not yet gone), or gone
 (shipped, collected, in transit to a pickup store). Only what is not gone may be cancelled, and
 the units are taken from the places where cancelling costs least first: what no location holds
-yet (awaiting the preorder answers, backorder, unroutable, queued, round in progress), then open shipments, least advanced
-first (a routed shipment before one a store already picked). A request that cannot be met in
-full is refused whole, with the precise reason, so nothing is half-applied.
+yet (awaiting the preorder answers, backorder, unroutable, queued, round in progress), then
+open shipments, least advanced first (a routed shipment before one a store already picked). A
+request that cannot be met in full is refused whole, with the precise reason, so nothing is
+half-applied.
 
 Pure: no effects here; the order machine (domain/orders.py) turns the allocation into stock
 releases and events.

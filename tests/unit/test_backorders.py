@@ -521,8 +521,8 @@ def test_cancelling_every_asked_preorder_routes_the_plain_lines_at_once() -> Non
     w.answer(ask)
     assert w.state is not None and w.state.status == "routed" and not w.state.asks
     # the queue's refusal of the withdrawn ask, read later: nothing is refused
-    refused = w.run("preorder_refused", PreorderRefused(order_id="O-1", sku="SKU-1", asked=2, left=0))
-    assert refused == [] and w.state.refused is None
+    late = PreorderRefused(order_id="O-1", sku="SKU-1", asked=2, left=0)
+    assert w.run("preorder_refused", late) == [] and w.state.refused is None
 
 
 def test_cancelling_the_whole_order_line_by_line_while_awaited_withdraws_every_ask() -> None:
