@@ -26,7 +26,7 @@ import random
 import uuid
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Literal
@@ -37,6 +37,7 @@ from streams.records import MAX_LINES, Location, LocationCalendar, interval_minu
 from streams.topics import TOPICS, AnyTopic
 
 __all__ = [
+    "CHANNELS",
     "Catalogue",
     "Emission",
     "OpeningHours",
@@ -73,6 +74,7 @@ _POS_LINES = ((1, 2, 3), (0.60, 0.88, 1.0))
 _QTY = ((1, 2, 3), (0.88, 0.98, 1.0))
 _PAYMENT = (("card", "paypal", "apple_pay", "gift_card"), (0.68, 0.84, 0.95, 1.0))
 _CHANNEL = (("web", "app", "store"), (0.55, 0.92, 1.0))
+CHANNELS = _CHANNEL[0]
 _PICKUP_CHOICE = (0.6, 0.85, 1.0)  # of the three nearest click & collect stores
 _AVG_UNITS_PER_ORDER = 1.85
 _AVG_UNITS_PER_TICKET = 1.65
@@ -309,6 +311,7 @@ class Workload:
         asn_lead_h: float = 3.0,
         asn_short_share: float = 0.1,
         preorder_share: float = 0.03,
+        preorder_channels: Collection[str] | None = None,
         replenish: Literal["demand", "consumption"] = "demand",
         store_replenish_hour: int = 6,
         warehouse_replenish_every_h: int = 4,
@@ -348,6 +351,9 @@ class Workload:
         # and not yet due ask those lines as preorders (lines[].preorder), within the units
         # announced and not yet asked (a webshop sells the announced supply, not beyond)
         self.preorder_share = preorder_share
+        # the channels whose orders may ask preorders (None: every one): those the workers'
+        # policy enables backorders for (the engine refuses a preorder elsewhere)
+        self.preorder_channels = None if preorder_channels is None else set(preorder_channels)
         self.replenish = replenish
         self.store_replenish_hour = store_replenish_hour
         self.warehouse_replenish_every_h = warehouse_replenish_every_h
@@ -663,6 +669,8 @@ class Workload:
     def _preorders(self, t: float, value: dict[str, Any]) -> None:
         """Some orders ask their lines whose SKU has supply announced and not yet due as
         preorders (on their own random stream: the other events are unchanged)."""
+        if self.preorder_channels is not None and value["channel"] not in self.preorder_channels:
+            return
         asked: list[tuple[dict[str, Any], list[float]]] = []
         for ln in value["lines"]:
             lots = self._supply.get(ln["sku"])

@@ -250,3 +250,12 @@ def test_a_few_orders_ask_preorders_on_announced_supply_never_beyond_it() -> Non
     assert exposed > 300 and 0 < asked <= 0.08 * exposed
     _, none = _day(hours=30, preorder_share=0.0)
     assert not any(ln.get("preorder") for _, _, v in none for ln in v.get("lines", []))
+
+
+def test_preorders_are_asked_only_on_the_channels_given() -> None:
+    """The runner gives the channels the workers' policy enables backorders for (the engine
+    refuses a preorder elsewhere, sim/runner.py backorder_channels)."""
+    _, events = _day(hours=30, preorder_share=0.5, preorder_channels=("app",))
+    placed = [v for t, _, v in events if t is TOPICS.web_orders and v["type"] == "order_placed"]
+    pre = [v for v in placed if any(ln.get("preorder") for ln in v["lines"])]
+    assert pre and {v["channel"] for v in pre} == {"app"}
