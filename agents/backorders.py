@@ -8,10 +8,11 @@ with any number of workers. Each change republishes the SKU's `backorders` recor
 
 Replays: the queue records the last offset applied per input partition; an input at or below
 it was applied before the worker died, so only the turn in flight, the preorder acceptances of
-its claims and the record are sent again (all idempotent: an order answers a repeated turn
-once and ignores an acceptance it has). A turn whose answer never came
-(its order's worker died before sending it) is sent again by the timer after RESEND_S, and at once
-by a worker that took the queue over (it cannot know whether the turn reached the order).
+its claims, the drops of claims a short receipt ended and the record are sent again (all
+idempotent: an order answers a repeated turn once and ignores an acceptance or a drop it has).
+A turn whose answer never came (its order's worker died before sending it) is sent again by
+the timer after RESEND_S, and at once by a worker that took the queue over (it cannot know
+whether the turn reached the order).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from domain.backorders import Accepted, Queue, Retry
+from domain.backorders import Accepted, Dropped, Queue, Retry
 from streams.app import Runtime
 from streams.codecs import now
 from streams.loop import Agent, Ctx, Send, StateSpec
@@ -30,6 +31,7 @@ from streams.records import (
     BackorderQueue,
     BackorderRetry,
     PreorderAccepted,
+    PreorderDropped,
     PreorderRefused,
 )
 from streams.topics import TOPICS
@@ -53,6 +55,11 @@ def _preorder(sku: str, a: Accepted) -> Out:
         order_id=a.order_id, sku=sku, qty=a.qty, expected_date=a.due, location_id=a.location_id
     )
     return Send(TOPICS.order_commands, a.order_id, accepted)  # type: ignore[arg-type]
+
+
+def _dropped(q: Queue, d: Dropped) -> Out:
+    dropped = PreorderDropped(order_id=d.order_id, sku=q.sku, qty=d.qty, left=max(0, q.unclaimed))
+    return Send(TOPICS.order_commands, d.order_id, dropped)  # type: ignore[arg-type]
 
 
 def _asked(q: Queue, msg: BackorderOp) -> Out:
@@ -100,9 +107,12 @@ def agent() -> Agent:
         elif msg.kind == "expect":
             q.expect(msg.ref or "", msg.location_id or "", msg.qty, msg.since)
         elif msg.kind == "arrived":
-            q.arrived(msg.ref or "", msg.location_id or "", msg.qty)
+            dropped = q.arrived(msg.ref or "", msg.location_id or "", msg.qty)
+            effects.extend(_dropped(q, d) for d in dropped)
         elif msg.order_id is None:
             pass  # an order op always names its order (agents/orders.py)
+        elif msg.kind == "shrink":
+            q.shrink(msg.order_id, msg.qty)
         elif msg.kind == "wait":
             retry = q.wait(msg.order_id, msg.qty, msg.since)
         else:
@@ -122,6 +132,7 @@ def agent() -> Agent:
         # order ignores one it has); a re-read ask is answered again (granted if it holds its
         # claim, else refused with what is left now, the queue unchanged: the order takes the
         # first answer it gets)
+        effects.extend(_dropped(state, d) for d in state.drops())
         effects.extend(_preorder(state.sku, a) for a in state.acceptances())
         if msg.kind == "preorder" and msg.order_id not in state.claims:
             effects.append(_refused(state, msg, max(0, state.unclaimed)))

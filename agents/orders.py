@@ -47,6 +47,7 @@ from streams.records import (
     LoadOp,
     OrderEvent,
     PreorderAccepted,
+    PreorderDropped,
     PreorderRefused,
     Refund,
     ReleaseShipment,
@@ -79,6 +80,7 @@ OrderInput = (
     | BackorderRetry
     | PreorderAccepted
     | PreorderRefused
+    | PreorderDropped
 )
 
 
@@ -104,6 +106,8 @@ def _apply(m: Machine, msg: OrderInput) -> None:
         m.preorder_accepted(msg)
     elif isinstance(msg, PreorderRefused):
         m.preorder_refused(msg)
+    elif isinstance(msg, PreorderDropped):
+        m.preorder_dropped(msg)
     else:
         m.acceptance_timeout(msg.shipment_id)
 
@@ -266,6 +270,8 @@ def agent() -> Agent:
         m = Machine(state, _context(ctx))
         if isinstance(msg, PreorderRefused):
             m.refusal_replayed(msg)
+        elif isinstance(msg, PreorderDropped):
+            m.drop_replayed(msg)
         else:
             m.resync()
         return out(m.effects, msg.order_id, ctx)

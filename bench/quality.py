@@ -150,6 +150,7 @@ class _Sim:
         self.lost_units = 0
         self.backordered_units = 0
         self.backorder_routed_units = 0
+        self.preordered_units = 0
 
     # ---- routing ----------------------------------------------------------------------------
 
@@ -244,6 +245,19 @@ class _Sim:
                 {"order_id": oid, "shipments": [shipment]}, datetime.fromtimestamp(t, UTC)
             )
         return d.status == "routed"
+
+    def _preorder(self, oid: str, order_lines: list[Any], t: float) -> tuple[tuple[str, int], ...]:
+        """With backorders, lines asked as preorders wait for their announced receipt (its
+        turn comes when stock does, like the engine's claims); the others, returned, are routed.
+        Without backorders the flag is ignored: a shop without them sells no preorders, so the
+        same customers order the plain way (the engine would refuse a preorder then)."""
+        pre = tuple((ln["sku"], ln["qty"]) for ln in order_lines if ln.get("preorder"))
+        if pre:
+            self.waiting.append((t, oid, pre))
+            units = sum(q for _, q in pre)
+            self.backordered_units += units
+            self.preordered_units += units
+        return tuple((ln["sku"], ln["qty"]) for ln in order_lines if not ln.get("preorder"))
 
     def _retry_backorders(self, t: float) -> None:
         """Stock came back: the waiting lines, oldest first; past the wait, they are lost."""
@@ -352,7 +366,10 @@ class _Sim:
             }
             lines = tuple((ln["sku"], ln["qty"]) for ln in value["lines"])
             self.ordered_units += sum(q for _, q in lines)
-            self._route(oid, lines, t)
+            if self.backorder_s is not None:
+                lines = self._preorder(oid, value["lines"], t)
+            if lines:
+                self._route(oid, lines, t)
         elif topic is TOPICS.fulfilment_events:
             sid = value["shipment_id"]
             known = self.shipments.get(sid)
@@ -503,6 +520,7 @@ class _Sim:
             "pct_units_lost": round(100.0 * self.lost_units / max(1, self.ordered_units), 3),
             "backordered_units": self.backordered_units,
             "backorder_routed_units": self.backorder_routed_units,
+            "preordered_units": self.preordered_units,
             "still_backordered_units": sum(q for _, _, ln in self.waiting for _, q in ln),
             "pct_short_picked": round(100.0 * sum(o["short"] for o in orders) / n, 2),
             "decide_us_mean": round(1e6 * self.decide_s / max(1, self.decisions), 1),
@@ -579,6 +597,7 @@ def run_day(peak: bool, quick: bool, seed: int = 42) -> dict[str, Any]:
                     "pct_units_lost",
                     "pct_unroutable",
                     "backordered_units",
+                    "preordered_units",
                     "backorder_routed_units",
                     "still_backordered_units",
                 )

@@ -21,7 +21,9 @@ units announced and not yet claimed, and tells the order (`preorder_accepted`, w
 the covering supply is due). Accepted preorders get the SKU's turns before the other waiting
 orders (a commitment on that supply). A receipt at the location settles what was announced
 there (earliest due first); a short one ends that announcement, and the youngest preorders it
-no longer covers fall back to plain backorders, keeping their place.
+no longer covers fall back to plain backorders, keeping their place: each such order is told
+(`Dropped`, a PreorderDropped), so it stops promising the date of supply that will not come,
+until a later announcement covers it (a new acceptance, with that supply's date).
 
 An order may also ask for a preorder (`lines[].preorder`): the SKU's queue, the one owner
 that knows what is left, grants the ask whole on the units expected and not yet claimed (the
@@ -122,6 +124,14 @@ class Accepted:
 
 
 @dataclass(frozen=True)
+class Dropped:
+    """A preorder a short receipt dropped back to a plain backorder (PreorderDropped)."""
+
+    order_id: str
+    qty: int
+
+
+@dataclass(frozen=True)
 class Retry:
     """Hand the SKU's turn to an order (order-commands)."""
 
@@ -151,6 +161,9 @@ class Queue:
     landed: int = 0  # announced units that arrived and are not yet routed to their preorders
     settled: list[str] = field(default_factory=list)  # receipts applied (the last KEEP_SETTLED)
     positions: dict[str, int] = field(default_factory=dict)
+    # claims a short receipt dropped (order_id -> qty), until claimed again or gone: the drop
+    # notices are sent again after a crash, like the acceptances
+    dropped: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -166,6 +179,7 @@ class Queue:
             "landed": self.landed,
             "settled": list(self.settled),
             "positions": dict(self.positions),
+            "dropped": dict(self.dropped),
         }
 
     @classmethod
@@ -183,6 +197,7 @@ class Queue:
             landed=int(d.get("landed", 0)),
             settled=list(d.get("settled") or []),
             positions=dict(d.get("positions") or {}),
+            dropped=dict(d.get("dropped") or {}),  # from before 2026-12
         )
 
     # -- derived ----------------------------------------------------------------------------------
@@ -208,6 +223,7 @@ class Queue:
                 e[2] = qty
                 if order_id in self.claims:
                     self.claims[order_id] = min(self.claims[order_id], qty)
+                    self._clamp_landed()
                 break
         else:
             self.entries.append([since, order_id, qty])
@@ -225,12 +241,27 @@ class Queue:
     def leave(self, order_id: str) -> Retry | None:
         """The order no longer waits (routed, cancelled, expired): the next one gets its turn."""
         self.landed = max(0, self.landed - self.claims.pop(order_id, 0))
+        self._clamp_landed()
+        self.dropped.pop(order_id, None)
         was_head = self._head() == order_id
         self.entries = [e for e in self.entries if e[1] != order_id]
         if self.in_flight == order_id or (was_head and self.in_flight is None):
             self.in_flight = None
             return self._kick()
         return None
+
+    def shrink(self, order_id: str, qty: int) -> None:
+        """The order's line was cancelled in part: it waits for `qty` units now, and a claim
+        beyond them is given back (to be claimed by the next waiting orders). No news for an
+        order not in the queue (a preorder ask refused, or not yet read: asked again smaller).
+        Unlike `wait`, it never answers the turn in flight."""
+        for e in self.entries:
+            if e[1] == order_id:
+                e[2] = min(int(e[2]), qty)
+                if order_id in self.claims:
+                    self.claims[order_id] = min(self.claims[order_id], qty)
+                    self._clamp_landed()
+                return
 
     def stock_up(self, location_id: str, available: int, by: str | None = None) -> Retry | None:
         """Units of the SKU became available at a location (`available` there now). `by`: the
@@ -249,12 +280,13 @@ class Queue:
         """Supply announced (an expected_receipt line); a re-read of the same one is no news."""
         self.expected.setdefault(f"{ref}@{location_id}", [location_id, qty, due])
 
-    def arrived(self, ref: str, location_id: str, qty: int) -> None:
+    def arrived(self, ref: str, location_id: str, qty: int) -> list[Dropped]:
         """A receipt settles what was expected at its location, earliest due first: a short
         receipt ends that expectation (the supplier delivered what it delivered), so the
-        preorders it cannot cover fall back to plain backorders, in their place."""
+        preorders it cannot cover fall back to plain backorders, in their place: the dropped
+        ones, youngest first (each order is told: its promised date no longer holds)."""
         if ref in self.settled:
-            return
+            return []
         self.settled = [*self.settled[-(KEEP_SETTLED - 1) :], ref]
         here = sorted((v[2], k) for k, v in self.expected.items() if v[0] == location_id)
         if here:
@@ -270,9 +302,24 @@ class Queue:
             qty -= take
             if not self.expected[key][1]:
                 del self.expected[key]
+        dropped: list[Dropped] = []
         while self.claims and sum(self.claims.values()) > self.expected_units + self.landed:
             youngest = next(e[1] for e in reversed(self.entries) if e[1] in self.claims)
-            del self.claims[youngest]
+            dropped.append(Dropped(youngest, self.claims.pop(youngest)))
+            self.dues.pop(youngest, None)
+            self.dropped[youngest] = dropped[-1].qty
+        self._clamp_landed()
+        return dropped
+
+    def drops(self) -> list[Dropped]:
+        """The drops not yet followed by a new claim (sent again after a crash; an order
+        ignores one it has applied)."""
+        return [Dropped(o, q) for o, q in sorted(self.dropped.items())]
+
+    def _clamp_landed(self) -> None:
+        """Units that landed beyond what the preorders claim are plain stock (their turns
+        come from stock_up): never claimable, nor counted against later announcements."""
+        self.landed = min(self.landed, sum(self.claims.values()))
 
     @property
     def expected_units(self) -> int:
@@ -326,6 +373,7 @@ class Queue:
     def _accept(self, order_id: str, qty: int, through: int) -> Accepted:
         due, location_id = self._source(through)
         self.claims[order_id] = qty
+        self.dropped.pop(order_id, None)
         self.dues[order_id] = [due, location_id]
         return Accepted(order_id, qty, due, location_id)
 

@@ -1,13 +1,15 @@
 """Line-level cancellation: which of an order's units a cancellation of some lines takes.
 
 An `order_cancelled` with `lines` cancels those quantities only. An order's units of a SKU sit
-in one of a few places: waiting as a backorder, unroutable, queued or in a reservation round
+in one of a few places: awaiting the answers to the order's preorder asks (nothing is placed
+before every answer is in), waiting as a backorder, unroutable, queued or in a reservation round
 (routing in progress), in an open shipment (reserved at a location, not yet gone), or gone
 (shipped, collected, in transit to a pickup store). Only what is not gone may be cancelled, and
 the units are taken from the places where cancelling costs least first: what no location holds
-yet (backorder, unroutable, queued, round in progress), then open shipments, least advanced
-first (a routed shipment before one a store already picked). A request that cannot be met in
-full is refused whole, with the precise reason, so nothing is half-applied.
+yet (awaiting the preorder answers, backorder, unroutable, queued, round in progress), then
+open shipments, least advanced first (a routed shipment before one a store already picked). A
+request that cannot be met in full is refused whole, with the precise reason, so nothing is
+half-applied.
 
 Pure: no effects here; the order machine (domain/orders.py) turns the allocation into stock
 releases and events.
@@ -53,12 +55,15 @@ class Holdings:
     queued: Mapping[str, int]
     pending: Mapping[str, int]  # lines of the reservation round in progress
     shipments: Sequence[OpenShipment]
+    # every line not cancelled while the order awaits its preorder answers (nothing placed yet)
+    awaiting: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass
 class Take:
     """The units a cancellation takes from each place."""
 
+    awaiting: dict[str, int] = field(default_factory=dict)
     backordered: dict[str, int] = field(default_factory=dict)
     unroutable: dict[str, int] = field(default_factory=dict)
     queued: dict[str, int] = field(default_factory=dict)
@@ -89,6 +94,7 @@ def allocate(h: Holdings, asked: Mapping[str, int]) -> Take:
     for sku, qty in sorted(asked.items()):
         need = qty
         for place, have in (
+            (take.awaiting, h.awaiting),
             (take.backordered, h.backordered),
             (take.unroutable, h.unroutable),
             (take.queued, h.queued),

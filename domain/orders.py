@@ -44,6 +44,7 @@ from streams.records import (
     OrderEvent,
     OrderStatus,
     PreorderAccepted,
+    PreorderDropped,
     PreorderRefused,
     Refund,
     RefundLine,
@@ -146,7 +147,7 @@ class BackorderEffect:
     """To the SKU's backorder queue (domain/backorders.py): the order `wait`s for `qty` units
     (since its occurred_at, epoch s) or `leave`s it."""
 
-    kind: str  # wait | leave | preorder (ask for qty units of the supply expected)
+    kind: str  # wait | leave | preorder (ask for qty units of the supply expected) | shrink
     sku: str
     qty: int = 0
     since: float = 0.0
@@ -274,6 +275,9 @@ class OrderState:
     preorders: dict[str, str] = field(default_factory=dict)  # SKU -> expected date (ISO)
     preorder_promised: dict[str, str] = field(default_factory=dict)  # SKU -> date promised (ISO)
     asks: dict[str, int] = field(default_factory=dict)  # preorder lines awaiting their answers
+    # SKU -> expected date (ISO) of a preorder a short receipt dropped: no longer promised,
+    # but its line still waits max_wait_days from that date
+    dropped: dict[str, str] = field(default_factory=dict)
     placed_from: list[Any] | None = None  # [topic, partition, offset, text]: asks, refusal
     refused: str | None = None  # why the order was refused whole after it was placed
     refusal: dict[str, Any] | None = None  # the refusal: sku, asked, left, skus asked
@@ -294,6 +298,7 @@ class OrderState:
         d["preorders"] = dict(self.preorders)
         d["preorder_promised"] = dict(self.preorder_promised)
         d["asks"] = dict(self.asks)
+        d["dropped"] = dict(self.dropped)
         d["placed_from"] = None if self.placed_from is None else list(self.placed_from)
         d["refusal"] = None if self.refusal is None else dict(self.refusal)
         d["excluded"] = list(self.excluded)
@@ -313,6 +318,7 @@ class OrderState:
         d["preorders"] = dict(d.get("preorders") or {})
         d["preorder_promised"] = dict(d.get("preorder_promised") or {})  # before 2026-12
         d["asks"] = dict(d.get("asks") or {})
+        d["dropped"] = dict(d.get("dropped") or {})  # states from before 2026-12
         d["excluded"] = list(d["excluded"])
         d["event_ids"] = list(d["event_ids"])
         return cls(**d)
@@ -332,6 +338,8 @@ class OrderState:
             s.status in ("shipped", "collected", "in_transit") for s in self.shipments.values()
         ):
             return "cancelled"
+        if self.asks:
+            return "backordered"  # awaiting its preorder answers: nothing placed yet
         shipped_units = sum(self.delivered.values())
         returned_units = sum(self.returned.values())
         if returned_units:
@@ -461,11 +469,6 @@ class Machine:
         if st.cancelled:
             raise LifecycleError(f"order {st.order_id} is already cancelled")
         if order.lines:
-            if st.asks:
-                raise LifecycleError(
-                    f"order {st.order_id} awaits the answer to its preorder: cancel it whole, "
-                    "or its lines once it is answered"
-                )
             self._cancel_lines(order)
             return
         if (
@@ -497,7 +500,9 @@ class Machine:
         """Cancel only the quantities of `order.lines` (domain/cancellation.py says where from):
         the units no location holds are dropped, a round in progress is abandoned and the rest
         of it routed again, open shipments give back exactly the cancelled units (the whole
-        shipment, slot included, when nothing is left in it)."""
+        shipment, slot included, when nothing is left in it). While the order awaits its
+        preorder answers nothing is placed: the asks shrink or are withdrawn, and the order
+        goes on when the answers left are all in."""
         st = self._require()
         asked = dict(merge_lines((ln.sku, ln.qty) for ln in order.lines))
         holdings = Holdings(
@@ -514,6 +519,7 @@ class Machine:
                 for s in st.shipments.values()
                 if s.status in OPEN and not _gone(s)
             ],
+            awaiting=self._remaining() if st.asks else {},
         )
         try:
             take = allocate(holdings, asked)
@@ -561,6 +567,8 @@ class Machine:
         _add(st.cancelled_lines, asked)
         if all(st.cancelled_lines.get(sku, 0) >= qty for sku, qty in holdings.ordered.items()):
             st.cancelled = True
+        if take.awaiting:
+            self._withdraw_asks()
         self._order_event(
             "lines_cancelled",
             detail={
@@ -571,8 +579,49 @@ class Machine:
         )
         if again:
             self._start_decision(again, counted=False)
+        elif take.awaiting:
+            if not st.cancelled:
+                self._answers_in()
         elif not st.cancelled and st.pending is None:
             self._publish_decision(self._decision_status(), {"lines_cancelled": True}, new=[])
+
+    def _withdraw_asks(self) -> None:
+        """Lines cancelled while the preorder answers are awaited: each asked SKU's ask
+        shrinks to what is left of its line (`shrink`: a grant made or to come keeps only
+        those units, the queue gives the rest back) or is withdrawn (`leave`) when nothing is
+        left of it. The ops follow the ask on the SKU's queue, so they apply to its answer."""
+        st = self._require()
+        left = self._remaining()
+        for sku in sorted(st.asks):
+            qty = left.get(sku, 0)
+            if qty >= st.asks[sku]:
+                continue
+            if qty:
+                st.asks[sku] = qty
+                self.effects.append(BackorderEffect("shrink", sku, qty))
+            else:
+                del st.asks[sku]
+                st.preorders.pop(sku, None)
+                st.preorder_promised.pop(sku, None)
+                self.effects.append(BackorderEffect("leave", sku, reason="cancelled"))
+        if not st.asks:
+            st.placed_from = None
+
+    def _answers_in(self) -> None:
+        """What a cancellation left of an order awaiting preorder answers goes on when the
+        answers left are all grants: no ask left, its lines are routed as a plain order's."""
+        st = self._require()
+        if not st.asks:
+            self._route_placed(self._remaining())
+        elif all(sku in st.preorders for sku in st.asks):
+            self._preorders_granted()
+
+    def _remaining(self) -> dict[str, int]:
+        """The order's lines less what line cancellations took (sku -> units)."""
+        st = self._require()
+        ordered = merge_lines((ln["sku"], ln["qty"]) for ln in st.order["lines"])
+        left = {sku: qty - st.cancelled_lines.get(sku, 0) for sku, qty in ordered}
+        return {sku: qty for sku, qty in left.items() if qty > 0}
 
     def _gone(self) -> dict[str, int]:
         """Units shipped, collected or in transit to a pickup store: never cancellable."""
@@ -1078,12 +1127,19 @@ class Machine:
         answer to the order's own preorder ask counts once every ask is granted."""
         st = self._require()
         if msg.sku in st.asks:
+            if msg.qty > st.asks[msg.sku]:  # granted as asked, cancelled in part since
+                self.effects.append(BackorderEffect("shrink", msg.sku, st.asks[msg.sku]))
             if msg.sku not in st.preorders:
                 self._note_preorder(msg)
                 if all(sku in st.preorders for sku in st.asks):
                     self._preorders_granted()
             return
         waiting = st.backordered.get(msg.sku, 0) or (msg.sku in st.retrying)
+        if not waiting and msg.sku in st.cancelled_lines:
+            # a grant of an ask its line cancellation withdrew: given back (again: a leave
+            # follows the ask on the queue, this one is for a grant re-sent after a crash)
+            self.effects.append(BackorderEffect("leave", msg.sku, reason="cancelled"))
+            return
         if st.cancelled or st.refused or not waiting or msg.sku in st.preorders:
             return  # gone meanwhile, or told before (a repeated answer)
         self._note_preorder(msg)
@@ -1097,14 +1153,68 @@ class Machine:
         st = self._require()
         if msg.sku not in st.asks or st.refused:
             return  # answered before (a repeated answer), or cancelled meanwhile
+        if msg.asked > st.asks[msg.sku]:
+            # the answer to an ask a line cancellation shrank since: ask for what is left
+            self.effects.append(
+                BackorderEffect("preorder", msg.sku, st.asks[msg.sku], since=self._since())
+            )
+            return
         reason = (
             f"preorder of {msg.asked} x {msg.sku} beyond expected supply: "
             f"{msg.left} expected and not yet claimed"
         )
+        self._refuse(msg.sku, msg.asked, msg.left, reason)
+
+    def _refuse(self, sku: str, asked: int, left: int, reason: str) -> None:
+        st = self._require()
         st.refused = reason
-        st.refusal = {"sku": msg.sku, "asked": msg.asked, "left": msg.left, "skus": sorted(st.asks)}
+        st.refusal = {"sku": sku, "asked": asked, "left": left, "skus": sorted(st.asks)}
         st.asks, st.preorders, st.preorder_promised = {}, {}, {}
         self._tell_refusal()
+
+    def preorder_dropped(self, msg: PreorderDropped) -> None:
+        """A short receipt ended the supply the SKU's preorder was accepted on: the line waits
+        on as a plain backorder, in its place, and stops claiming that supply's date
+        (`backordered_lines[].expected_date` and `.promised_date` null, the decision's
+        `promised_date` without it) until a later announced receipt covers it (a new
+        acceptance). Told on order-events (`preorder_dropped`, with the dates withdrawn) and
+        routed-orders. Its max_wait_days still count from the date the supply was due.
+        An order still awaiting other preorder answers has told nobody of the grant: its
+        preorder is refused whole, as if the queue had refused it."""
+        st = self._require()
+        if st.cancelled or st.refused or msg.sku not in st.preorders:
+            return  # gone, or told before (a drop re-sent after a crash)
+        if msg.sku in st.asks:
+            reason = (
+                f"preorder of {st.asks[msg.sku]} x {msg.sku} beyond expected supply: a short "
+                f"receipt left {msg.left} expected and not yet claimed"
+            )
+            self._refuse(msg.sku, st.asks[msg.sku], msg.left, reason)
+            return
+        expected = st.preorders.pop(msg.sku)
+        promised = st.preorder_promised.pop(msg.sku, None)
+        st.dropped[msg.sku] = expected
+        if not (st.backordered.get(msg.sku) or msg.sku in st.retrying):
+            return  # routed or given up meanwhile: nothing promised on it any more
+        self._order_event(
+            "preorder_dropped",
+            detail={
+                "lines": [{"sku": msg.sku, "qty": st.backordered.get(msg.sku, msg.qty)}],
+                "reason": "short_receipt",
+                "expected_date": expected,
+                "promised_date": promised,
+            },
+        )
+        self._publish_decision(self._decision_status(), {"preorder_dropped": msg.sku}, new=[])
+
+    def drop_replayed(self, msg: PreorderDropped) -> None:
+        """A drop read again after the order's worker died: the refusal it caused is told
+        again, else what the state implies is re-emitted (Machine.resync)."""
+        st = self.state
+        if st is not None and st.refusal is not None and st.refusal["sku"] == msg.sku:
+            self._tell_refusal()
+        else:
+            self.resync()
 
     def refusal_replayed(self, msg: PreorderRefused) -> None:
         """The refusal that refused the order, read again after its worker died: what it
@@ -1165,8 +1275,7 @@ class Machine:
         for sku in sorted(asks):
             self._order_event("preorder_accepted", detail=self._preorder_detail(sku, asks[sku]))
         self._publish_decision("backordered", {"preorder": sorted(asks)}, new=[])
-        ordered = dict(merge_lines((ln["sku"], ln["qty"]) for ln in st.order["lines"]))
-        rest = {sku: qty for sku, qty in ordered.items() if sku not in asks}
+        rest = {sku: qty for sku, qty in self._remaining().items() if sku not in asks}
         if rest and self._ship_complete():
             self._backorder(rest, {"unroutable": "ship_complete_with_preorder"})
         elif rest:
@@ -1252,9 +1361,10 @@ class Machine:
     def _expires_at(self, sku: str) -> float:
         """When a waiting line has waited max_wait_days: from the order (network time), or for a
         preorder from the date its supply is due (a preorder on supply due in three weeks is
-        not given up after two)."""
+        not given up after two), even when a short receipt dropped it since."""
         start = self._since()
-        expected = self._require().preorders.get(sku)
+        st = self._require()
+        expected = st.preorders.get(sku) or st.dropped.get(sku)
         if expected is not None:
             start = max(start, datetime.fromisoformat(expected).timestamp())
         return start + self._rule().max_wait_days * DAY_S

@@ -31,11 +31,12 @@ from typing import Any, TextIO
 
 import orjson
 
+from domain.routing import RoutingPolicy
 from sim.network import generate_network, write_network_file
 from sim.staff import Staff, StaffConfig
-from sim.workload import Catalogue, Emission, Workload
+from sim.workload import CHANNELS, Catalogue, Emission, Workload
 from streams.records import Location
-from streams.settings import KafkaSettings
+from streams.settings import KafkaSettings, WorkerSettings
 from streams.topic_reader import TopicReader, read_to_end
 from streams.topics import TOPICS, AnyTopic
 
@@ -44,6 +45,7 @@ __all__ = [
     "SimError",
     "SimOptions",
     "TokenBucket",
+    "backorder_channels",
     "build_parser",
     "main",
     "parse_start",
@@ -81,6 +83,11 @@ class SimOptions:
     """The share of their declared capacity_per_hour the simulated staff achieve."""
     run_id: str | None = None
     progress_interval_s: float = 1.0
+    preorder_share: float = 0.03
+    """Of the orders with a line whose SKU has supply announced (sim/workload.py)."""
+    preorder_channels: tuple[str, ...] | None = None
+    """Channels whose orders may ask preorders; None: those the routing policy enables
+    backorders for (backorder_channels), where the engine accepts them."""
 
 
 class SimError(RuntimeError):
@@ -160,6 +167,17 @@ async def network_time(settings: KafkaSettings) -> datetime | None:
         if t.tzinfo is not None and (latest is None or t > latest):
             latest = t
     return latest
+
+
+def backorder_channels(path: Path) -> tuple[str, ...]:
+    """The channels the workers' routing policy (STOCKROUTE_ROUTING_POLICY, as the workers
+    read it) enables backorders for: the engine refuses a preorder on any other, so the
+    simulator asks none there (none at all when the file cannot be read)."""
+    try:
+        policy = RoutingPolicy.load(path)
+    except (OSError, ValueError):
+        return ()
+    return tuple(ch for ch in CHANNELS if policy.backorder.rule(ch).enabled)
 
 
 def _kind(topic: AnyTopic, value: dict[str, Any]) -> str:
@@ -351,6 +369,12 @@ async def run(
         pos_sales_per_store_hour=opts.pos_sales_per_store_hour,
         replenish="consumption" if opts.staff else "demand",
         run_id=run_id,
+        preorder_share=opts.preorder_share,
+        preorder_channels=(
+            backorder_channels(WorkerSettings.from_env().routing_policy)
+            if opts.preorder_channels is None
+            else opts.preorder_channels
+        ),
     )
     staff = (
         Staff(network, opts.seed, config=StaffConfig(pace=opts.staff_pace), run_id=run_id)
@@ -624,6 +648,15 @@ def build_parser() -> argparse.ArgumentParser:
         "%(default)s; e.g. 0.5 at a peak where walk-in customers come first: promises slip)",
     )
     p.add_argument(
+        "--preorder-share",
+        type=float,
+        default=d.preorder_share,
+        metavar="SHARE",
+        help="share of the orders with a line whose SKU has supply announced that ask it as a "
+        "preorder, on the channels the routing policy (STOCKROUTE_ROUTING_POLICY) enables "
+        "backorders for (default %(default)s; 0 = none)",
+    )
+    p.add_argument(
         "--run-id",
         default=None,
         help="id namespace of events and orders (default: random); same seed and run id "
@@ -648,6 +681,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if not 0 < args.staff_pace <= 1:
         print("stockroute simulate: --staff-pace must be in (0, 1]", file=sys.stderr)
+        return 2
+    if not 0 <= args.preorder_share <= 1:
+        print("stockroute simulate: --preorder-share must be in [0, 1]", file=sys.stderr)
         return 2
     if args.write_network is not None:
         network: list[Location] = generate_network(
@@ -682,6 +718,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         staff=args.staff,
         staff_pace=args.staff_pace,
         run_id=args.run_id,
+        preorder_share=args.preorder_share,
     )
     try:
         stats = asyncio.run(run(opts))

@@ -26,7 +26,7 @@ import random
 import uuid
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Literal
@@ -37,6 +37,7 @@ from streams.records import MAX_LINES, Location, LocationCalendar, interval_minu
 from streams.topics import TOPICS, AnyTopic
 
 __all__ = [
+    "CHANNELS",
     "Catalogue",
     "Emission",
     "OpeningHours",
@@ -73,6 +74,7 @@ _POS_LINES = ((1, 2, 3), (0.60, 0.88, 1.0))
 _QTY = ((1, 2, 3), (0.88, 0.98, 1.0))
 _PAYMENT = (("card", "paypal", "apple_pay", "gift_card"), (0.68, 0.84, 0.95, 1.0))
 _CHANNEL = (("web", "app", "store"), (0.55, 0.92, 1.0))
+CHANNELS = _CHANNEL[0]
 _PICKUP_CHOICE = (0.6, 0.85, 1.0)  # of the three nearest click & collect stores
 _AVG_UNITS_PER_ORDER = 1.85
 _AVG_UNITS_PER_TICKET = 1.65
@@ -308,6 +310,8 @@ class Workload:
         asn_share: float = 0.5,
         asn_lead_h: float = 3.0,
         asn_short_share: float = 0.1,
+        preorder_share: float = 0.03,
+        preorder_channels: Collection[str] | None = None,
         replenish: Literal["demand", "consumption"] = "demand",
         store_replenish_hour: int = 6,
         warehouse_replenish_every_h: int = 4,
@@ -343,6 +347,13 @@ class Workload:
         self.asn_share = asn_share
         self.asn_lead_h = asn_lead_h
         self.asn_short_share = asn_short_share
+        # preorders: preorder_share of the orders with a line whose SKU has supply announced
+        # and not yet due ask those lines as preorders (lines[].preorder), within the units
+        # announced and not yet asked (a webshop sells the announced supply, not beyond)
+        self.preorder_share = preorder_share
+        # the channels whose orders may ask preorders (None: every one): those the workers'
+        # policy enables backorders for (the engine refuses a preorder elsewhere)
+        self.preorder_channels = None if preorder_channels is None else set(preorder_channels)
         self.replenish = replenish
         self.store_replenish_hour = store_replenish_hour
         self.warehouse_replenish_every_h = warehouse_replenish_every_h
@@ -353,6 +364,9 @@ class Workload:
         self._rng = random.Random(f"stockroute-workload:{seed}")
         # its own stream, so the draws for order changes leave every other event unchanged
         self._changes_rng = random.Random(f"stockroute-workload-changes:{seed}")
+        self._preorder_rng = random.Random(f"stockroute-workload-preorders:{seed}")
+        # announced supply per SKU: [announced at, due, units not yet asked as preorders]
+        self._supply: dict[str, list[list[float]]] = {}
         self._ids = event_namespace(seed, run_id, "workload")
         self._receipt_ids = event_namespace(seed, run_id, "replenishment")
         self._start_ts = start.timestamp()
@@ -593,6 +607,7 @@ class Workload:
             "currency": self.currency,
             "payment": {"method": method, "reference": f"pay_{rng.getrandbits(64):016x}"},
         }
+        self._preorders(t, value)
         partial = self._order_changes(t, order_id, channel, value)
         self._push(t, TOPICS.web_orders, order_id, value)
         if self.replenish == "demand" and self.warehouses:
@@ -651,6 +666,27 @@ class Workload:
             )
         return None
 
+    def _preorders(self, t: float, value: dict[str, Any]) -> None:
+        """Some orders ask their lines whose SKU has supply announced and not yet due as
+        preorders (on their own random stream: the other events are unchanged)."""
+        if self.preorder_channels is not None and value["channel"] not in self.preorder_channels:
+            return
+        asked: list[tuple[dict[str, Any], list[float]]] = []
+        for ln in value["lines"]:
+            lots = self._supply.get(ln["sku"])
+            if not lots:
+                continue
+            lots[:] = [lot for lot in lots if lot[1] > t]  # due: the receipt is there or late
+            lot = next((lot for lot in lots if lot[0] <= t and lot[2] >= ln["qty"]), None)
+            if lot is not None:
+                asked.append((ln, lot))
+        if not asked or self._preorder_rng.random() >= self.preorder_share:
+            return
+        for ln, lot in asked:
+            if lot[2] >= ln["qty"]:
+                ln["preorder"] = True
+                lot[2] -= ln["qty"]
+
     def _announced(self, loc: str, units: dict[str, int], ts: float, tag: str) -> bool:
         """Some warehouse receipts come announced: an expected_receipt now, the receipt
         asn_lead_h later (a few of them short). True when the receipt was scheduled so."""
@@ -662,6 +698,9 @@ class Workload:
             value["type"] = "expected_receipt"
             value["expected_date"] = iso(due)
             self._push(ts, TOPICS.supplier_feeds, loc, value)
+        for sku, q in units.items():
+            lots = [lot for lot in self._supply.get(sku, []) if lot[1] > ts]  # bounded
+            self._supply[sku] = [*lots, [ts, due, float(q)]]
         short = rng.random() < self.asn_short_share
         got = {s: max(1, q * 4 // 5) if short else q for s, q in units.items()}
         for value in _receipts(loc, got, due, self._receipt_ids, tag):

@@ -563,9 +563,12 @@ class BackorderOp(Internal):
     supply announced (`expect`: qty due at `location_id` at `since`, epoch s) or received
     (`arrived`: a receipt's qty, which settles what was expected there first); an order asks
     for `qty` units as a preorder (`preorder`: granted whole on the supply expected and not
-    yet claimed, or refused)."""
+    yet claimed, or refused); an order's asked preorder was cancelled in part before or
+    after its answer (`shrink`: it waits for `qty` units now, a claim beyond them is given
+    back; no-op when the order is not in the queue, unlike `wait` it never joins it nor
+    answers a turn)."""
 
-    kind: Literal["wait", "leave", "stock_up", "expect", "arrived", "preorder"]
+    kind: Literal["wait", "leave", "stock_up", "expect", "arrived", "preorder", "shrink"]
     sku: str
     order_id: str | None = None
     qty: int = 0
@@ -607,6 +610,19 @@ class PreorderRefused(Internal):
     sku: str
     asked: int
     left: int
+
+
+class PreorderDropped(Internal):
+    """A short receipt ended the supply a SKU's queue had accepted the order's preorder on:
+    its `qty` units wait as a plain backorder, in their place, with no expected date (until a
+    later announced receipt covers them: a new PreorderAccepted). `left`: the units expected
+    and not yet claimed after the drop."""
+
+    type: Literal["preorder_dropped"] = "preorder_dropped"
+    order_id: str
+    sku: str
+    qty: int
+    left: int = 0
 
 
 class ReservationResult(Internal):
@@ -660,7 +676,8 @@ OrderCommand = Annotated[
     | ShipByPassed
     | BackorderRetry
     | PreorderAccepted
-    | PreorderRefused,
+    | PreorderRefused
+    | PreorderDropped,
     Field(discriminator="type"),
 ]
 

@@ -155,3 +155,73 @@ async def _granted(rt: Runtime) -> None:
         assert DUE.date() < promised <= (DUE + timedelta(days=7)).date()
         (ask,) = o.take("location_ops")  # the plain line is routed as usual
         assert [ln["sku"] for ln in ask["lines"]] == ["A"]
+
+
+def test_a_short_receipt_tells_the_dropped_preorder_and_again_on_replay(rt: Runtime) -> None:
+    asyncio.run(_short(rt))
+
+
+async def _short(rt: Runtime) -> None:
+    async with rt.app.agents["backorders"].test_context() as ctx:
+        f = Feeder(rt, ctx)
+        await f.put(TOPICS.backorder_ops, expect(4), "P")
+        await f.put(TOPICS.backorder_ops, op("preorder", order_id="O1", qty=2, since=1.0), "P")
+        await f.put(TOPICS.backorder_ops, op("preorder", order_id="O2", qty=2, since=2.0), "P")
+        assert [c["type"] for c in f.take("order_commands")] == ["preorder_accepted"] * 2
+        arrived = op("arrived", location_id="ST-NEAR", qty=3, ref="RC-1")
+        await f.put(TOPICS.backorder_ops, arrived, "P")
+        drop = {"type": "preorder_dropped", "order_id": "O2", "sku": "P", "qty": 2, "left": 0}
+        assert f.take("order_commands") == [drop]
+        assert f.take("backorders")[-1]["backordered"] == 4  # O2 waits on, in its place
+        # the worker died before the drop was flushed: re-read, it is told again
+        rt.forget_positions()
+        f.offsets[(TOPICS.backorder_ops.name, 0)] = 3
+        await f.put(TOPICS.backorder_ops, arrived, "P")
+        assert drop in f.take("order_commands")
+        # an order's asked preorder cancelled in part: the claim shrinks, the rest is free
+        await f.put(TOPICS.backorder_ops, op("shrink", order_id="O1", qty=1), "P")
+        assert f.take("backorders")[-1]["backordered"] == 3
+    queue = rt.get(rt.tables["backorder_queues"], "P")
+    assert queue["claims"] == {"O1": 1} and queue["dropped"] == {"O2": 2}
+
+
+def test_lines_cancelled_while_the_preorder_is_awaited_are_applied(rt: Runtime) -> None:
+    asyncio.run(_cancel_awaited(rt))
+
+
+async def _cancel_awaited(rt: Runtime) -> None:
+    world(rt)
+    rt.policy = replace(rt.policy, backorder=BackorderPolicy(enabled=True, max_wait_days=30))
+    async with rt.app.agents["orders"].test_context() as ctx:
+        o = Orders(rt, ctx)
+        await o.order(TOPICS.web_orders, preorder_placed(3))
+        o.take("backorder_ops")
+        cx = {
+            "event_id": "cx-1",
+            "occurred_at": placed()["occurred_at"],
+            "type": "order_cancelled",
+            "order_id": "O1",
+            "lines": [{"sku": "P", "qty": 1}],
+        }
+        await o.order(TOPICS.web_orders, cx)
+        assert not o.take("dead_letters")
+        (shrink,) = o.take("backorder_ops")
+        assert (shrink["kind"], shrink["sku"], shrink["qty"]) == ("shrink", "P", 2)
+        (ev,) = o.take("order_events")
+        assert ev["change"] == "lines_cancelled"
+        accepted = {
+            "type": "preorder_accepted",
+            "order_id": "O1",
+            "sku": "P",
+            "qty": 3,
+            "expected_date": DUE.timestamp(),
+            "location_id": "ST-NEAR",
+        }
+        await o.put(TOPICS.order_commands, accepted, "O1")
+        (ro,) = o.take("routed_orders")
+        assert [(ln["sku"], ln["qty"]) for ln in ro["backordered_lines"]] == [("P", 2)]
+        drop = {"type": "preorder_dropped", "order_id": "O1", "sku": "P", "qty": 2, "left": 0}
+        await o.put(TOPICS.order_commands, drop, "O1")
+        (ro,) = o.take("routed_orders")
+        assert ro["backordered_lines"][0]["expected_date"] is None
+        assert [e["change"] for e in o.take("order_events")][-1] == "preorder_dropped"

@@ -537,3 +537,57 @@ def test_preorders_asked_by_orders_are_granted_on_unclaimed_supply_or_refused_wh
         assert sum(ln["qty"] for ln in pre) == book.orders[oid]["PRE-2"], oid
         assert not latest[oid]["backordered_lines"]
     assert latest_by_key(cluster, "backorders")["PRE-2"]["backordered"] == 0
+
+
+def test_lines_cancelled_while_a_preorder_is_awaited_then_a_short_receipt_drops_it(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A line cancellation read right behind its order_placed (the preorder answer cannot be
+    in yet) is applied, not dead-lettered: the ask shrinks, the granted claim keeps only what is
+    left, the plain line routes what is left. A short receipt then drops the preorder back to
+    a plain backorder: told on order-events, and routed-orders no longer promises its date."""
+    start_workers(cluster, tmp_path)
+    book = Book()
+    send(cluster, [book.receive("rc-rt3", "ST-1", {"RT-3": 5})])
+    send(cluster, [expected_receipt("ER-3", "WH-1", {"PRE-3": 5}, days=3)])
+    wait_for(
+        lambda: latest_by_key(cluster, "backorders").get("PRE-3", {}).get("preorderable") == 5,
+        what="the announced supply on the SKU's queue",
+    )
+    book.orders["F-1"] = {"PRE-3": 4, "RT-3": 2}
+    book.order_of.append("F-1")
+    send(
+        cluster,
+        [
+            preorder("F-1", {"PRE-3": 4}, {"RT-3": 2}),
+            book.cancel_lines("F-1", 1, {"PRE-3": 1, "RT-3": 1}),
+        ],
+    )
+    wait_for(lambda: answered(cluster, "F-1"), what="F-1's preorder answered")
+    assert answered(cluster, "F-1") == "preorder_accepted"
+    latest = check(cluster, book)
+    assert not [d for d in messages(cluster, "dead_letters") if d["key"] == "F-1"]
+    changes = [e["change"] for e in messages(cluster, "order_events") if e["order_id"] == "F-1"]
+    assert changes[0] == "lines_cancelled" and "preorder_accepted" in changes
+    (line,) = latest["F-1"]["backordered_lines"]
+    assert (line["sku"], line["qty"]) == ("PRE-3", 3) and line["expected_date"]
+    assert [ln for s in latest["F-1"]["shipments"] for ln in s["lines"]] == [
+        {"sku": "RT-3", "qty": 1}
+    ]
+    queue = latest_by_key(cluster, "backorders")["PRE-3"]
+    assert (queue["backordered"], queue["preorderable"]) == (3, 2)  # the cancelled unit is free
+
+    send(cluster, [book.receive("RC-3", "WH-1", {"PRE-3": 2})])  # short of the 3 claimed
+    wait_for(
+        lambda: [
+            e
+            for e in messages(cluster, "order_events")
+            if e["order_id"] == "F-1" and e["change"] == "preorder_dropped"
+        ],
+        what="F-1's preorder dropped",
+    )
+    latest = check(cluster, book)
+    (line,) = latest["F-1"]["backordered_lines"]
+    assert (line["qty"], line["expected_date"], line["promised_date"]) == (3, None, None)
+    placed_date = [s.get("promised_delivery") for s in latest["F-1"]["shipments"]]
+    assert latest["F-1"]["promised_date"] == max(d for d in placed_date if d)

@@ -9,12 +9,18 @@ from typing import Any
 import orjson
 import pytest
 
-from domain.backorders import Accepted, BackorderPolicy, Queue, Retry
+from domain.backorders import Accepted, BackorderPolicy, Dropped, Queue, Retry
 from domain.geo import great_circle_km
 from domain.orders import BackorderEffect, Deadline, LifecycleError, Refusal, ReserveEffect
 from domain.promise import shipment_promise
 from domain.routing import RoutingPolicy
-from streams.records import BackorderRetry, PreorderAccepted, PreorderRefused, WebOrder
+from streams.records import (
+    BackorderRetry,
+    PreorderAccepted,
+    PreorderDropped,
+    PreorderRefused,
+    WebOrder,
+)
 from tests.unit.test_orders_machine import (
     PARIS,
     T0,
@@ -460,3 +466,182 @@ def test_a_waiting_line_accepted_later_is_promised_from_its_supply_too() -> None
     (ro,) = published(w.run("preorder_accepted", msg), "routed_orders")
     assert first is not None and ro["promised_date"] > first  # the waiting line comes later
     assert ro["backordered_lines"][0]["promised_date"] == ro["promised_date"]
+
+
+# ---- changes while preorders are asked, and preorders a short receipt drops -------------------
+
+
+def cancel_lines(lines: list[tuple[str, int]], event_id: str = "cx-1") -> WebOrder:
+    cx = {"event_id": event_id, "occurred_at": T0, "type": "order_cancelled", "order_id": "O-1"}
+    return WebOrder.model_validate({**cx, "lines": [{"sku": s, "qty": q} for s, q in lines]})
+
+
+def granted(sku: str, qty: int, days: float = 3.0) -> PreorderAccepted:
+    due = (T0 + timedelta(days=days)).timestamp()
+    return PreorderAccepted(order_id="O-1", sku=sku, qty=qty, expected_date=due, location_id="WH-1")
+
+
+def test_a_line_cancellation_while_preorder_answers_are_awaited_shrinks_or_withdraws_asks() -> None:
+    w = world({"SKU-2": {"ST-A": 5}})
+    w.run("place", preorder_order([("SKU-1", 3, True), ("SKU-3", 1, True), ("SKU-2", 2, False)]))
+    effects = w.run("cancel", cancel_lines([("SKU-1", 1), ("SKU-3", 1), ("SKU-2", 1)]))
+    # the SKU-1 ask keeps 2 units (a grant gives the third back), the SKU-3 ask is withdrawn
+    assert bo(effects) == [("shrink", "SKU-1", 2), ("leave", "SKU-3", 0)]
+    assert not reserves(effects) and not published(effects, "routed_orders")  # still awaited
+    (ev,) = published(effects, "order_events")
+    assert ev["change"] == "lines_cancelled" and ev["order_status"] == "backordered"
+    assert ev["detail"]["lines"] == [
+        {"sku": "SKU-1", "qty": 1},
+        {"sku": "SKU-2", "qty": 1},
+        {"sku": "SKU-3", "qty": 1},
+    ]
+    # the queue granted the ask as sent (3): the order keeps 2, the third goes back
+    effects = w.run("preorder_accepted", granted("SKU-1", 3))
+    assert bo(effects)[0] == ("shrink", "SKU-1", 2)
+    changes = [e["change"] for e in published(effects, "order_events")]
+    assert changes == ["backordered", "preorder_accepted"]  # SKU-3 no longer awaited
+    accepted = published(effects, "order_events")[1]
+    assert accepted["detail"]["lines"] == [{"sku": "SKU-1", "qty": 2}]
+    (ro,) = published(effects, "routed_orders")
+    assert [(ln["sku"], ln["qty"]) for ln in ro["backordered_lines"]] == [("SKU-1", 2)]
+    (ask,) = reserves(effects)
+    assert ask.lines == (("SKU-2", 1),)  # what is left of the plain line
+    assert w.state is not None and w.state.backordered == {"SKU-1": 2}
+    # a grant of the withdrawn SKU-3 ask (re-sent after a crash) is given back
+    assert bo(w.run("preorder_accepted", granted("SKU-3", 1))) == [("leave", "SKU-3", 0)]
+
+
+def test_cancelling_every_asked_preorder_routes_the_plain_lines_at_once() -> None:
+    w = world({"SKU-2": {"ST-A": 5}})
+    w.run("place", preorder_order([("SKU-1", 2, True), ("SKU-2", 1, False)]))
+    effects = w.run("cancel", cancel_lines([("SKU-1", 2)]))
+    assert bo(effects) == [("leave", "SKU-1", 0)]
+    (ask,) = reserves(effects)
+    assert ask.lines == (("SKU-2", 1),)
+    w.answer(ask)
+    assert w.state is not None and w.state.status == "routed" and not w.state.asks
+    # the queue's refusal of the withdrawn ask, read later: nothing is refused
+    late = PreorderRefused(order_id="O-1", sku="SKU-1", asked=2, left=0)
+    assert w.run("preorder_refused", late) == [] and w.state.refused is None
+
+
+def test_cancelling_the_whole_order_line_by_line_while_awaited_withdraws_every_ask() -> None:
+    w = world({})
+    w.run("place", preorder_order([("SKU-1", 2, True), ("SKU-3", 1, True)]))
+    w.run("preorder_accepted", granted("SKU-1", 2))
+    effects = w.run("cancel", cancel_lines([("SKU-1", 2), ("SKU-3", 1)]))
+    assert bo(effects) == [("leave", "SKU-1", 0), ("leave", "SKU-3", 0)]
+    (ev,) = published(effects, "order_events")
+    assert ev["order_status"] == "cancelled" and not published(effects, "routed_orders")
+    assert w.state is not None and w.state.cancelled and not w.state.asks
+    with pytest.raises(LifecycleError, match="is already cancelled"):
+        w.run("cancel", cancel_lines([("SKU-3", 1)], event_id="cx-2"))
+
+
+def test_a_refusal_of_an_ask_shrunk_since_asks_again_for_what_is_left() -> None:
+    w = world({})
+    w.run("place", preorder_order([("SKU-1", 5, True)]))
+    w.run("cancel", cancel_lines([("SKU-1", 2)]))
+    effects = w.run(
+        "preorder_refused", PreorderRefused(order_id="O-1", sku="SKU-1", asked=5, left=3)
+    )
+    assert bo(effects) == [("preorder", "SKU-1", 3)] and w.state is not None
+    assert not w.state.refused  # judged on what the customer still wants
+    effects = w.run(
+        "preorder_refused", PreorderRefused(order_id="O-1", sku="SKU-1", asked=3, left=2)
+    )
+    reason = "preorder of 3 x SKU-1 beyond expected supply: 2 expected and not yet claimed"
+    assert [e.reason for e in effects if isinstance(e, Refusal)] == [reason]
+
+
+def test_the_queue_shrinks_a_claim_and_never_joins_an_order_it_does_not_hold() -> None:
+    q = Queue(sku="A")
+    q.expect("ER-1", "WH-1", 5, due=100.0)
+    assert q.preorder("O-1", 3, since=1.0) == Accepted("O-1", 3, 100.0, "WH-1")
+    q.wait("O-2", 1, since=0.5)
+    q.in_flight = "O-2"
+    q.shrink("O-1", 2)
+    assert q.claims == {"O-1": 2} and q.units == 3 and q.unclaimed == 3
+    assert q.in_flight == "O-2"  # not an answer to the turn in flight
+    q.shrink("O-9", 1)  # refused or unknown: nothing joins
+    assert [e[1] for e in q.entries] == ["O-2", "O-1"]
+
+
+def test_a_short_receipt_tells_each_dropped_preorder_until_claimed_again_or_gone() -> None:
+    q = Queue(sku="A")
+    q.expect("ER-1", "WH-1", 4, due=100.0)
+    for i, since in enumerate((1.0, 2.0, 3.0), start=1):
+        q.wait(f"O-{i}", 1 if i < 3 else 2, since=since)
+    assert [a.order_id for a in q.claim()] == ["O-1", "O-2", "O-3"]
+    assert q.arrived("RC-1", "WH-1", 1) == [Dropped("O-3", 2), Dropped("O-2", 1)]
+    assert q.arrived("RC-1", "WH-1", 1) == []  # a re-read: applied once
+    assert q.drops() == [Dropped("O-2", 1), Dropped("O-3", 2)] and "O-3" not in q.dues
+    assert Queue.from_dict(q.to_dict()).drops() == q.drops()
+    q.expect("ER-2", "WH-1", 1, due=300.0)
+    assert q.claim() == [Accepted("O-2", 1, 300.0, "WH-1")]  # covered again: a new date
+    q.leave("O-3")
+    assert q.drops() == []
+
+
+def test_a_dropped_preorder_stops_claiming_its_date_and_says_so() -> None:
+    w = world({"SKU-2": {"ST-A": 5}}, backorder=BackorderPolicy(enabled=True, max_wait_days=2.0))
+    w.run("place", preorder_order([("SKU-1", 2, True), ("SKU-2", 1, False)]))
+    w.answer_all(w.run("preorder_accepted", granted("SKU-1", 2, days=10)))
+    assert w.state is not None and w.state.promised_date is not None
+    with_preorder = w.state.promised_date
+    shipped_by = w.shipment().promised_delivery
+    assert shipped_by is not None and shipped_by < with_preorder
+    drop = PreorderDropped(order_id="O-1", sku="SKU-1", qty=2, left=0)
+    effects = w.run("preorder_dropped", drop)
+    (ev,) = published(effects, "order_events")
+    assert ev["change"] == "preorder_dropped" and ev["order_status"] == "routed"
+    assert ev["detail"]["lines"] == [{"sku": "SKU-1", "qty": 2}]
+    assert ev["detail"]["reason"] == "short_receipt"
+    assert ev["detail"]["promised_date"] == with_preorder
+    (ro,) = published(effects, "routed_orders")
+    (line,) = ro["backordered_lines"]
+    assert line["expected_date"] is None and line["promised_date"] is None
+    assert ro["promised_date"] == shipped_by  # only what is placed has a date now
+    assert w.run("preorder_dropped", drop) == []  # re-sent after a crash: told once
+    # it still waits max_wait_days from the date its supply was due, not from the order
+    w.now = T0 + timedelta(days=5)
+    assert bo(w.run("acceptance_timeout", "O-1#backorder")) == []
+    assert w.state.backordered == {"SKU-1": 2}
+    # a later announced receipt covers it: promised from that one
+    effects = w.run("preorder_accepted", granted("SKU-1", 2, days=20))
+    (ro,) = published(effects, "routed_orders")
+    assert ro["backordered_lines"][0]["expected_date"] is not None
+    assert ro["promised_date"] > with_preorder
+
+
+def test_a_drop_before_the_other_answers_came_refuses_the_order_whole() -> None:
+    w = world({})
+    w.run("place", preorder_order([("SKU-1", 2, True), ("SKU-3", 1, True)]))
+    w.run("preorder_accepted", granted("SKU-1", 2))
+    drop = PreorderDropped(order_id="O-1", sku="SKU-1", qty=2, left=1)
+    effects = w.run("preorder_dropped", drop)
+    reason = (
+        "preorder of 2 x SKU-1 beyond expected supply: a short receipt left 1 expected and "
+        "not yet claimed"
+    )
+    assert [e.reason for e in effects if isinstance(e, Refusal)] == [reason]
+    assert bo(effects) == [("leave", "SKU-1", 0), ("leave", "SKU-3", 0)]
+    (ev,) = published(effects, "order_events")
+    assert ev["change"] == "preorder_refused" and not published(effects, "routed_orders")
+    again = w.run("drop_replayed", drop)  # re-read after a crash: told again
+    assert [e.reason for e in again if isinstance(e, Refusal)] == [reason]
+
+
+def test_units_landed_beyond_the_claims_are_plain_stock_never_claimed() -> None:
+    q = Queue(sku="A")
+    q.expect("ER-1", "WH-1", 4, due=100.0)
+    q.wait("O-1", 2, since=1.0)
+    q.claim()
+    q.arrived("RC-1", "WH-1", 4)  # all four came, two are claimed
+    q.wait("O-2", 1, since=2.0)
+    assert q.claim() == [] and q.unclaimed == 0  # no claim on stock, nor a due date of 0
+    q.leave("O-1")
+    q.expect("ER-2", "WH-1", 3, due=200.0)
+    assert q.unclaimed == 3  # nothing of the first receipt counts against the next one
+    q.wait("O-3", 3, since=3.0)
+    assert [a.order_id for a in q.claim()] == ["O-2"] and q.unclaimed == 2

@@ -7,12 +7,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import yaml
+
 from sim.network import generate_network, read_network_file
 from sim.runner import (
     RunStats,
     SimOptions,
     TokenBucket,
     _progress,
+    backorder_channels,
     build_parser,
     main,
     parse_start,
@@ -93,3 +96,16 @@ def test_without_start_the_day_goes_on_from_the_network_clock() -> None:
     assert resume_start(default, default - timedelta(hours=3)) == default
     resumed = resume_start(default, later)
     assert resumed == later and resumed.tzinfo == default.tzinfo
+
+
+def test_preorders_go_to_the_channels_the_policy_enables_backorders_for(tmp_path: Path) -> None:
+    policy = Path(__file__).parents[2] / "policy" / "routing.yaml"
+    assert backorder_channels(policy) == ()  # the shipped policy: backorders off
+    data = yaml.safe_load(policy.read_text())
+    data["backorder"] = {"enabled": False, "channels": {"app": {"enabled": True}}}
+    custom = tmp_path / "routing.yaml"
+    custom.write_text(yaml.safe_dump(data))
+    assert backorder_channels(custom) == ("app",)
+    assert backorder_channels(tmp_path / "missing.yaml") == ()
+    assert build_parser().parse_args(["--preorder-share", "0"]).preorder_share == 0
+    assert main(["--preorder-share", "2"]) == 2

@@ -218,3 +218,44 @@ def test_an_order_is_never_cancelled_both_in_part_and_whole() -> None:
     assert any(k == {"part"} for k in kinds.values())
     assert any(k == {"whole"} for k in kinds.values())
     assert all(len(k) == 1 for k in kinds.values())
+
+
+def test_a_few_orders_ask_preorders_on_announced_supply_never_beyond_it() -> None:
+    """lines[].preorder only for a SKU with an expected_receipt announced and not yet due, on
+    a few % of the orders that have one, within the units announced; valid on the wire."""
+    w, events = _day(hours=30)
+    lots: dict[str, list[list[float]]] = {}  # sku -> [announced, due, units left]
+    exposed = asked = 0
+    for topic, _, v in sorted(events, key=lambda e: e[2]["occurred_at"]):
+        at = datetime.fromisoformat(v["occurred_at"]).timestamp()
+        if topic is TOPICS.supplier_feeds and v["type"] == "expected_receipt":
+            due = datetime.fromisoformat(v["expected_date"]).timestamp()
+            for ln in v["lines"]:
+                lots.setdefault(ln["sku"], []).append([at, due, ln["qty"]])
+        if topic is not TOPICS.web_orders or v["type"] != "order_placed":
+            continue
+        open_skus = {s for s, ls in lots.items() if any(a <= at < d for a, d, _ in ls)}
+        if not any(ln["sku"] in open_skus for ln in v["lines"]):
+            assert not any(ln.get("preorder") for ln in v["lines"])
+            continue
+        exposed += 1
+        pre = [ln for ln in v["lines"] if ln.get("preorder")]
+        asked += bool(pre)
+        for ln in pre:
+            lot = next(lot for lot in lots[ln["sku"]] if lot[0] <= at < lot[1])
+            lot[2] -= ln["qty"]
+            assert lot[2] >= 0  # never beyond what was announced
+        if pre:
+            assert _wire(MODELS[TOPICS.web_orders.name], v)
+    assert exposed > 300 and 0 < asked <= 0.08 * exposed
+    _, none = _day(hours=30, preorder_share=0.0)
+    assert not any(ln.get("preorder") for _, _, v in none for ln in v.get("lines", []))
+
+
+def test_preorders_are_asked_only_on_the_channels_given() -> None:
+    """The runner gives the channels the workers' policy enables backorders for (the engine
+    refuses a preorder elsewhere, sim/runner.py backorder_channels)."""
+    _, events = _day(hours=30, preorder_share=0.5, preorder_channels=("app",))
+    placed = [v for t, _, v in events if t is TOPICS.web_orders and v["type"] == "order_placed"]
+    pre = [v for v in placed if any(ln.get("preorder") for ln in v["lines"])]
+    assert pre and {v["channel"] for v in pre} == {"app"}
