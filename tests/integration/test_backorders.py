@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 import yaml
 
 from tests.integration import probes
@@ -378,15 +377,6 @@ def test_backorders_route_first_come_first_served_as_stock_arrives(
     assert sum(queues[s]["backordered"] for s in SCARCE) == waiting
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 15 open, under watch: before the last fix, in about half the runs here a "
-    "queue's head kept its turn without answering (its round waited for an owner's answer lost "
-    "with the killed worker) or one reservation stayed held by no shipment. Four causes fixed "
-    "(a lost stock_up, a grant for a shipment re-planned elsewhere, an ask re-read after its "
-    "release, a round never asked again); 5 of 5 runs passed since. Non-strict until more runs "
-    "show it holds; a failure prints the queues' changelog records.",
-)
 def test_a_sigkill_mid_stream_loses_no_backorder_and_routes_none_twice(
     cluster: Cluster, tmp_path: Path
 ) -> None:
