@@ -218,6 +218,25 @@ def table(results: dict[str, Any]) -> str:
                     "",
                 ),
             ]
+        st = sc.get("steady_state")
+        if st:
+            rows += [
+                (
+                    "  steady state (group settled first): events/s 1 -> 2",
+                    f"{_fmt(st['one_worker'].get('events_per_s'))} -> "
+                    f"{_fmt(st['two_workers'].get('events_per_s'))}",
+                    "",
+                    "",
+                ),
+                (
+                    "  steady state: workers CPU-s / 1k events 1 -> 2, ratio",
+                    f"{_fmt(st['one_worker']['workers_s_per_1k_events'])} -> "
+                    f"{_fmt(st['two_workers']['workers_s_per_1k_events'])}, "
+                    f"{_fmt(st['workers_cpu_ratio_two_to_one'])}",
+                    "<= 1.15",
+                    "",
+                ),
+            ]
     so = s.get("soak", {})
     if "max_lag" in so:
         rows += [
