@@ -472,22 +472,26 @@ async def scan_items(
 
 
 def send_now(app: AppT) -> None:
-    """Send what the producer holds now instead of when its linger runs out: close its open
-    batches (a message produced later starts a new one) and wake its sender, as aiokafka's own
-    `flush_for_commit` does, without waiting for the delivery.
+    """Send what the producer holds now instead of when its linger runs out: end the linger of
+    its open record batches and wake its sender (aiokafka's `flush_for_commit` wakes it the
+    same way), without waiting for the delivery.
 
     Why: an agent's batch ends when no more input is queued (streams/loop.py), so nothing more
     of it will join those batches; waiting out the linger (5 ms, which groups what a busy
-    batch produces into few requests) only delays each hop of an order. aiokafka has no public
-    call for it (`flush` waits for the delivery); these are its accumulator's internals. A
-    threaded or not-yet-started producer is left alone."""
+    batch produces into few requests) only delays each hop of an order. The batches are not
+    closed: a closed batch makes the next message to its partition wait until the sender took
+    it (aiokafka appends only to a partition's last batch), which would tie the agent to every
+    produce round trip. Left open, they keep taking messages until the sender takes them, at
+    once or, while a request to the broker is in flight, when it completes. aiokafka has no
+    public call for it (`flush` waits for the delivery); these are its accumulator's internals.
+    A threaded or not-yet-started producer is left alone."""
     producer = getattr(app.producer, "_producer", None)
     acc = getattr(producer, "_message_accumulator", None)
     if acc is None:
         return
     for batches in acc._batches.values():
         for batch in batches:
-            batch._builder.close()
+            batch._linger_time = 0.0
     waiter = acc._waiter_future
     if not waiter.done():
         waiter.set_result(None)

@@ -806,7 +806,8 @@ def test_an_expanding_table_writes_the_local_keys_of_what_recovery_applies(
 
 
 def test_send_now_ends_the_linger_of_what_was_produced_and_wakes_the_sender() -> None:
-    """A batch of an agent ends: what it produced must not wait out the producer's linger."""
+    """A batch of an agent ends: what it produced must not wait out the producer's linger, and
+    the agent's next send must not wait for the sender to take the batch."""
     from types import SimpleNamespace
 
     from aiokafka.producer.message_accumulator import MessageAccumulator
@@ -825,6 +826,9 @@ def test_send_now_ends_the_linger_of_what_was_produced_and_wakes_the_sender() ->
         faust_fixes.send_now(app)  # type: ignore[arg-type]
         assert batch.remaining_linger() is None  # ready for the sender now
         assert acc._waiter_future.done()  # and the sender is woken
+        # the next message joins the same batch at once (no wait for the sender to take it)
+        await asyncio.wait_for(acc.add_message(tp, b"k2", b"v2", timeout=1.0), 0.1)
+        assert list(acc._batches[tp]) == [batch] and batch.record_count == 2
         faust_fixes.send_now(app)  # type: ignore[arg-type]  # again: nothing changes
         assert batch.remaining_linger() is None
 
