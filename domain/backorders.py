@@ -43,6 +43,7 @@ Pure: the queue's transitions here, their effects are carried out by the agent.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -51,6 +52,7 @@ from zoneinfo import ZoneInfo
 
 DAY_S = 86400.0
 KEEP_SETTLED = 200  # receipt ids a queue remembers (a re-read after a crash is recent)
+KEEP_LATE = 200  # late announcements a queue remembers (a receipt that never came is forgotten)
 # decide()'s reasons that mean "not now" rather than "never" (domain/routing.py)
 WAITABLE = frozenset(
     {"insufficient_stock", "needs_split", "too_many_shipments", "contended", "behind_backorders"}
@@ -79,7 +81,12 @@ class BackorderPolicy:
     def from_mapping(cls, data: Mapping[str, Any]) -> BackorderPolicy:
         """Strict like the rest of the policy: unknown keys and wrong types are errors."""
         grace = data.get("late_grace_days", 0.0)
-        if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:
+        if (
+            isinstance(grace, bool)
+            or not isinstance(grace, int | float)
+            or not math.isfinite(grace)
+            or grace < 0
+        ):
             raise ValueError("routing policy: backorder.late_grace_days must be a number >= 0")
         data = {k: v for k, v in data.items() if k != "late_grace_days"}
         base = _rule(data, {"enabled", "max_wait_days", "channels"}, "backorder")
@@ -360,7 +367,7 @@ class Queue:
             return []
         for key in gone:
             self.late[key] = self.expected.pop(key)
-        while len(self.late) > KEEP_SETTLED:  # a receipt never came: forget the oldest
+        while len(self.late) > KEEP_LATE:  # a receipt never came: forget the oldest
             del self.late[min(self.late, key=lambda k: (self.late[k][2], k))]
         stale = {(float(v[2]), str(v[0])) for v in gone.values()}
         covered: set[str] = set()
