@@ -570,9 +570,7 @@ class BackorderOp(Internal):
     timer: supply announced and not in by the end of its expected day plus the policy's
     `late_grace_days` is late, the preorders it covered are dropped)."""
 
-    kind: Literal[
-        "wait", "leave", "stock_up", "expect", "arrived", "preorder", "shrink", "overdue"
-    ]
+    kind: Literal["wait", "leave", "stock_up", "expect", "arrived", "preorder", "shrink", "overdue"]
     sku: str
     order_id: str | None = None
     qty: int = 0

@@ -649,7 +649,7 @@ def test_units_landed_beyond_the_claims_are_plain_stock_never_claimed() -> None:
     assert [a.order_id for a in q.claim()] == ["O-2"] and q.unclaimed == 2
 
 
-# ---- late supply: past its expected day, not in ---------------------------------------------------
+# ---- late supply: past its expected day, not in ------------------------------------------------
 
 DAY = 86400.0
 DUE = T0.timestamp()  # 2026-01-05 10:00 UTC
@@ -758,16 +758,19 @@ def test_a_preorder_dropped_as_late_says_so_and_stops_claiming_its_date() -> Non
 # ---- ship_complete: a short pick never splits the order ----------------------------------------
 
 
-def test_a_short_pick_of_a_ship_complete_order_gives_the_shipment_back_and_routes_it_whole() -> None:
+def test_a_short_picked_ship_complete_shipment_is_given_back_and_routed_again_whole() -> None:
     w = world({"SKU-1": {"ST-A": 3, "ST-B": 3}, "SKU-2": {"ST-A": 1, "ST-B": 1}})
     w.answer_all(w.run("place", ship_complete([("SKU-1", 3, 1.0), ("SKU-2", 1, 1.0)])))
     first = w.shipment()
     assert first.location_id == "ST-A" and first.lines == {"SKU-1": 3, "SKU-2": 1}
     w.step("accepted", first.shipment_id, "ST-A")
     w.stock.table["SKU-1"]["ST-A"] = 1  # the store's corrected figure
-    effects = w.step("picked", first.shipment_id, "ST-A", lines=[
-        {"sku": "SKU-1", "qty": 1}, {"sku": "SKU-2", "qty": 1}
-    ])
+    effects = w.step(
+        "picked",
+        first.shipment_id,
+        "ST-A",
+        lines=[{"sku": "SKU-1", "qty": 1}, {"sku": "SKU-2", "qty": 1}],
+    )
     assert stock_ops(effects, "short") == [("SKU-1", "ST-A", 2)]
     # the whole shipment is given back there (picked units to stock, its slot released)
     assert sorted(stock_ops(effects, "release")) == [("SKU-1", "ST-A", 0), ("SKU-2", "ST-A", 0)]
@@ -792,9 +795,9 @@ def test_a_ship_complete_order_short_picked_waits_whole_when_no_location_has_eve
     sid = w.shipment().shipment_id
     w.step("accepted", sid, "ST-A")
     w.stock.table["SKU-1"]["ST-A"] = 1
-    effects = w.step("picked", sid, "ST-A", lines=[
-        {"sku": "SKU-1", "qty": 1}, {"sku": "SKU-2", "qty": 1}
-    ])
+    effects = w.step(
+        "picked", sid, "ST-A", lines=[{"sku": "SKU-1", "qty": 1}, {"sku": "SKU-2", "qty": 1}]
+    )
     assert not reserves(effects)  # no second shipment for the missing units
     assert sorted(bo(effects)) == [("wait", "SKU-1", 3), ("wait", "SKU-2", 1)]
     (ro,) = published(effects, "routed_orders")
@@ -809,8 +812,8 @@ def test_a_short_pick_of_a_split_allowed_order_still_reroutes_only_the_missing_u
     sid = w.shipment().shipment_id
     w.step("accepted", sid, "ST-A")
     w.stock.table["SKU-1"]["ST-A"] = 1
-    effects = w.step("picked", sid, "ST-A", lines=[
-        {"sku": "SKU-1", "qty": 1}, {"sku": "SKU-2", "qty": 1}
-    ])
+    effects = w.step(
+        "picked", sid, "ST-A", lines=[{"sku": "SKU-1", "qty": 1}, {"sku": "SKU-2", "qty": 1}]
+    )
     (ask,) = reserves(effects)
     assert ask.lines == (("SKU-1", 2),) and w.shipment().status == "picked"
