@@ -13,6 +13,12 @@ idempotent: an order answers a repeated turn once and ignores an acceptance or a
 A turn whose answer never came (its order's worker died before sending it) is sent again by
 the timer after RESEND_S, and at once by a worker that took the queue over (it cannot know
 whether the turn reached the order).
+
+Late supply: the same timer looks at the supply each queue expects against the worker's
+network clock (never the wall clock, which only decides when it looks); supply past the end
+of its expected day plus the policy's `late_grace_days` makes it send the queue an `overdue`
+op stamped with that network time, and the queue decides (domain/backorders.py
+Queue.overdue): a queue's input, so one writer, replayed like the others.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from domain.backorders import Accepted, Dropped, Queue, Retry
+from domain.backorders import Accepted, Dropped, Queue, Retry, late_after
+from domain.calendar import calendar_of
+from domain.routing import RoutingPolicy
 from streams.app import Runtime
 from streams.codecs import now
 from streams.loop import Agent, Ctx, Send, StateSpec
@@ -35,6 +43,7 @@ from streams.records import (
     PreorderRefused,
 )
 from streams.topics import TOPICS
+from streams.views import LocationsView
 
 QUEUES = "backorder_queues"
 RESEND_S = 10.0  # a turn not answered after this long is handed again
@@ -58,8 +67,25 @@ def _preorder(sku: str, a: Accepted) -> Out:
 
 
 def _dropped(q: Queue, d: Dropped) -> Out:
-    dropped = PreorderDropped(order_id=d.order_id, sku=q.sku, qty=d.qty, left=max(0, q.unclaimed))
+    dropped = PreorderDropped(
+        order_id=d.order_id,
+        sku=q.sku,
+        qty=d.qty,
+        left=max(0, q.unclaimed),
+        reason="late" if d.reason == "late" else "short_receipt",
+    )
     return Send(TOPICS.order_commands, d.order_id, dropped)  # type: ignore[arg-type]
+
+
+def late_at(locations: LocationsView, policy: RoutingPolicy) -> Callable[[str, float], float]:
+    """When supply due at a location is late: the end of its expected day in the location's
+    time zone (UTC without a calendar), plus the policy's `backorder.late_grace_days`."""
+    grace = policy.backorder.late_grace_days
+
+    def at(location_id: str, due: float) -> float:
+        return late_after(due, calendar_of(locations.by_id.get(location_id)).tz, grace)
+
+    return at
 
 
 def _asked(q: Queue, msg: BackorderOp) -> Out:
@@ -109,6 +135,9 @@ def agent() -> Agent:
         elif msg.kind == "arrived":
             dropped = q.arrived(msg.ref or "", msg.location_id or "", msg.qty)
             effects.extend(_dropped(q, d) for d in dropped)
+        elif msg.kind == "overdue":
+            dropped = q.overdue(msg.since, late_at(ctx.locations, ctx.policy))
+            effects.extend(_dropped(q, d) for d in dropped)
         elif msg.order_id is None:
             pass  # an order op always names its order (agents/orders.py)
         elif msg.kind == "shrink":
@@ -138,12 +167,28 @@ def agent() -> Agent:
             effects.append(_refused(state, msg, max(0, state.unclaimed)))
         return [*effects, _record(state)]
 
+    overdue_at: dict[str, float] = {}  # sku -> wall time its `overdue` op was last sent
+
     def resender(rt: Runtime) -> Callable[[], Awaitable[None]]:
         async def resend_turns() -> None:
             t = time.time()
+            network = rt.clock.timestamp()
+            late = late_at(rt.locations, rt.policy)
             for sku, raw in list(rt.tables[QUEUES].items()):
                 q = Queue.from_dict(raw) if raw else None
-                retry = q.retry() if q else None
+                if q is None:
+                    continue
+                if (
+                    network is not None
+                    and any(late(str(v[0]), float(v[2])) <= network for v in q.expected.values())
+                    and t - overdue_at.get(sku, 0.0) >= RESEND_S
+                ):
+                    # supply past its day: the queue decides on this network time (sent
+                    # again while it still expects it: the op may be lost with a worker)
+                    overdue_at[sku] = t
+                    check = BackorderOp(kind="overdue", sku=sku, since=network)
+                    await rt.send(TOPICS.backorder_ops, sku, check)
+                retry = q.retry()
                 if retry is None:
                     continue
                 ticket, at = sent_at.get(sku, (-1, 0.0))

@@ -363,6 +363,7 @@ class _Sim:
                 "n_shipments": 0,
                 "done_t": {},
                 "short": False,
+                "complete": d.get("split") == "ship_complete" and d["mode"] != "click_collect",
             }
             lines = tuple((ln["sku"], ln["qty"]) for ln in value["lines"])
             self.ordered_units += sum(q for _, q in lines)
@@ -383,7 +384,11 @@ class _Sim:
             elif kind == "rejected":
                 self._reroute(sid, t, "rejected")
             elif kind == "picked":
-                if value.get("lines") is not None:
+                if value.get("lines") is not None and o["complete"]:
+                    # ship_complete never splits: the engine gives the shipment back whole and
+                    # routes the order again (modelled as a re-route without that location)
+                    self._reroute(sid, t, "short")
+                elif value.get("lines") is not None:
                     o["short"] = True
             elif kind == "shipped":
                 sh["left"] = True

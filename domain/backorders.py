@@ -23,7 +23,11 @@ orders (a commitment on that supply). A receipt at the location settles what was
 there (earliest due first); a short one ends that announcement, and the youngest preorders it
 no longer covers fall back to plain backorders, keeping their place: each such order is told
 (`Dropped`, a PreorderDropped), so it stops promising the date of supply that will not come,
-until a later announcement covers it (a new acceptance, with that supply's date).
+until a later announcement covers it (a new acceptance, with that supply's date). A supply
+still not in once the network clock passes the end of its expected day (plus the policy's
+`late_grace_days`) is late: the queue stops counting on it (no preorder is accepted on it any
+more) and drops the preorders it was covering the same way (`Dropped` with reason `late`);
+when its receipt does come, its units are plain stock.
 
 An order may also ask for a preorder (`lines[].preorder`): the SKU's queue, the one owner
 that knows what is left, grants the ask whole on the units expected and not yet claimed (the
@@ -39,12 +43,16 @@ Pure: the queue's transitions here, their effects are carried out by the agent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 DAY_S = 86400.0
 KEEP_SETTLED = 200  # receipt ids a queue remembers (a re-read after a crash is recent)
+KEEP_LATE = 200  # late announcements a queue remembers (a receipt that never came is forgotten)
 # decide()'s reasons that mean "not now" rather than "never" (domain/routing.py)
 WAITABLE = frozenset(
     {"insufficient_stock", "needs_split", "too_many_shipments", "contended", "behind_backorders"}
@@ -59,15 +67,28 @@ class Rule:
 
 @dataclass(frozen=True)
 class BackorderPolicy:
-    """`backorder: {enabled, max_wait_days, channels: {web: {enabled, max_wait_days}}}`."""
+    """`backorder: {enabled, max_wait_days, late_grace_days, channels: {web: {enabled,
+    max_wait_days}}}`. `late_grace_days`: how long after the end of its expected day (at the
+    supply's location) an announced receipt may still come before it is late (a property of
+    the supply, not of a channel: one figure)."""
 
     enabled: bool = False
     max_wait_days: float = 14.0
     channels: Mapping[str, Rule] = field(default_factory=dict)
+    late_grace_days: float = 0.0
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> BackorderPolicy:
         """Strict like the rest of the policy: unknown keys and wrong types are errors."""
+        grace = data.get("late_grace_days", 0.0)
+        if (
+            isinstance(grace, bool)
+            or not isinstance(grace, int | float)
+            or not math.isfinite(grace)
+            or grace < 0
+        ):
+            raise ValueError("routing policy: backorder.late_grace_days must be a number >= 0")
+        data = {k: v for k, v in data.items() if k != "late_grace_days"}
         base = _rule(data, {"enabled", "max_wait_days", "channels"}, "backorder")
         channels = data.get("channels") or {}
         if not isinstance(channels, Mapping):
@@ -80,7 +101,7 @@ class BackorderPolicy:
             )
             for ch, v in channels.items()
         }
-        return cls(base.enabled, base.max_wait_days, rules)
+        return cls(base.enabled, base.max_wait_days, rules, float(grace))
 
     def rule(self, channel: str) -> Rule:
         return self.channels.get(channel) or Rule(self.enabled, self.max_wait_days)
@@ -104,6 +125,15 @@ def _rule(data: Mapping[str, Any], allowed: set[str], where: str) -> Rule:
     return Rule(enabled, float(days))
 
 
+def late_after(due: float, tz: str, grace_days: float) -> float:
+    """When announced supply due at `due` (epoch s) is late if not in: the end of its expected
+    day in `tz` (the supply location's time zone: a delivery promised for Tuesday may come
+    any time on Tuesday), plus `grace_days`."""
+    day = datetime.fromtimestamp(due, ZoneInfo(tz)).date() + timedelta(days=1)
+    end = datetime.combine(day, time(0), ZoneInfo(tz)).astimezone(UTC)
+    return end.timestamp() + grace_days * DAY_S
+
+
 def placeable(lines: Mapping[str, int], available: Mapping[str, int]) -> dict[str, int]:
     """The lines the network holds enough units of right now (`available`: sku -> units over
     all locations): what a split-allowed order ships first while the rest waits."""
@@ -125,10 +155,12 @@ class Accepted:
 
 @dataclass(frozen=True)
 class Dropped:
-    """A preorder a short receipt dropped back to a plain backorder (PreorderDropped)."""
+    """A preorder dropped back to a plain backorder (PreorderDropped): by a short receipt, or
+    because the supply covering it is `late`."""
 
     order_id: str
     qty: int
+    reason: str = "short_receipt"
 
 
 @dataclass(frozen=True)
@@ -164,6 +196,10 @@ class Queue:
     # claims a short receipt dropped (order_id -> qty), until claimed again or gone: the drop
     # notices are sent again after a crash, like the acceptances
     dropped: dict[str, int] = field(default_factory=dict)
+    dropped_late: list[str] = field(default_factory=list)  # of those, dropped as late
+    # announced supply past its day that has not come ("<event_id>@<location>" -> [location,
+    # qty, due]): counted on no more; the receipt that settles it lands as plain stock
+    late: dict[str, list[Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -180,6 +216,8 @@ class Queue:
             "settled": list(self.settled),
             "positions": dict(self.positions),
             "dropped": dict(self.dropped),
+            "dropped_late": list(self.dropped_late),
+            "late": {k: list(v) for k, v in self.late.items()},
         }
 
     @classmethod
@@ -198,6 +236,8 @@ class Queue:
             settled=list(d.get("settled") or []),
             positions=dict(d.get("positions") or {}),
             dropped=dict(d.get("dropped") or {}),  # from before 2026-12
+            dropped_late=list(d.get("dropped_late") or []),  # from before late receipts
+            late={k: list(v) for k, v in (d.get("late") or {}).items()},
         )
 
     # -- derived ----------------------------------------------------------------------------------
@@ -242,7 +282,7 @@ class Queue:
         """The order no longer waits (routed, cancelled, expired): the next one gets its turn."""
         self.landed = max(0, self.landed - self.claims.pop(order_id, 0))
         self._clamp_landed()
-        self.dropped.pop(order_id, None)
+        self._undrop(order_id)
         was_head = self._head() == order_id
         self.entries = [e for e in self.entries if e[1] != order_id]
         if self.in_flight == order_id or (was_head and self.in_flight is None):
@@ -277,44 +317,106 @@ class Queue:
 
     # -- preorders ---------------------------------------------------------------------------------
     def expect(self, ref: str, location_id: str, qty: int, due: float) -> None:
-        """Supply announced (an expected_receipt line); a re-read of the same one is no news."""
-        self.expected.setdefault(f"{ref}@{location_id}", [location_id, qty, due])
+        """Supply announced (an expected_receipt line); a re-read of the same one is no news
+        (nor is one already late)."""
+        key = f"{ref}@{location_id}"
+        if key not in self.late:
+            self.expected.setdefault(key, [location_id, qty, due])
 
     def arrived(self, ref: str, location_id: str, qty: int) -> list[Dropped]:
         """A receipt settles what was expected at its location, earliest due first: a short
         receipt ends that expectation (the supplier delivered what it delivered), so the
         preorders it cannot cover fall back to plain backorders, in their place: the dropped
-        ones, youngest first (each order is told: its promised date no longer holds)."""
+        ones, youngest first (each order is told: its promised date no longer holds). Supply
+        already late is settled too, but its units are plain stock (its preorders were
+        dropped when it became late)."""
         if ref in self.settled:
             return []
         self.settled = [*self.settled[-(KEEP_SETTLED - 1) :], ref]
-        here = sorted((v[2], k) for k, v in self.expected.items() if v[0] == location_id)
-        if here:
-            first = int(self.expected.pop(here[0][1])[1])
-            self.landed += min(qty, first)
-            qty -= first
-        for _, key in here[1:]:
-            if qty <= 0:
+        here = sorted(
+            [(v[2], k, self.expected) for k, v in self.expected.items() if v[0] == location_id]
+            + [(v[2], k, self.late) for k, v in self.late.items() if v[0] == location_id],
+            key=lambda h: (h[0], h[1]),
+        )
+        for i, (_, key, source) in enumerate(here):
+            if i and qty <= 0:
                 break
-            take = min(qty, self.expected[key][1])
-            self.expected[key][1] -= take
-            self.landed += take
+            take = min(qty, int(source[key][1]))
+            source[key][1] -= take
+            if i == 0 or not source[key][1]:
+                del source[key]  # the first is settled whole: a short receipt ends it
+            if source is self.expected:
+                self.landed += take
             qty -= take
-            if not self.expected[key][1]:
-                del self.expected[key]
         dropped: list[Dropped] = []
         while self.claims and sum(self.claims.values()) > self.expected_units + self.landed:
             youngest = next(e[1] for e in reversed(self.entries) if e[1] in self.claims)
-            dropped.append(Dropped(youngest, self.claims.pop(youngest)))
-            self.dues.pop(youngest, None)
-            self.dropped[youngest] = dropped[-1].qty
+            dropped.append(self._drop(youngest, "short_receipt"))
         self._clamp_landed()
         return dropped
+
+    def overdue(self, now: float, late_at: Callable[[str, float], float]) -> list[Dropped]:
+        """The network clock is at `now`: announced supply not in by `late_at(location, due)`
+        is late. The queue counts on it no more (no preorder is accepted on it) and drops
+        the claims it was covering, as a short receipt would (youngest first; each order is
+        told, reason `late`), except those the units already landed cover (the oldest claims
+        first, as turns go). They wait on in their place as plain backorders. Idempotent:
+        supply late once is never late again."""
+        gone = {k: v for k, v in self.expected.items() if late_at(str(v[0]), float(v[2])) <= now}
+        if not gone:
+            return []
+        for key in gone:
+            self.late[key] = self.expected.pop(key)
+        while len(self.late) > KEEP_LATE:  # a receipt never came: forget the oldest
+            del self.late[min(self.late, key=lambda k: (self.late[k][2], k))]
+        stale = {(float(v[2]), str(v[0])) for v in gone.values()}
+        covered: set[str] = set()
+        in_stock = self.landed
+        for e in self.entries:  # the landed units go to the oldest claims, as turns do
+            qty = self.claims.get(e[1], 0)
+            if qty > in_stock:
+                break
+            if qty:
+                covered.add(e[1])
+                in_stock -= qty
+        dropped = [
+            self._drop(e[1], "late")
+            for e in reversed(self.entries)
+            if e[1] in self.claims and e[1] not in covered and self._told_of(e[1]) in stale
+        ]
+        while self.claims and sum(self.claims.values()) > self.expected_units + self.landed:
+            youngest = next(e[1] for e in reversed(self.entries) if e[1] in self.claims)
+            dropped.append(self._drop(youngest, "late"))
+        self._clamp_landed()
+        return dropped
+
+    def _told_of(self, order_id: str) -> tuple[float, str] | None:
+        """The due date and location the claim was told (None: a claim from before 2026-12)."""
+        told = self.dues.get(order_id)
+        return None if told is None else (float(told[0]), str(told[1]))
+
+    def _drop(self, order_id: str, reason: str) -> Dropped:
+        """The order's claim is given up: it waits on as a plain backorder, and is told."""
+        drop = Dropped(order_id, self.claims.pop(order_id), reason)
+        self.dues.pop(order_id, None)
+        self._undrop(order_id)
+        self.dropped[order_id] = drop.qty
+        if reason == "late":
+            self.dropped_late.append(order_id)
+        return drop
+
+    def _undrop(self, order_id: str) -> None:
+        self.dropped.pop(order_id, None)
+        if order_id in self.dropped_late:
+            self.dropped_late.remove(order_id)
 
     def drops(self) -> list[Dropped]:
         """The drops not yet followed by a new claim (sent again after a crash; an order
         ignores one it has applied)."""
-        return [Dropped(o, q) for o, q in sorted(self.dropped.items())]
+        return [
+            Dropped(o, q, "late" if o in self.dropped_late else "short_receipt")
+            for o, q in sorted(self.dropped.items())
+        ]
 
     def _clamp_landed(self) -> None:
         """Units that landed beyond what the preorders claim are plain stock (their turns
@@ -373,7 +475,7 @@ class Queue:
     def _accept(self, order_id: str, qty: int, through: int) -> Accepted:
         due, location_id = self._source(through)
         self.claims[order_id] = qty
-        self.dropped.pop(order_id, None)
+        self._undrop(order_id)
         self.dues[order_id] = [due, location_id]
         return Accepted(order_id, qty, due, location_id)
 

@@ -1173,21 +1173,23 @@ class Machine:
         self._tell_refusal()
 
     def preorder_dropped(self, msg: PreorderDropped) -> None:
-        """A short receipt ended the supply the SKU's preorder was accepted on: the line waits
-        on as a plain backorder, in its place, and stops claiming that supply's date
-        (`backordered_lines[].expected_date` and `.promised_date` null, the decision's
-        `promised_date` without it) until a later announced receipt covers it (a new
-        acceptance). Told on order-events (`preorder_dropped`, with the dates withdrawn) and
-        routed-orders. Its max_wait_days still count from the date the supply was due.
-        An order still awaiting other preorder answers has told nobody of the grant: its
-        preorder is refused whole, as if the queue had refused it."""
+        """The supply the SKU's preorder was accepted on will not cover it: a short receipt
+        ended it, or it is late (not in by the end of its expected day plus the policy's
+        grace). The line waits on as a plain backorder, in its place, and stops claiming that
+        supply's date (`backordered_lines[].expected_date` and `.promised_date` null, the
+        decision's `promised_date` without it) until a later announced receipt covers it (a
+        new acceptance). Told on order-events (`preorder_dropped`, with the reason and the
+        dates withdrawn) and routed-orders. Its max_wait_days still count from the date the
+        supply was due. An order still awaiting other preorder answers has told nobody of
+        the grant: its preorder is refused whole, as if the queue had refused it."""
         st = self._require()
         if st.cancelled or st.refused or msg.sku not in st.preorders:
             return  # gone, or told before (a drop re-sent after a crash)
         if msg.sku in st.asks:
+            why = "a short receipt left" if msg.reason == "short_receipt" else "late supply left"
             reason = (
-                f"preorder of {st.asks[msg.sku]} x {msg.sku} beyond expected supply: a short "
-                f"receipt left {msg.left} expected and not yet claimed"
+                f"preorder of {st.asks[msg.sku]} x {msg.sku} beyond expected supply: {why} "
+                f"{msg.left} expected and not yet claimed"
             )
             self._refuse(msg.sku, st.asks[msg.sku], msg.left, reason)
             return
@@ -1200,7 +1202,7 @@ class Machine:
             "preorder_dropped",
             detail={
                 "lines": [{"sku": msg.sku, "qty": st.backordered.get(msg.sku, msg.qty)}],
-                "reason": "short_receipt",
+                "reason": msg.reason,
                 "expected_date": expected,
                 "promised_date": promised,
             },
@@ -1468,6 +1470,9 @@ class Machine:
                 set(picked) - set(s.lines)
             ):
                 raise LifecycleError(f"picked more than shipment {s.shipment_id} holds")
+            if missing and self._ship_complete():
+                self._short_pick_whole(s, missing)
+                return
             if missing:
                 for sku, qty in missing.items():
                     self.effects.append(StockEffect("short", sku, s.location_id, qty, s.rid(sku)))
@@ -1526,6 +1531,31 @@ class Machine:
                 st.delivered[sku] = st.delivered.get(sku, 0) + qty
             self.effects.append(LoadEffect("close", ev.location_id, s.shipment_id))
         self._order_event(ev.type, shipment=s, location_id=ev.location_id)
+
+    def _short_pick_whole(self, s: Shipment, missing: dict[str, int]) -> None:
+        """A short pick of a ship_complete order: the order never splits, so the shipment is
+        given back whole (the store's on_hand is corrected for the missing units, the picked
+        ones return to its stock, its slot is released) and every line of it is routed again
+        as one shipment, or waits whole as a backorder until one location can serve
+        everything, within max_wait_days (the rules of placement). The location is not
+        excluded: it may serve the whole order again once its stock allows."""
+        st = self._require()
+        for sku, qty in missing.items():
+            self.effects.append(StockEffect("short", sku, s.location_id, qty, s.rid(sku)))
+        self._release_shipment(s)
+        s.status = "rejected"
+        s.history["rejected"] = self.ctx.now.isoformat()
+        self._order_event(
+            "short_pick",
+            shipment=s,
+            detail={
+                "missing": [ln.model_dump() for ln in _lines(missing)],
+                "ship_complete": True,
+                "given_back": [ln.model_dump() for ln in _lines(s.lines)],
+            },
+            rerouting=not st.cancelled,
+        )
+        self._start_decision(dict(s.lines))
 
     # -- helpers ----------------------------------------------------------------------------------
     def _require(self) -> OrderState:

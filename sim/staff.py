@@ -140,6 +140,7 @@ class _Order:
     lon: float | None
     pickup: str | None
     cancelled: bool = False
+    complete: bool = False  # ship_complete (home): a short-picked shipment is given back whole
     gone: Counter[str] = field(default_factory=Counter)
     """Units per SKU of the order's shipments that left their location (shipped, collected)."""
 
@@ -189,9 +190,17 @@ class Staff:
             return
         customer = msg.get("customer") or {}
         delivery = msg.get("delivery") or {}
+        complete = delivery.get("split") == "ship_complete" and delivery.get("mode") != (
+            "click_collect"
+        )
         self._remember(
             order_id,
-            _Order(customer.get("lat"), customer.get("lon"), delivery.get("pickup_location_id")),
+            _Order(
+                customer.get("lat"),
+                customer.get("lon"),
+                delivery.get("pickup_location_id"),
+                complete=complete,
+            ),
         )
 
     def on_routed(self, msg: Mapping[str, Any], now: datetime) -> int:
@@ -359,6 +368,11 @@ class Staff:
                 short = sh.picked
                 self.stats["short_picks"] += 1
             self._emit(out, t, sh, "picked", lines=short)
+            if short is not None and order is not None and order.complete:
+                # the engine gives a ship_complete shipment back whole and routes the order
+                # again (a new shipment, taken from routed-orders): nothing more to do here
+                self._close(sh)
+                return
             self._at(_at_work(shift, t, rng.uniform(*cfg.pack_s)), sid, "packed")
         elif step == "packed":
             self._emit(out, t, sh, "packed")

@@ -566,9 +566,11 @@ class BackorderOp(Internal):
     yet claimed, or refused); an order's asked preorder was cancelled in part before or
     after its answer (`shrink`: it waits for `qty` units now, a claim beyond them is given
     back; no-op when the order is not in the queue, unlike `wait` it never joins it nor
-    answers a turn)."""
+    answers a turn); the network clock is at `since` (`overdue`, from the queue owner's
+    timer: supply announced and not in by the end of its expected day plus the policy's
+    `late_grace_days` is late, the preorders it covered are dropped)."""
 
-    kind: Literal["wait", "leave", "stock_up", "expect", "arrived", "preorder", "shrink"]
+    kind: Literal["wait", "leave", "stock_up", "expect", "arrived", "preorder", "shrink", "overdue"]
     sku: str
     order_id: str | None = None
     qty: int = 0
@@ -613,16 +615,18 @@ class PreorderRefused(Internal):
 
 
 class PreorderDropped(Internal):
-    """A short receipt ended the supply a SKU's queue had accepted the order's preorder on:
-    its `qty` units wait as a plain backorder, in their place, with no expected date (until a
-    later announced receipt covers them: a new PreorderAccepted). `left`: the units expected
-    and not yet claimed after the drop."""
+    """A short receipt ended the supply a SKU's queue had accepted the order's preorder on
+    (`reason: short_receipt`), or that supply is late (`late`: not in by the end of its
+    expected day plus the policy's grace): its `qty` units wait as a plain backorder, in
+    their place, with no expected date (until a later announced receipt covers them: a new
+    PreorderAccepted). `left`: the units expected and not yet claimed after the drop."""
 
     type: Literal["preorder_dropped"] = "preorder_dropped"
     order_id: str
     sku: str
     qty: int
     left: int = 0
+    reason: Literal["short_receipt", "late"] = "short_receipt"
 
 
 class ReservationResult(Internal):

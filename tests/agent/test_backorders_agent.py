@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from agents import backorders
 from domain.backorders import BackorderPolicy
 from streams.app import Runtime
 from streams.metrics import reason_class
@@ -170,7 +171,14 @@ async def _short(rt: Runtime) -> None:
         assert [c["type"] for c in f.take("order_commands")] == ["preorder_accepted"] * 2
         arrived = op("arrived", location_id="ST-NEAR", qty=3, ref="RC-1")
         await f.put(TOPICS.backorder_ops, arrived, "P")
-        drop = {"type": "preorder_dropped", "order_id": "O2", "sku": "P", "qty": 2, "left": 0}
+        drop = {
+            "type": "preorder_dropped",
+            "order_id": "O2",
+            "sku": "P",
+            "qty": 2,
+            "left": 0,
+            "reason": "short_receipt",
+        }
         assert f.take("order_commands") == [drop]
         assert f.take("backorders")[-1]["backordered"] == 4  # O2 waits on, in its place
         # the worker died before the drop was flushed: re-read, it is told again
@@ -183,6 +191,66 @@ async def _short(rt: Runtime) -> None:
         assert f.take("backorders")[-1]["backordered"] == 3
     queue = rt.get(rt.tables["backorder_queues"], "P")
     assert queue["claims"] == {"O1": 1} and queue["dropped"] == {"O2": 2}
+
+
+def test_late_supply_drops_its_preorders_on_the_network_clock_and_again_on_replay(
+    rt: Runtime,
+) -> None:
+    asyncio.run(_late(rt))
+
+
+async def _late(rt: Runtime) -> None:
+    async with rt.app.agents["backorders"].test_context() as ctx:
+        f = Feeder(rt, ctx)
+        await f.put(TOPICS.backorder_ops, expect(4), "P")
+        await f.put(TOPICS.backorder_ops, op("preorder", order_id="O1", qty=2, since=1.0), "P")
+        await f.put(TOPICS.backorder_ops, op("preorder", order_id="O2", qty=2, since=2.0), "P")
+        assert [c["type"] for c in f.take("order_commands")] == ["preorder_accepted"] * 2
+        look = backorders.agent().timers[0][1](rt)
+        # the timer looks by wall clock, judges by the network clock: still the expected day
+        rt.clock.observe(DUE.replace(hour=23, minute=59))
+        await look()
+        assert f.take("backorder_ops") == []
+        midnight = DUE.replace(hour=0) + timedelta(days=1)
+        rt.clock.observe(midnight)
+        await look()
+        (check,) = f.take("backorder_ops")
+        assert (check["kind"], check["sku"], check["since"]) == (
+            "overdue",
+            "P",
+            midnight.timestamp(),
+        )
+        await f.put(TOPICS.backorder_ops, check, "P")
+        drops = f.take("order_commands")
+        assert [(d["type"], d["order_id"], d["qty"], d["reason"]) for d in drops] == [
+            ("preorder_dropped", "O2", 2, "late"),
+            ("preorder_dropped", "O1", 2, "late"),
+        ]
+        record = f.take("backorders")[-1]
+        assert (record["backordered"], record["waiting_orders"], record["preorderable"]) == (
+            4,
+            2,
+            0,
+        )
+        # the worker died before the drops were flushed: re-read, they are told again
+        rt.forget_positions()
+        f.offsets[(TOPICS.backorder_ops.name, 0)] = 3
+        await f.put(TOPICS.backorder_ops, check, "P")
+        assert sorted(d["order_id"] for d in f.take("order_commands")) == ["O1", "O2"]
+        await backorders.agent().timers[0][1](rt)()  # nothing expected any more: no check
+        assert f.take("backorder_ops") == []
+        # a preorder asked now is refused: the late supply is counted on no more
+        await f.put(TOPICS.backorder_ops, op("preorder", order_id="O3", qty=1, since=3.0), "P")
+        (refused,) = f.take("order_commands")
+        assert (refused["type"], refused["left"]) == ("preorder_refused", 0)
+        # the late receipt comes: plain stock, nothing dropped nor claimed
+        arrived = op("arrived", location_id="ST-NEAR", qty=4, ref="RC-1")
+        await f.put(TOPICS.backorder_ops, arrived, "P")
+        assert f.take("order_commands") == []
+    queue = rt.get(rt.tables["backorder_queues"], "P")
+    assert queue["claims"] == {} and queue["late"] == {} and queue["landed"] == 0
+    assert queue["dropped"] == {"O1": 2, "O2": 2} and sorted(queue["dropped_late"]) == ["O1", "O2"]
+    assert [e[1] for e in queue["entries"]] == ["O1", "O2"]
 
 
 def test_lines_cancelled_while_the_preorder_is_awaited_are_applied(rt: Runtime) -> None:

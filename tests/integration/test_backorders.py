@@ -25,6 +25,8 @@ from typing import Any
 import orjson
 import yaml
 
+from streams.app import partition_of
+from streams.topics import TOPICS
 from tests.integration import probes
 from tests.integration.harness import (
     Cluster,
@@ -39,7 +41,7 @@ from tests.integration.harness import (
     wait_for,
 )
 from tests.integration.test_chaos import Streamer
-from tests.integration.test_routing import load_locations, placed, receipt
+from tests.integration.test_routing import fulfilment, load_locations, placed, receipt
 
 LOCATIONS = [
     location("WH-1", "warehouse", lat=48.60, lon=2.60),
@@ -581,3 +583,135 @@ def test_lines_cancelled_while_a_preorder_is_awaited_then_a_short_receipt_drops_
     assert (line["qty"], line["expected_date"], line["promised_date"]) == (3, None, None)
     placed_date = [s.get("promised_delivery") for s in latest["F-1"]["shipments"]]
     assert latest["F-1"]["promised_date"] == max(d for d in placed_date if d)
+
+
+def test_a_short_pick_of_a_ship_complete_order_routes_it_again_whole(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """ship_complete never splits, also after a short pick: the shipment is given back whole
+    where it was picked short (the picked units return to stock, its slot is released) and
+    the whole order is routed again as one shipment, where everything is."""
+    start_workers(cluster, tmp_path)
+    book = Book()
+    send(
+        cluster,
+        [
+            book.receive("rc-q1", "ST-1", {"SQ-1": 2, "SQ-2": 1}),
+            book.receive("rc-q2", "WH-1", {"SQ-1": 2, "SQ-2": 1}),
+        ],
+    )
+    wait_for(
+        lambda: len([k for k in latest_by_key(cluster, "stock_availability") if "SQ-" in k]) == 4,
+        what="the receipts",
+    )
+    probes.wait_views(cluster)
+    send(cluster, [book.place("Q-1", {"SQ-1": 2, "SQ-2": 1}, split="ship_complete")])
+    latest = check(cluster, book)
+    (first,) = latest["Q-1"]["shipments"]
+    short_at = first["location_id"]
+    other = "WH-1" if short_at == "ST-1" else "ST-1"
+    sid = first["shipment_id"]
+    picked = [{"sku": "SQ-1", "qty": 1}, {"sku": "SQ-2", "qty": 1}]
+    send(
+        cluster,
+        [
+            fulfilment("Q-1", sid, short_at, "accepted"),
+            fulfilment("Q-1", sid, short_at, "picked", lines=picked),
+        ],
+    )
+    wait_for(
+        lambda: latest_by_key(cluster, "routed_orders")["Q-1"]["attempt"] >= 2,
+        what="Q-1 routed again after its short pick",
+    )
+    latest = check(cluster, book)  # ship_complete: one shipment, no waiting line beside it
+    (again,) = latest["Q-1"]["shipments"]
+    assert again["location_id"] == other and again["shipment_id"] != sid
+    assert sorted((ln["sku"], ln["qty"]) for ln in again["lines"]) == [("SQ-1", 2), ("SQ-2", 1)]
+    (short,) = [
+        e
+        for e in messages(cluster, "order_events")
+        if e["order_id"] == "Q-1" and e["change"] == "short_pick"
+    ]
+    assert short["detail"]["ship_complete"] is True
+    assert short["detail"]["missing"] == [{"sku": "SQ-1", "qty": 1}]
+
+    def given_back() -> bool:
+        sa = latest_by_key(cluster, "stock_availability")
+        there = (sa[f"SQ-1@{short_at}"], sa[f"SQ-2@{short_at}"])
+        return [(r["on_hand"], r["reserved"]) for r in there] == [(1, 0), (1, 0)]
+
+    wait_for(given_back, what="the picked units back in stock, the missing one written off")
+    wait_for(
+        lambda: latest_by_key(cluster, "store_load")[short_at]["open_orders"] == 0,
+        what="the short-picked shipment's slot released",
+    )
+
+
+def test_late_supply_drops_its_preorders_and_lands_as_plain_stock(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """An announced receipt not in by the end of its expected day (network time) drops the
+    preorders it covered back to plain backorders (preorder_dropped, reason late; no dates on
+    routed-orders), takes no new preorder, and when it comes at last its units are plain
+    stock, routed to the waiting orders oldest first."""
+    # receipts stamped later at locations on every supplier-feeds partition move every
+    # worker's network clock (each applies the partitions it owns)
+    parts = TOPICS.supplier_feeds.partitions
+    clocks = [loc["location_id"] for loc in LOCATIONS]
+    n = 0
+    while {partition_of(c.encode(), parts) for c in clocks} != set(range(parts)):
+        clocks.append(f"CK-{n}")
+        n += 1
+    extra = [location(c, "warehouse", lat=47.0, lon=1.0) for c in clocks[len(LOCATIONS) :]]
+    use_policy(cluster, tmp_path)
+    load_locations(cluster, tmp_path, LOCATIONS + extra)
+    workers = [cluster.worker().start(), cluster.worker().start()]
+    probes.wait_views(cluster, workers)
+    book = Book()
+    due = time.time() + 60
+    send(cluster, [expected_receipt("ER-4", "WH-1", {"PRE-4": 4}, days=60 / 86400)])
+    wait_for(
+        lambda: latest_by_key(cluster, "backorders").get("PRE-4", {}).get("preorderable") == 4,
+        what="the announced supply on the SKU's queue",
+    )
+    send(cluster, [book.place("G-1", {"PRE-4": 2})])
+    send(cluster, [book.place("G-2", {"PRE-4": 2})])
+    check(cluster, book)
+    wait_for(
+        lambda: all(
+            latest_by_key(cluster, "routed_orders")[o]["backordered_lines"][0]["expected_date"]
+            for o in ("G-1", "G-2")
+        ),
+        what="both waiting lines accepted as preorders on the supply",
+    )
+    later = iso(due + 2 * 86400)  # past the end of the expected day, wherever
+    ticks = []
+    for c in clocks:
+        _, key, value = receipt(f"tick-{c}", c, {"CLK-1": 1})
+        ticks.append(("supplier_feeds", key, {**value, "occurred_at": later}))
+    send(cluster, ticks)
+
+    def dropped() -> list[Any]:
+        return [
+            e
+            for e in messages(cluster, "order_events")
+            if e["change"] == "preorder_dropped" and e["order_id"] in ("G-1", "G-2")
+        ]
+
+    drops = wait_for(lambda: len(dropped()) >= 2 and dropped(), what="both preorders dropped")
+    assert sorted(e["order_id"] for e in drops) == ["G-1", "G-2"]  # each told once
+    assert all(e["detail"]["reason"] == "late" for e in drops)
+    latest = check(cluster, book)
+    for oid in ("G-1", "G-2"):
+        (line,) = latest[oid]["backordered_lines"]
+        assert (line["qty"], line["expected_date"], line["promised_date"]) == (2, None, None)
+        assert latest[oid]["promised_date"] is None
+    queue = latest_by_key(cluster, "backorders")["PRE-4"]
+    assert (queue["backordered"], queue["waiting_orders"], queue["preorderable"]) == (4, 2, 0)
+
+    send(cluster, [book.receive("RC-4", "WH-1", {"PRE-4": 3})])  # at last, and short
+    latest = check(cluster, book)
+    assert [ln["qty"] for s in latest["G-1"]["shipments"] for ln in s["lines"]] == [2]
+    assert not latest["G-2"]["shipments"]  # the oldest first: G-2 waits for the last unit
+    assert [ln["qty"] for ln in latest["G-2"]["backordered_lines"]] == [2]
+    assert len(dropped()) == 2  # no drop when the late receipt lands

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from domain.backorders import Accepted, BackorderPolicy, Dropped, Queue, Retry
+from domain.backorders import Accepted, BackorderPolicy, Dropped, Queue, Retry, late_after
 from domain.geo import great_circle_km
 from domain.orders import BackorderEffect, Deadline, LifecycleError, Refusal, ReserveEffect
 from domain.promise import shipment_promise
@@ -26,9 +26,11 @@ from tests.unit.test_orders_machine import (
     T0,
     World,
     cancellation,
+    load_ops,
     order,
     published,
     reserves,
+    stock_ops,
 )
 
 ON = BackorderPolicy(enabled=True, max_wait_days=2.0)
@@ -645,3 +647,173 @@ def test_units_landed_beyond_the_claims_are_plain_stock_never_claimed() -> None:
     assert q.unclaimed == 3  # nothing of the first receipt counts against the next one
     q.wait("O-3", 3, since=3.0)
     assert [a.order_id for a in q.claim()] == ["O-2"] and q.unclaimed == 2
+
+
+# ---- late supply: past its expected day, not in ------------------------------------------------
+
+DAY = 86400.0
+DUE = T0.timestamp()  # 2026-01-05 10:00 UTC
+MIDNIGHT = (T0.replace(hour=0) + timedelta(days=1)).timestamp()  # the end of its expected day
+
+
+def utc_day_end(_location_id: str, due: float) -> float:
+    return late_after(due, "UTC", 0.0)
+
+
+def test_supply_is_late_after_the_end_of_its_expected_day_where_it_is_due_plus_the_grace() -> None:
+    assert late_after(DUE, "UTC", 0.0) == MIDNIGHT
+    assert late_after(DUE, "UTC", 0.5) == MIDNIGHT + DAY / 2
+    # Paris is an hour ahead in January: its day ends at 23:00 UTC
+    assert late_after(DUE, "Europe/Paris", 0.0) == MIDNIGHT - 3600
+    assert BackorderPolicy.from_mapping({"late_grace_days": 1}).late_grace_days == 1.0
+    assert BackorderPolicy().late_grace_days == 0.0  # default: the end of the expected day
+    with pytest.raises(ValueError, match="late_grace_days"):
+        BackorderPolicy.from_mapping({"late_grace_days": -1})
+    with pytest.raises(ValueError, match="unknown keys"):  # a property of supply, not channels
+        BackorderPolicy.from_mapping({"channels": {"web": {"late_grace_days": 1}}})
+
+
+def test_late_supply_drops_its_preorders_in_their_place_and_takes_no_new_one() -> None:
+    q = Queue(sku="A")
+    q.expect("ER-1", "WH-1", 4, due=DUE)
+    q.expect("ER-2", "WH-2", 2, due=DUE + 5 * DAY)
+    for i, since in enumerate((1.0, 2.0, 3.0), start=1):
+        q.wait(f"O-{i}", 2, since=since)
+    assert [(a.order_id, a.location_id) for a in q.claim()] == [
+        ("O-1", "WH-1"),
+        ("O-2", "WH-1"),
+        ("O-3", "WH-2"),
+    ]
+    assert q.overdue(MIDNIGHT - 1, utc_day_end) == []  # still its day: not late
+    # its day is over and it has not come: its own claims go, youngest first, told as late;
+    # the claim on the other supply keeps its date
+    assert q.overdue(MIDNIGHT, utc_day_end) == [
+        Dropped("O-2", 2, "late"),
+        Dropped("O-1", 2, "late"),
+    ]
+    assert q.claims == {"O-3": 2} and q.dues == {"O-3": [DUE + 5 * DAY, "WH-2"]}
+    assert [e[1] for e in q.entries] == ["O-1", "O-2", "O-3"] and q.units == 6
+    assert q.overdue(MIDNIGHT + DAY, utc_day_end) == []  # idempotent: late once
+    assert q.unclaimed == 0 and q.claim() == []
+    assert q.preorder("O-4", 1, since=4.0) == 0  # no preorder on late supply
+    q.expect("ER-1", "WH-1", 4, due=DUE)  # the announcement read again: still late
+    assert q.unclaimed == 0
+    assert q.drops() == [Dropped("O-1", 2, "late"), Dropped("O-2", 2, "late")]
+    again = Queue.from_dict(q.to_dict())
+    assert again.drops() == q.drops() and again.late == q.late
+    # the late receipt comes at last: plain stock (nothing landed for claims), no drop
+    assert q.arrived("RC-1", "WH-1", 4) == [] and q.landed == 0 and q.late == {}
+    assert q.claims == {"O-3": 2}
+    # a later announcement covers the dropped ones again, oldest first, with its own date
+    q.expect("ER-3", "WH-1", 2, due=DUE + 9 * DAY)
+    assert q.claim() == [Accepted("O-1", 2, DUE + 9 * DAY, "WH-1")]
+    assert q.drops() == [Dropped("O-2", 2, "late")]
+
+
+def test_late_supply_keeps_the_claims_its_landed_units_already_cover() -> None:
+    q = Queue(sku="A")
+    q.expect("ER-1", "WH-1", 2, due=DUE - DAY)
+    q.expect("ER-2", "WH-1", 4, due=DUE)
+    for i, since in enumerate((1.0, 2.0, 3.0), start=1):
+        q.wait(f"O-{i}", 2, since=since)
+    assert [a.due for a in q.claim()] == [DUE - DAY, DUE, DUE]
+    assert q.arrived("RC-1", "WH-1", 4) == []  # ER-1 whole and half of ER-2 came
+    assert q.landed == 4
+    # ER-2's last two units are late: O-2's units are in, O-3's are not
+    assert q.overdue(MIDNIGHT, utc_day_end) == [Dropped("O-3", 2, "late")]
+    assert q.claims == {"O-1": 2, "O-2": 2} and q.landed == 4
+    # the rest of ER-2 comes later: plain stock for whoever's turn it is
+    assert q.arrived("RC-2", "WH-1", 2) == [] and q.landed == 4
+
+
+def test_a_late_receipt_is_settled_before_the_next_announcement_at_its_location() -> None:
+    q = Queue(sku="A")
+    q.expect("ER-1", "WH-1", 2, due=DUE)
+    q.overdue(MIDNIGHT, utc_day_end)
+    q.expect("ER-2", "WH-1", 2, due=DUE + 3 * DAY)
+    q.wait("O-1", 2, since=1.0)
+    assert [a.due for a in q.claim()] == [DUE + 3 * DAY]
+    q.arrived("RC-1", "WH-1", 2)  # the late one, at last: plain stock
+    assert q.late == {} and q.expected_units == 2 and q.landed == 0
+
+
+def test_a_preorder_dropped_as_late_says_so_and_stops_claiming_its_date() -> None:
+    w = world({})
+    w.run("place", preorder_order([("SKU-1", 2, True)]))
+    w.run("preorder_accepted", granted("SKU-1", 2, days=1))
+    assert w.state is not None and w.state.promised_date is not None
+    late = PreorderDropped(order_id="O-1", sku="SKU-1", qty=2, left=0, reason="late")
+    effects = w.run("preorder_dropped", late)
+    (ev,) = published(effects, "order_events")
+    assert ev["change"] == "preorder_dropped" and ev["detail"]["reason"] == "late"
+    assert ev["detail"]["expected_date"] is not None and ev["order_status"] == "backordered"
+    (ro,) = published(effects, "routed_orders")
+    assert ro["status"] == "backordered" and ro["promised_date"] is None
+    assert ro["backordered_lines"] == [
+        {"sku": "SKU-1", "qty": 2, "expected_date": None, "promised_date": None}
+    ]
+    assert w.run("preorder_dropped", late) == []  # re-sent after a crash: told once
+
+
+# ---- ship_complete: a short pick never splits the order ----------------------------------------
+
+
+def test_a_short_picked_ship_complete_shipment_is_given_back_and_routed_again_whole() -> None:
+    w = world({"SKU-1": {"ST-A": 3, "ST-B": 3}, "SKU-2": {"ST-A": 1, "ST-B": 1}})
+    w.answer_all(w.run("place", ship_complete([("SKU-1", 3, 1.0), ("SKU-2", 1, 1.0)])))
+    first = w.shipment()
+    assert first.location_id == "ST-A" and first.lines == {"SKU-1": 3, "SKU-2": 1}
+    w.step("accepted", first.shipment_id, "ST-A")
+    w.stock.table["SKU-1"]["ST-A"] = 1  # the store's corrected figure
+    effects = w.step(
+        "picked",
+        first.shipment_id,
+        "ST-A",
+        lines=[{"sku": "SKU-1", "qty": 1}, {"sku": "SKU-2", "qty": 1}],
+    )
+    assert stock_ops(effects, "short") == [("SKU-1", "ST-A", 2)]
+    # the whole shipment is given back there (picked units to stock, its slot released)
+    assert sorted(stock_ops(effects, "release")) == [("SKU-1", "ST-A", 0), ("SKU-2", "ST-A", 0)]
+    assert load_ops(effects, "close") == [("ST-A", first.shipment_id)]
+    (ev,) = published(effects, "order_events")
+    assert ev["change"] == "short_pick" and ev["order_status"] == "rerouting"
+    assert ev["detail"]["missing"] == [{"sku": "SKU-1", "qty": 2}]
+    assert ev["detail"]["ship_complete"] is True
+    # the whole order again, as one shipment: never the missing units alone
+    (ask,) = reserves(effects)
+    assert ask.location_id == "ST-B" and ask.lines == (("SKU-1", 3), ("SKU-2", 1))
+    (decision,) = published(w.answer(ask), "routed_orders")
+    assert [s["location_id"] for s in decision["shipments"]] == ["ST-B"]
+    assert w.state is not None and w.state.shipments[first.shipment_id].status == "rejected"
+    with pytest.raises(LifecycleError, match="already rejected"):
+        w.step("packed", first.shipment_id, "ST-A")
+
+
+def test_a_ship_complete_order_short_picked_waits_whole_when_no_location_has_everything() -> None:
+    w = world({"SKU-1": {"ST-A": 3, "ST-B": 3}, "SKU-2": {"ST-A": 1}})
+    w.answer_all(w.run("place", ship_complete([("SKU-1", 3, 1.0), ("SKU-2", 1, 1.0)])))
+    sid = w.shipment().shipment_id
+    w.step("accepted", sid, "ST-A")
+    w.stock.table["SKU-1"]["ST-A"] = 1
+    effects = w.step(
+        "picked", sid, "ST-A", lines=[{"sku": "SKU-1", "qty": 1}, {"sku": "SKU-2", "qty": 1}]
+    )
+    assert not reserves(effects)  # no second shipment for the missing units
+    assert sorted(bo(effects)) == [("wait", "SKU-1", 3), ("wait", "SKU-2", 1)]
+    (ro,) = published(effects, "routed_orders")
+    assert ro["status"] == "backordered" and ro["shipments"] == []
+    assert w.state is not None and w.state.backordered == {"SKU-1": 3, "SKU-2": 1}
+    assert w.state.status == "backordered"
+
+
+def test_a_short_pick_of_a_split_allowed_order_still_reroutes_only_the_missing_units() -> None:
+    w = world({"SKU-1": {"ST-A": 3, "ST-B": 3}, "SKU-2": {"ST-A": 1}})
+    w.answer_all(w.run("place", order(lines=[("SKU-1", 3, 1.0), ("SKU-2", 1, 1.0)])))
+    sid = w.shipment().shipment_id
+    w.step("accepted", sid, "ST-A")
+    w.stock.table["SKU-1"]["ST-A"] = 1
+    effects = w.step(
+        "picked", sid, "ST-A", lines=[{"sku": "SKU-1", "qty": 1}, {"sku": "SKU-2", "qty": 1}]
+    )
+    (ask,) = reserves(effects)
+    assert ask.lines == (("SKU-1", 2),) and w.shipment().status == "picked"

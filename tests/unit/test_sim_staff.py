@@ -179,6 +179,18 @@ def test_a_short_pick_lists_the_units_actually_picked_and_ships_only_those() -> 
     assert sum(q for _, _, q in staff.drain_consumption()) == units
 
 
+def test_a_short_picked_ship_complete_shipment_is_left_to_the_engine_to_route_again() -> None:
+    cfg = StaffConfig(reject_rate_store=0.0, short_pick_rate=1.0, timeout_rate=0.0, return_rate=0.0)
+    staff = Staff([_store()], 3, config=cfg)
+    order = _order("O-1")
+    order["delivery"]["split"] = "ship_complete"
+    staff.on_order(order)
+    staff.on_routed(_routed("O-1", ("S-1", "ST-T", "ship_from_store")), T0)
+    events = _fe(_run(staff, T0 + timedelta(days=1)))
+    assert [e.type for e in events] == ["accepted", "picked"]  # given back whole: no packing
+    assert staff.open_shipments == 0 and staff.backlog("ST-T") == 0
+
+
 def test_a_location_that_times_out_never_says_anything() -> None:
     staff = Staff([_store()], 1, config=StaffConfig(timeout_rate=1.0))
     assert staff.on_routed(_routed("O-1", ("S-1", "ST-T", "ship_from_store")), T0) == 1
