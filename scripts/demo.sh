@@ -20,6 +20,9 @@
 #   DEMO_DASHBOARD_HOST    (default 127.0.0.1)   DEMO_DASHBOARD_PORT (default 8501)
 #   DEMO_WORKER_TIMEOUT    seconds to wait for the worker's /health (default 180)
 #   STOCKROUTE_TOPIC_PREFIX / STOCKROUTE_APP_ID  when set, used as they are
+#   DEMO_BACKORDERS=0      route with policy/routing.yaml as shipped (backorders off); by default
+#                          the demo turns backorders on for web and app orders
+#   STOCKROUTE_ROUTING_POLICY  a policy file of your own (used as it is)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -61,6 +64,27 @@ fi
 source "$STATE"
 export STOCKROUTE_TOPIC_PREFIX=${STOCKROUTE_TOPIC_PREFIX-$SAVED_PREFIX}
 export STOCKROUTE_APP_ID=${STOCKROUTE_APP_ID:-$SAVED_APP_ID}
+
+# ---- routing policy: policy/routing.yaml with backorders on for web and app orders -------------
+# The shipped policy keeps backorders off (a line no location serves is unroutable, as before
+# they existed); the demo turns them on for web and app orders, so the dashboard shows lines
+# waiting for stock and the simulator sends preorders. DEMO_BACKORDERS=0, or a
+# STOCKROUTE_ROUTING_POLICY of your own, runs the policy as it is.
+if [[ -z ${STOCKROUTE_ROUTING_POLICY:-} && ${DEMO_BACKORDERS:-1} != 0 ]]; then
+  "$BIN/python" - "$ROOT/policy/routing.yaml" "$DATA_DIR/routing-policy.yaml" <<'PY'
+import sys
+
+import yaml
+
+src, dst = sys.argv[1:3]
+with open(src, encoding="utf-8") as fh:
+    policy = yaml.safe_load(fh)
+policy["backorder"]["channels"] = {"web": {"enabled": True}, "app": {"enabled": True}}
+with open(dst, "w", encoding="utf-8") as fh:
+    yaml.safe_dump(policy, fh, sort_keys=False)
+PY
+  export STOCKROUTE_ROUTING_POLICY=$ROOT/$DATA_DIR/routing-policy.yaml
+fi
 
 # ---- process bookkeeping ----------------------------------------------------------------------
 declare -A PIDS=()        # name -> pid (= process group id: each child is a session leader)
