@@ -71,7 +71,8 @@ export STOCKROUTE_APP_ID=${STOCKROUTE_APP_ID:-$SAVED_APP_ID}
 # waiting for stock and the simulator sends preorders. DEMO_BACKORDERS=0, or a
 # STOCKROUTE_ROUTING_POLICY of your own, runs the policy as it is.
 if [[ -z ${STOCKROUTE_ROUTING_POLICY:-} && ${DEMO_BACKORDERS:-1} != 0 ]]; then
-  "$BIN/python" - "$ROOT/policy/routing.yaml" "$DATA_DIR/routing-policy.yaml" <<'PY'
+  DEMO_POLICY=$(cd "$DATA_DIR" && pwd)/routing-policy.yaml
+  "$BIN/python" - "$ROOT/policy/routing.yaml" "$DEMO_POLICY" <<'PY'
 import sys
 
 import yaml
@@ -83,7 +84,7 @@ policy["backorder"]["channels"] = {"web": {"enabled": True}, "app": {"enabled": 
 with open(dst, "w", encoding="utf-8") as fh:
     yaml.safe_dump(policy, fh, sort_keys=False)
 PY
-  export STOCKROUTE_ROUTING_POLICY=$ROOT/$DATA_DIR/routing-policy.yaml
+  export STOCKROUTE_ROUTING_POLICY=$DEMO_POLICY
 fi
 
 # ---- process bookkeeping ----------------------------------------------------------------------
