@@ -143,6 +143,8 @@ class _Order:
     complete: bool = False  # ship_complete (home): a short-picked shipment is given back whole
     gone: Counter[str] = field(default_factory=Counter)
     """Units per SKU of the order's shipments that left their location (shipped, collected)."""
+    open: set[str] = field(default_factory=set)
+    """Its shipments this model works on whose goods have not left yet."""
 
 
 class Staff:
@@ -216,6 +218,8 @@ class Staff:
         if order is not None and order.cancelled:
             return 0
         t = now.timestamp()
+        if order is not None:
+            self._follow(order, msg)
         new = 0
         for s in msg.get("shipments") or ():
             if not isinstance(s, Mapping):
@@ -241,6 +245,8 @@ class Staff:
                 self.stats["timed_out"] += 1  # never claimed: the engine's timeout re-routes it
                 continue
             self._shipments[sid] = sh
+            if order is not None:
+                order.open.add(sid)
             lo, hi = (
                 self.cfg.accept_delay_store_s
                 if self.locations[loc_id].kind == "store"
@@ -249,15 +255,38 @@ class Staff:
             self._at(_at_work(self._shifts[loc_id], t, sh.rng.uniform(lo, hi)), sid, "claim")
         return new
 
+    def _follow(self, order: _Order, msg: Mapping[str, Any]) -> None:
+        """A routed-orders record lists every open shipment of the order with what it holds
+        now: a shipment this model works on that a line cancellation shrank is picked as it
+        is now (not as first routed), and one the engine no longer lists (emptied by a line
+        cancellation, timed out) is not worked on further. Once picked, a shipment goes on."""
+        listed: dict[str, list[tuple[str, int]]] = {}
+        for s in msg.get("shipments") or ():
+            if isinstance(s, Mapping) and isinstance(s.get("shipment_id"), str):
+                listed[s["shipment_id"]] = _lines(s.get("lines"))
+        for sid in sorted(order.open):
+            sh = self._shipments.get(sid)
+            if sh is None or sh.left or sh.picked:
+                continue
+            lines = listed.get(sid)
+            if lines:
+                sh.lines = lines
+            else:
+                self.stats["closed_by_engine"] += 1
+                self._close(sh)
+
     def cancellable(self, msg: Mapping[str, Any]) -> bool:
-        """Whether the customer can still ask this: a cancellation of some lines is not sent for
-        a SKU of which a shipment already left (the engine refuses to cancel shipped units and
-        dead-letters the request; a customer service desk checks first). Anything else: True."""
-        if msg.get("type") != "order_cancelled" or not msg.get("lines"):
+        """Whether the customer can still ask this (a customer service desk checks first; the
+        engine would dead-letter the request): a cancellation of some lines is not sent for a
+        SKU of which a shipment already left, nor a whole cancellation once every shipment this
+        model worked on left (the engine: "it can only be returned"). Anything else: True."""
+        if msg.get("type") != "order_cancelled":
             return True
         o = self._orders.get(str(msg.get("order_id")))
         if o is None:
             return True
+        if not msg.get("lines"):
+            return not (o.gone and not o.open)
         return not any(o.gone[str(ln.get("sku"))] for ln in msg["lines"] if isinstance(ln, Mapping))
 
     # ---- outputs -----------------------------------------------------------------------------
@@ -334,6 +363,9 @@ class Staff:
             sh.queued = False
         sh.done = True
         self._shipments.pop(sh.shipment_id, None)
+        order = self._orders.get(sh.order_id)
+        if order is not None and not sh.left:
+            order.open.discard(sh.shipment_id)  # given back, rejected, cancelled: not open
 
     def _step(self, t: float, sid: str, step: str, out: list[Emission]) -> None:
         sh = self._shipments.get(sid)
@@ -414,6 +446,7 @@ class Staff:
         """The shipment's units left (a transfer counts when shipped and again when collected:
         only whether any left matters)."""
         if order is not None:
+            order.open.discard(sh.shipment_id)
             for sku, qty in sh.lines:
                 order.gone[sku] += qty
 

@@ -350,8 +350,42 @@ def test_a_partial_cancellation_is_not_asked_once_the_units_left() -> None:
     assert any(e.type == "shipped" and e.order_id == "O-0" for e in events)
     assert not staff.cancellable(cancel)
     whole = {"type": "order_cancelled", "order_id": "O-0"}
-    assert staff.cancellable(whole)  # a whole cancellation is the engine's to answer
+    assert not staff.cancellable(whole)  # every shipment left: "it can only be returned"
     assert staff.cancellable({**cancel, "order_id": "O-unknown"})
+
+
+def test_a_whole_cancellation_is_asked_while_a_shipment_has_not_left() -> None:
+    staff = Staff([_store(), _store("ST-U")], 1, config=CALM)
+    staff.on_order(_order("O-0"))
+    staff.on_routed(_routed("O-0", ("S-0", "ST-T", "ship_from_store")), T0)
+    whole = {"type": "order_cancelled", "order_id": "O-0"}
+    assert staff.cancellable(whole)  # nothing left yet
+    _run(staff, T0 + timedelta(days=1))
+    assert not staff.cancellable(whole)
+    # a re-route adds a shipment that has not left: the rest can still be cancelled
+    staff.on_routed(_routed("O-0", ("S-1", "ST-U", "ship_from_store"), attempt=2), T0)
+    assert staff.cancellable(whole)
+
+
+def test_a_shipment_a_line_cancellation_shrank_is_picked_as_it_is_now() -> None:
+    """The engine re-publishes the order after a line cancellation: the staff pick what the
+    shipment holds now (picking the first quantity was dead-lettered: "picked more than
+    shipment holds"), and stop work on a shipment it no longer lists."""
+    staff = Staff([_store()], 1, config=replace(CALM, short_pick_rate=1.0))
+    staff.on_order(_order("O-0"))
+    staff.on_order(_order("O-1"))
+    staff.on_routed(_routed("O-0", ("S-0", "ST-T", "ship_from_store")), T0)
+    staff.on_routed(_routed("O-1", ("S-1", "ST-T", "ship_from_store")), T0)
+    shrunk = _routed("O-0", ("S-0", "ST-T", "ship_from_store"))
+    shrunk["shipments"][0]["lines"] = [{"sku": "SKU-1", "qty": 1}]  # SKU-1 2 -> 1, SKU-2 gone
+    staff.on_routed(shrunk, T0)
+    emptied = {**_routed("O-1"), "shipments": []}  # its only shipment was cancelled
+    staff.on_routed(emptied, T0)
+    events = _fe(_run(staff, T0 + timedelta(days=1)))
+    assert [e.type for e in events if e.order_id == "O-1"] == []
+    picked = [e for e in events if e.order_id == "O-0" and e.type == "picked"]
+    assert len(picked) == 1 and picked[0].lines is None  # one unit: never short, all of it
+    assert staff.stats["closed_by_engine"] == 1
 
 
 def test_staff_at_half_pace_start_half_the_declared_capacity_per_hour() -> None:
