@@ -67,7 +67,11 @@ class Demo:
     """One `scripts/demo.sh` process (its own process group) and what it was given."""
 
     def __init__(
-        self, tmp: Path, duration: float | None = None, sim_args: str = E2E_SIM_ARGS
+        self,
+        tmp: Path,
+        duration: float | None = None,
+        sim_args: str = E2E_SIM_ARGS,
+        env: dict[str, str] | None = None,
     ) -> None:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
         if not bootstrap:
@@ -92,6 +96,7 @@ class Demo:
             "DEMO_DASHBOARD_PORT": str(self.dash_port),
             "DEMO_ARGS": sim_args,
             "STOCKROUTE_DASHBOARD_REFRESH_S": "2",
+            **(env or {}),
         }
         if duration is not None:
             self.env["DEMO_DURATION"] = str(int(duration))
@@ -196,8 +201,13 @@ async def _end_offsets(topics: Topics, handles: list[str]) -> dict[str, int]:
 def demo_factory(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
     started: list[Demo] = []
 
-    def make(duration: float | None = None, sub: str = "run", sim_args: str = E2E_SIM_ARGS) -> Demo:
-        d = Demo(tmp_path / sub, duration, sim_args)
+    def make(
+        duration: float | None = None,
+        sub: str = "run",
+        sim_args: str = E2E_SIM_ARGS,
+        env: dict[str, str] | None = None,
+    ) -> Demo:
+        d = Demo(tmp_path / sub, duration, sim_args, env)
         started.append(d)
         return d
 

@@ -261,7 +261,9 @@ def test_an_associate_ships_collects_and_refunds_through_the_store_app(
     for tool in ("pdftotext", "pdftoppm", "zbarimg"):
         if shutil.which(tool) is None:
             pytest.skip(f"needs {tool}: run `bash scripts/install-browser.sh`")
-    demo = demo_factory(duration=None, sim_args=STORE_SIM_ARGS)
+    # the shipped policy (backorders off): the pause below must leave its order unroutable,
+    # where the demo's default (backorders on for web orders) would keep it waiting
+    demo = demo_factory(duration=None, sim_args=STORE_SIM_ARGS, env={"DEMO_BACKORDERS": "0"})
     demo.wait_running(timeout=300)
 
     # the store: one of the simulator's, shipping from store and offering click & collect
