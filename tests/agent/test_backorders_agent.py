@@ -158,6 +158,14 @@ async def _granted(rt: Runtime) -> None:
         assert [ln["sku"] for ln in ask["lines"]] == ["A"]
 
 
+async def _two_claims(f: Feeder) -> None:
+    """4 units announced at ST-NEAR, two preorders of 2 (O1 then O2), both accepted on them."""
+    await f.put(TOPICS.backorder_ops, expect(4), "P")
+    await f.put(TOPICS.backorder_ops, op("preorder", order_id="O1", qty=2, since=1.0), "P")
+    await f.put(TOPICS.backorder_ops, op("preorder", order_id="O2", qty=2, since=2.0), "P")
+    assert [c["type"] for c in f.take("order_commands")] == ["preorder_accepted"] * 2
+
+
 def test_a_short_receipt_tells_the_dropped_preorder_and_again_on_replay(rt: Runtime) -> None:
     asyncio.run(_short(rt))
 
@@ -165,10 +173,7 @@ def test_a_short_receipt_tells_the_dropped_preorder_and_again_on_replay(rt: Runt
 async def _short(rt: Runtime) -> None:
     async with rt.app.agents["backorders"].test_context() as ctx:
         f = Feeder(rt, ctx)
-        await f.put(TOPICS.backorder_ops, expect(4), "P")
-        await f.put(TOPICS.backorder_ops, op("preorder", order_id="O1", qty=2, since=1.0), "P")
-        await f.put(TOPICS.backorder_ops, op("preorder", order_id="O2", qty=2, since=2.0), "P")
-        assert [c["type"] for c in f.take("order_commands")] == ["preorder_accepted"] * 2
+        await _two_claims(f)
         arrived = op("arrived", location_id="ST-NEAR", qty=3, ref="RC-1")
         await f.put(TOPICS.backorder_ops, arrived, "P")
         drop = {
@@ -202,10 +207,7 @@ def test_late_supply_drops_its_preorders_on_the_network_clock_and_again_on_repla
 async def _late(rt: Runtime) -> None:
     async with rt.app.agents["backorders"].test_context() as ctx:
         f = Feeder(rt, ctx)
-        await f.put(TOPICS.backorder_ops, expect(4), "P")
-        await f.put(TOPICS.backorder_ops, op("preorder", order_id="O1", qty=2, since=1.0), "P")
-        await f.put(TOPICS.backorder_ops, op("preorder", order_id="O2", qty=2, since=2.0), "P")
-        assert [c["type"] for c in f.take("order_commands")] == ["preorder_accepted"] * 2
+        await _two_claims(f)
         look = backorders.agent().timers[0][1](rt)
         # the timer looks by wall clock, judges by the network clock: still the expected day
         rt.clock.observe(DUE.replace(hour=23, minute=59))
