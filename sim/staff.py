@@ -86,6 +86,13 @@ class StaffConfig:
     backlog_reject: bool = True
     """Reject outright when the accepted-but-unpicked queue is at max_backlog."""
     max_remembered_orders: int = 500_000
+    change_hold_s: float = 1800.0
+    """After the customer cancels some lines, the order's shipments that have not left wait
+    (as a store app would show "order changing") until the engine re-publishes the order
+    with the cancellation applied (routed-orders `reasons.lines_cancelled`), at most this
+    long: otherwise a pick or a shipment of units the engine just cancelled crosses the
+    cancellation and is dead-lettered."""
+    change_poll_s: float = 60.0
 
 
 def _at_work(cal: Calendar, t: float, seconds: float = 0.0) -> float:
@@ -145,6 +152,10 @@ class _Order:
     """Units per SKU of the order's shipments that left their location (shipped, collected)."""
     open: set[str] = field(default_factory=set)
     """Its shipments this model works on whose goods have not left yet."""
+    ordered: Counter[str] = field(default_factory=Counter)
+    cancelled_units: Counter[str] = field(default_factory=Counter)
+    hold_until: float = 0.0
+    """Simulated time until which its shipments wait for a line cancellation to be applied."""
 
 
 class Staff:
@@ -183,9 +194,11 @@ class Staff:
         if not isinstance(order_id, str):
             return
         if msg.get("type") == "order_cancelled":
-            if msg.get("lines"):
-                return  # some units of a line: the rest of the order goes on
             o = self._orders.get(order_id)
+            if msg.get("lines"):
+                if o is not None:
+                    self._cancel_lines(o, msg)
+                return
             if o is None:
                 o = self._remember(order_id, _Order(None, None, None))
             o.cancelled = True
@@ -202,8 +215,24 @@ class Staff:
                 customer.get("lon"),
                 delivery.get("pickup_location_id"),
                 complete=complete,
+                ordered=Counter(dict(_lines(msg.get("lines")))),
             ),
         )
+
+    def _cancel_lines(self, o: _Order, msg: Mapping[str, Any]) -> None:
+        """Some lines cancelled: every unit cancelled is a whole cancellation (the engine
+        publishes no routed order then); otherwise the order's work waits for the engine's
+        re-published order (`change_hold_s`)."""
+        for sku, qty in _lines(msg.get("lines")):
+            o.cancelled_units[sku] += qty
+        if o.ordered and all(o.cancelled_units[k] >= q for k, q in o.ordered.items()):
+            o.cancelled = True
+            return
+        try:
+            t = datetime.fromisoformat(str(msg.get("occurred_at"))).timestamp()
+        except ValueError:
+            return
+        o.hold_until = max(o.hold_until, t + self.cfg.change_hold_s)
 
     def on_routed(self, msg: Mapping[str, Any], now: datetime) -> int:
         """Take the shipments of a routed-orders message; returns how many were new.
@@ -220,6 +249,9 @@ class Staff:
         t = now.timestamp()
         if order is not None:
             self._follow(order, msg)
+            reasons = msg.get("reasons")
+            if isinstance(reasons, Mapping) and reasons.get("lines_cancelled"):
+                order.hold_until = 0.0  # the cancellation is applied: work goes on
         new = 0
         for s in msg.get("shipments") or ():
             if not isinstance(s, Mapping):
@@ -257,36 +289,43 @@ class Staff:
 
     def _follow(self, order: _Order, msg: Mapping[str, Any]) -> None:
         """A routed-orders record lists every open shipment of the order with what it holds
-        now: a shipment this model works on that a line cancellation shrank is picked as it
-        is now (not as first routed), and one the engine no longer lists (emptied by a line
-        cancellation, timed out) is not worked on further. Once picked, a shipment goes on."""
+        now: a shipment this model works on that a line cancellation shrank is prepared as it
+        is now (not as first routed; once picked, the cancelled units go back on the shelf),
+        and one the engine no longer lists (emptied by a line cancellation, timed out) is not
+        worked on further."""
         listed: dict[str, list[tuple[str, int]]] = {}
         for s in msg.get("shipments") or ():
             if isinstance(s, Mapping) and isinstance(s.get("shipment_id"), str):
                 listed[s["shipment_id"]] = _lines(s.get("lines"))
         for sid in sorted(order.open):
             sh = self._shipments.get(sid)
-            if sh is None or sh.left or sh.picked:
+            if sh is None or sh.left:
                 continue
             lines = listed.get(sid)
-            if lines:
-                sh.lines = lines
-            else:
+            if not lines:
                 self.stats["closed_by_engine"] += 1
                 self._close(sh)
+                continue
+            sh.lines = lines
+            if sh.picked:
+                now = dict(lines)
+                sh.picked = [(k, min(q, now.get(k, 0))) for k, q in sh.picked if now.get(k)]
 
     def cancellable(self, msg: Mapping[str, Any]) -> bool:
         """Whether the customer can still ask this (a customer service desk checks first; the
         engine would dead-letter the request): a cancellation of some lines is not sent for a
-        SKU of which a shipment already left, nor a whole cancellation once every shipment this
-        model worked on left (the engine: "it can only be returned"). Anything else: True."""
+        SKU of which a shipment already left, nor a whole cancellation once any shipment left
+        (the rest is cancelled line by line; all of it: "it can only be returned"). Anything
+        else: True."""
         if msg.get("type") != "order_cancelled":
             return True
         o = self._orders.get(str(msg.get("order_id")))
         if o is None:
             return True
         if not msg.get("lines"):
-            return not (o.gone and not o.open)
+            # once some units left, the rest is cancelled line by line: a whole cancellation
+            # could cross the shipped event on its way and cancel what already left
+            return not o.gone
         return not any(o.gone[str(ln.get("sku"))] for ln in msg["lines"] if isinstance(ln, Mapping))
 
     # ---- outputs -----------------------------------------------------------------------------
@@ -378,6 +417,10 @@ class Staff:
         if order is not None and order.cancelled and not sh.left:
             self.stats["cancelled_in_store"] += 1
             self._close(sh)
+            return
+        if order is not None and t < order.hold_until and not sh.left:
+            self.stats["held_for_change"] += 1
+            self._at(min(order.hold_until, t + self.cfg.change_poll_s), sid, step)
             return
         rng, cfg = sh.rng, self.cfg
         loc = self.locations[sh.location_id]

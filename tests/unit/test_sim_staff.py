@@ -69,6 +69,7 @@ def _order(order_id: str, pickup: str | None = None) -> dict[str, Any]:
         "order_id": order_id,
         "customer": {"lat": 48.86, "lon": 2.34},
         "delivery": {"mode": mode, "pickup_location_id": pickup},
+        "lines": [{"sku": "SKU-1", "qty": 2}, {"sku": "SKU-2", "qty": 1}],
     }
 
 
@@ -354,7 +355,10 @@ def test_a_partial_cancellation_is_not_asked_once_the_units_left() -> None:
     assert staff.cancellable({**cancel, "order_id": "O-unknown"})
 
 
-def test_a_whole_cancellation_is_asked_while_a_shipment_has_not_left() -> None:
+def test_a_whole_cancellation_is_asked_only_while_no_shipment_has_left() -> None:
+    """Once some units left, a whole cancellation could overtake the shipped event on its
+    way to the engine (another topic) and cancel goods already gone: the rest is cancelled
+    line by line instead."""
     staff = Staff([_store(), _store("ST-U")], 1, config=CALM)
     staff.on_order(_order("O-0"))
     staff.on_routed(_routed("O-0", ("S-0", "ST-T", "ship_from_store")), T0)
@@ -362,9 +366,83 @@ def test_a_whole_cancellation_is_asked_while_a_shipment_has_not_left() -> None:
     assert staff.cancellable(whole)  # nothing left yet
     _run(staff, T0 + timedelta(days=1))
     assert not staff.cancellable(whole)
-    # a re-route adds a shipment that has not left: the rest can still be cancelled
     staff.on_routed(_routed("O-0", ("S-1", "ST-U", "ship_from_store"), attempt=2), T0)
-    assert staff.cancellable(whole)
+    assert not staff.cancellable(whole)  # a shipment still open, but one left
+
+
+def _line_cancel(order_id: str, at: datetime, sku: str = "SKU-2", qty: int = 1) -> dict[str, Any]:
+    return {
+        "type": "order_cancelled",
+        "order_id": order_id,
+        "occurred_at": at.isoformat(),
+        "lines": [{"sku": sku, "qty": qty}],
+    }
+
+
+def _picked_not_shipped(staff: Staff, order_id: str) -> datetime:
+    """Run the staff until the order's shipment is picked (not shipped yet); returns when."""
+    t = T0
+    while True:
+        t += timedelta(seconds=30)
+        types = [e.type for e in _fe(_run(staff, t)) if e.order_id == order_id]
+        assert "shipped" not in types
+        if "picked" in types:
+            return t
+
+
+def test_a_line_cancellation_holds_the_work_until_the_engine_applied_it() -> None:
+    """A shipment picked when the customer cancels a line: nothing more is done with it until
+    the engine re-publishes the order with the cancellation applied (its pick or shipment
+    would otherwise cross the cancellation: "shipped after cancellation"); the engine emptied
+    it, so it is never shipped; a shrunk one goes on."""
+    staff = Staff([_store()], 1, config=CALM)
+    for oid in ("O-0", "O-1"):
+        staff.on_order(_order(oid))
+        staff.on_routed(_routed(oid, (f"S-{oid}", "ST-T", "ship_from_store")), T0)
+    at = _picked_not_shipped(staff, "O-0")
+    _picked_not_shipped(staff, "O-1")
+    for oid in ("O-0", "O-1"):
+        cancel = _line_cancel(oid, at)
+        assert staff.cancellable(cancel)
+        staff.on_order(cancel)
+    later = at + timedelta(minutes=20)
+    assert [e for e in _fe(_run(staff, later)) if e.type in ("packed", "shipped")] == []
+    assert staff.stats["held_for_change"] >= 2
+    emptied = {**_routed("O-0"), "shipments": [], "reasons": {"lines_cancelled": True}}
+    staff.on_routed(emptied, later)
+    shrunk = _routed("O-1", ("S-O-1", "ST-T", "ship_from_store"))
+    shrunk["shipments"][0]["lines"] = [{"sku": "SKU-1", "qty": 2}]
+    shrunk["reasons"] = {"lines_cancelled": True}
+    staff.on_routed(shrunk, later)
+    events = _fe(_run(staff, T0 + timedelta(days=1)))
+    assert [e.type for e in events if e.order_id == "O-0"] == []
+    assert ("O-1", "shipped") in {(e.order_id, e.type) for e in events}
+    assert staff.stats["closed_by_engine"] == 1
+
+
+def test_a_line_cancellation_the_engine_never_answers_holds_the_work_for_a_while_only() -> None:
+    staff = Staff([_store()], 1, config=CALM)
+    staff.on_order(_order("O-0"))
+    staff.on_routed(_routed("O-0", ("S-0", "ST-T", "ship_from_store")), T0)
+    at = _picked_not_shipped(staff, "O-0")
+    staff.on_order(_line_cancel("O-0", at))
+    hold = timedelta(seconds=CALM.change_hold_s)
+    early = [e for e in _fe(_run(staff, at + hold - timedelta(seconds=1)))]
+    assert early == []
+    events = _fe(_run(staff, T0 + timedelta(days=1)))
+    assert events and min(e.occurred_at for e in events) >= at + hold
+
+
+def test_cancelling_every_line_stops_the_work_as_a_whole_cancellation() -> None:
+    """The engine cancels the order when no unit is left (no routed order follows): the
+    staff stop at once."""
+    staff = Staff([_store()], 1, config=CALM)
+    staff.on_order(_order("O-0"))
+    staff.on_routed(_routed("O-0", ("S-0", "ST-T", "ship_from_store")), T0)
+    staff.on_order(_line_cancel("O-0", T0, "SKU-1", 2))
+    staff.on_order(_line_cancel("O-0", T0, "SKU-2", 1))
+    assert _run(staff, T0 + timedelta(days=1)) == []
+    assert staff.stats["cancelled_in_store"] == 1
 
 
 def test_a_shipment_a_line_cancellation_shrank_is_picked_as_it_is_now() -> None:
