@@ -264,9 +264,20 @@ def agent() -> Agent:
         msgs = out(m.effects, msg.order_id, ctx)
         if isinstance(msg, ShipByPassed) and ctx.get(SHIP_BY, msg.shipment_id) is not None:
             msgs.append(Put(SHIP_BY, msg.shipment_id, None))  # checked: once is enough
+        if m.state is not None:
+            sent = [_dump(s.value) for s in msgs if _unimplied(s)]
+            m.state.sent_ops = _uncommitted(m.state.sent_ops, ctx) + sent
         return m.state, msgs
 
     def replay(state: OrderState, msg: OrderInput, ctx: Ctx) -> list[Out]:
+        """An input read again after its worker died with the state kept: what it sent may
+        be lost. Its ops the state does not imply (a release: the units granted to a round
+        abandoned, or to an ask granted after the order moved on, are held by no shipment
+        of the state) are sent again as they were, positions included, so an owner that
+        applied them drops them and one that never saw them applies them once; then what
+        the state implies (Machine.resync), numbered after them as it was the first time
+        (an ask planned after a release)."""
+        again = _sent_again(state, ctx)
         m = Machine(state, _context(ctx))
         if isinstance(msg, PreorderRefused):
             m.refusal_replayed(msg)
@@ -274,7 +285,7 @@ def agent() -> Agent:
             m.drop_replayed(msg)
         else:
             m.resync()
-        return out(m.effects, msg.order_id, ctx)
+        return again + out(m.effects, msg.order_id, ctx)
 
     def expirer(rt: Runtime) -> Callable[[], Awaitable[None]]:
         """Deadlines are network times (business hours of the location, domain/orders.py): a
@@ -369,6 +380,49 @@ def agent() -> Agent:
         timers=((1.0, expirer), (1.0, late_checker)),
         batched=True,  # eager batches (streams/loop.py): no wait at low load
     )
+
+
+def _unimplied(eff: Out) -> bool:
+    """An op to a location owner that the order's state does not imply once the input is
+    applied: anything but an ask (Machine.resync asks again for the round under way)."""
+    if not isinstance(eff, Send) or eff.topic is not TOPICS.location_ops:
+        return False
+    op = eff.value
+    return not isinstance(op, ReserveShipment) and not (
+        isinstance(op, StockOp) and op.kind == "reserve"
+    )
+
+
+def _dump(op: Any) -> dict[str, Any]:
+    return dict(op.model_dump(mode="json"))
+
+
+def _uncommitted(ops: list[dict[str, Any]], ctx: Ctx) -> list[dict[str, Any]]:
+    """The kept ops whose inputs may still be read again: not yet committed, or not known to
+    be. A worker's local state may be ahead of what it delivered by several inputs (its
+    store is written at once, the changelog and the ops when the producer sends), so the ops
+    of every input since the commit are kept, not only the last one's."""
+    return [
+        op for op in ops if (done := ctx.committed(op["origin"])) is None or op["seq"][0] >= done
+    ]
+
+
+def _sent_again(state: OrderState, ctx: Ctx) -> list[Out]:
+    """The ops the input being read again sent the first time, unchanged; its next positions
+    are numbered after them. Only that input's: each input read again sends its own, in
+    input order, as the owners saw them the first time (an op of a later input sent early
+    would make the ops of the inputs in between look like replays there)."""
+    ops = [
+        op
+        for d in state.sent_ops
+        if d["origin"] == ctx.origin and d["seq"][0] == ctx.offset
+        if isinstance(
+            op := TOPICS.location_ops.adapter.validate_python(d), StockOp | ReleaseShipment | LoadOp
+        )
+    ]
+    for _ in range(max((op.seq[1] + 1 for op in ops), default=0)):
+        ctx.position()
+    return [Send(TOPICS.location_ops, op.location_id, op) for op in ops]
 
 
 def _refused(order_id: str, eff: Refusal) -> Any:

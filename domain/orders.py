@@ -285,6 +285,10 @@ class OrderState:
     event_ids: list[str] = field(default_factory=list)
     positions: dict[str, int] = field(default_factory=dict)
     promised_date: str | None = None  # last published (ISO date)
+    # the ops to location owners that the inputs applied since the last commit sent and that
+    # nothing in this state implies (releases above all), as sent (with their positions):
+    # agents/orders.py sends an input's again, unchanged, when it is read again after a crash
+    sent_ops: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -303,6 +307,7 @@ class OrderState:
         d["refusal"] = None if self.refusal is None else dict(self.refusal)
         d["excluded"] = list(self.excluded)
         d["event_ids"] = list(self.event_ids)
+        d["sent_ops"] = [dict(op) for op in self.sent_ops]
         return d
 
     @classmethod
@@ -321,6 +326,7 @@ class OrderState:
         d["dropped"] = dict(d.get("dropped") or {})  # states from before 2026-12
         d["excluded"] = list(d["excluded"])
         d["event_ids"] = list(d["event_ids"])
+        d["sent_ops"] = [dict(op) for op in d.get("sent_ops") or []]  # before 2026-12
         return cls(**d)
 
     # -- derived --------------------------------------------------------------------------------

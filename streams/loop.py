@@ -54,6 +54,7 @@ from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 import faust
+from faust.types import TP
 
 from domain.routing import RoutingPolicy
 from streams import faust_fixes
@@ -175,6 +176,16 @@ class Ctx:
         pos = (self.offset, self._index)
         self._index += 1
         return pos
+
+    def committed(self, origin: str) -> int | None:
+        """The offset committed for the input partition `origin` names ("<topic code>:<partition>",
+        as `self.origin`): where a restarted worker or the partition's next owner reads it again
+        from. None when this worker does not know it (a partition it is not assigned)."""
+        code, _, partition = origin.rpartition(":")
+        topic = TOPICS.by_code.get(code)
+        if topic is None or not partition.isdigit():
+            return None
+        return faust_fixes.committed_offset(self._rt.app, TP(topic.name, int(partition)))
 
     def get(self, table: str, key: str) -> Any | None:
         """Read one of the agent's tables (the raw stored value; None when absent)."""

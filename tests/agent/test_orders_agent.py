@@ -12,7 +12,10 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from agents import orders
+from streams import faust_fixes
 from streams.app import Runtime
 from streams.records import Location
 from streams.topics import TOPICS, AnyTopic
@@ -200,6 +203,57 @@ async def _replay(rt: Runtime) -> None:
         assert o.state() == before  # not applied twice
         (again,) = o.take("routed_orders")  # the decision is re-published, same attempt
         assert again["attempt"] == 1 and again["reasons"]["republished"] is True
+
+
+def test_a_release_lost_with_its_worker_is_sent_again_when_its_input_is_read_again(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed after it kept the order's state but before the release an input made
+    was sent: the inputs are read again as replays, and each sends its very same ops again
+    (same positions). Nothing in the state implies that release (an ask granted after the
+    round moved on is held by no shipment), so without it the units would stay reserved for
+    nobody. The local state may be ahead by several inputs: each keeps its ops until the
+    input partition is committed past it."""
+    asyncio.run(_lost_release(rt, monkeypatch))
+
+
+async def _lost_release(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    world(rt)
+    commands = (TOPICS.order_commands.name, 0)
+    async with rt.app.agents["orders"].test_context() as ctx:
+        o = Orders(rt, ctx)
+        await o.order(TOPICS.web_orders, placed())
+        (first,) = o.take("location_ops")
+        assert first["location_id"] == "ST-NEAR"
+        # refused (no slot left there): the order plans again, elsewhere
+        await o.answer(first, ok=False, saturated=True)
+        (second,) = o.take("location_ops")
+        assert second["location_id"] == "ST-FAR" and second["shipment_id"] != first["shipment_id"]
+        # the first ask, asked again (a turn handed again), was granted after all: held by
+        # nobody, given back
+        await o.answer(first)
+        (release,) = o.take("location_ops")
+        assert release["kind"] == "release_shipment"
+        assert (release["shipment_id"], release["location_id"]) == (first["shipment_id"], "ST-NEAR")
+        await o.answer(second)  # the round holds: routed at ST-FAR
+        assert not o.take("location_ops")
+        kept = o.state()
+
+        # the worker died with its state kept and neither input's outputs sent: both read again
+        rt.forget_positions()
+        o.offsets[commands] -= 2
+        await o.answer(first)
+        assert [op for op in o.take("location_ops") if op["kind"] == "release_shipment"] == [
+            release  # the same op, same position: an owner that applied it drops it
+        ]
+        await o.answer(second)
+        assert not [op for op in o.take("location_ops") if op["kind"] == "release_shipment"]
+        assert o.state() == kept  # replays: nothing applied twice
+
+        # once the partition is committed past an input, it is never read again: its ops go
+        monkeypatch.setattr(faust_fixes, "committed_offset", lambda app, tp: o.offsets[commands])
+        await o.answer(second)  # a repeated answer, applied: the kept ops are pruned
+        assert o.state()["sent_ops"] == []
 
 
 def test_business_time_is_the_network_clock_and_timeouts_fire_on_it(rt: Runtime) -> None:

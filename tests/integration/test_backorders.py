@@ -200,8 +200,53 @@ def settle(cluster: Cluster, book: Book, what: str) -> tuple[dict[str, Any], dic
         raise AssertionError(
             f"{what}: undecided {sorted(set(book.orders) - set(latest))[:10]}, "
             f"reserved != held {off}, stable polls {settled.same}, "
-            f"uncommitted { ({tp: n for tp, n in pending.items() if n}) }"
+            f"uncommitted { ({tp: n for tp, n in pending.items() if n}) }\n"
+            f"{trail(cluster, set(off))}"
         ) from None
+
+
+def trail(cluster: Cluster, keys: set[str]) -> str:
+    """For each sku@location whose reserved units no open shipment holds: the reservations the
+    owner's changelog holds there, and for each order holding one, its asks and releases
+    (location-ops), the owner's answers, its order events and its routed-orders records:
+    which round or turn took the units and what became of them."""
+    raw = run(read_raw(cluster, f"{cluster.app_id}-location_stock-changelog"))
+    stock = {k.decode().strip('"'): v for k, v in raw if k is not None}
+    out: list[str] = []
+    holders: set[str] = set()
+    for key in sorted(keys):
+        rec = orjson.loads(stock[key]) if stock.get(key) else {}
+        rids = rec.get("reservations", {})
+        out.append(f"  {key}: reservations {rids}, positions {rec.get('positions')}")
+        holders |= {rid.split("/")[0].rsplit("-S", 1)[0] for rid in rids}
+    if not holders:
+        return "\n".join(out)
+
+    def mine(handle: str) -> list[dict[str, Any]]:
+        return [m for m in messages(cluster, handle) if m.get("order_id") in holders]
+
+    for m in mine("location_ops"):
+        if m.get("kind") in ("reserve_shipment", "release_shipment"):
+            out.append(
+                f"  location-ops {m['kind']} {m['shipment_id']}@{m['location_id']} "
+                f"seq {m['seq']} {m.get('lines') or m.get('skus')}"
+            )
+    for m in mine("order_commands"):
+        what = {k: v for k, v in m.items() if k not in ("order_id", "_key")}
+        out.append(f"  order-commands {m['order_id']}: {what}")
+    for m in mine("order_events"):
+        out.append(f"  order-events {m['order_id']} {m['change']} {m.get('detail')}")
+    for m in mine("routed_orders"):
+        ships = [(s["shipment_id"], s["location_id"], s["lines"]) for s in m["shipments"]]
+        out.append(
+            f"  routed-orders {m['order_id']} attempt {m.get('attempt')} {m['status']} "
+            f"shipments {ships} backordered {m['backordered_lines']}"
+        )
+    raw = run(read_raw(cluster, f"{cluster.app_id}-orders-changelog"))
+    states = {k.decode().strip('"'): v for k, v in raw if k is not None}
+    for oid in sorted(holders):
+        out.append(f"  order state {oid}: {states.get(oid)!r}")
+    return "\n".join(out)
 
 
 def check(cluster: Cluster, book: Book) -> dict[str, Any]:
