@@ -627,8 +627,22 @@ async def _routing_cluster(
     return cluster, ws
 
 
-async def _saturation(cluster: Cluster, n: int, prefix: str, timeout: float) -> dict[str, Any]:
-    return await _saturation_of(cluster, n, prefix, _order, timeout)
+async def _saturation(
+    cluster: Cluster,
+    n: int,
+    prefix: str,
+    timeout: float,
+    workers: list[WorkerProcess] | None = None,
+) -> dict[str, Any]:
+    """The routing saturation burst; with `workers`, the CPU they and the broker used per order
+    from the burst's first send to its last decision."""
+    probe = _CpuProbe(workers or [], broker_pid())
+    probe.mark("start")
+    out = await _saturation_of(cluster, n, prefix, _order, timeout)
+    probe.mark("end")
+    if workers:
+        out["cpu"] = probe.window("start", "end", n)
+    return out
 
 
 async def _saturation_of(
@@ -667,7 +681,16 @@ async def _saturation_of(
     }
 
 
-async def _latency(cluster: Cluster, rate: float, seconds: float, prefix: str) -> dict[str, Any]:
+async def _latency(
+    cluster: Cluster,
+    rate: float,
+    seconds: float,
+    prefix: str,
+    workers: list[WorkerProcess] | None = None,
+) -> dict[str, Any]:
+    """Orders paced at `rate` for `seconds`: produced -> first routed-orders message consumed.
+    With `workers`, also where the time went (`hops`, from the records' timestamps) and the CPU
+    the workers and the broker used per order in the window (`cpu`)."""
     dec = _Decisions(cluster.name("routed_orders"))
     task = asyncio.create_task(dec.run())
     await dec.ready.wait()
@@ -677,12 +700,17 @@ async def _latency(cluster: Cluster, rate: float, seconds: float, prefix: str) -
     ids = [f"{prefix}{i:07d}" for i in range(n)]
     msgs = [(oid, dumps(_order(oid, rng))) for oid in ids]
     sent: dict[str, float] = {}
+    probe = _CpuProbe(workers or [], broker_pid())
+    probe.mark("start")
+    t0 = time.perf_counter()
     await _paced(cluster.name("web_orders"), msgs, rate, sent)
     await dec.wait_count(set(ids), 60)
+    probe.mark("end")
+    elapsed = time.perf_counter() - t0
     dec.stop = True
     await task
     lat = [1000 * (dec.first[i] - sent[i]) for i in ids if i in dec.first and i in sent]
-    return {
+    out: dict[str, Any] = {
         "rate": rate,
         "seconds": seconds,
         "orders": n,
@@ -690,6 +718,51 @@ async def _latency(cluster: Cluster, rate: float, seconds: float, prefix: str) -
         **_percentiles(lat),
         "max_ms": _r(max(lat) if lat else None),
     }
+    if workers:
+        cpu = probe.window("start", "end", n)
+        if cpu is not None:
+            cpu["seconds"] = round(elapsed, 2)
+            cpu["workers_utilisation"] = _r((cpu["workers_s"] or 0.0) / elapsed)
+            cpu["broker_utilisation"] = _r((cpu["broker_s"] or 0.0) / elapsed)
+        out["cpu"] = cpu
+        out["hops"] = await _hops(cluster, set(ids))
+    return out
+
+
+async def _hops(cluster: Cluster, ids: set[str]) -> dict[str, Any]:
+    """Per order, the time between the records of its three hops, from their Kafka timestamps
+    (CreateTime, stamped by the producer when the record is sent, same host clock): web order
+    -> the orders agent's first location op for it (its asks) -> the location owner's first
+    answer -> the first routed-orders decision. Which hop the latency is spent in (queueing
+    before the agent, the agent's batch, the producer) says which design lever to pull."""
+    topics = {h: cluster.name(h) for h in ("web_orders", "location_ops", "order_commands")}
+    topics["routed_orders"] = cluster.name("routed_orders")
+    by_name = {v: k for k, v in topics.items()}
+    first: dict[str, dict[str, int]] = {h: {} for h in topics}
+    for r in await read_to_end(kafka(), list(topics.values()), timeout_s=120.0):
+        if r.value is None:
+            continue
+        handle = by_name[r.topic]
+        if handle == "location_ops":
+            oid = orjson.loads(r.value).get("order_id")
+        else:
+            oid = None if r.key is None else r.key.decode()
+        if oid in ids:
+            first[handle].setdefault(oid, r.timestamp)
+    steps = (
+        ("order_to_asks", "web_orders", "location_ops"),
+        ("asks_to_answer", "location_ops", "order_commands"),
+        ("answer_to_decision", "order_commands", "routed_orders"),
+        ("order_to_decision", "web_orders", "routed_orders"),
+    )
+    out: dict[str, Any] = {}
+    for name, a, b in steps:
+        both = [oid for oid in first[a] if oid in first[b]]
+        out[name] = {
+            "orders": len(both),
+            **_percentiles([float(first[b][o] - first[a][o]) for o in both]),
+        }
+    return out
 
 
 TARGET_LOAD = 500.0  # issue 7: routing latency at 500 orders/s
@@ -709,9 +782,9 @@ async def bench_routing(quick: bool) -> dict[str, Any]:
     secs = 15.0 if quick else 30.0
     cluster, ws = await _routing_cluster(1)
     try:
-        sat = await _saturation(cluster, n, "SAT-", timeout=240)
+        sat = await _saturation(cluster, n, "SAT-", timeout=240, workers=ws)
         sat_rate = sat["orders_per_s"] or 1.0
-        lat = await _latency(cluster, TARGET_LOAD, secs, "LAT-")
+        lat = await _latency(cluster, TARGET_LOAD, secs, "LAT-", ws)
         # and at a quarter of saturation: the pipeline's own latency, without queueing
         await asyncio.sleep(5.0)  # let the follow-up work of the 500/s window drain
         low_load = float(os.environ.get("BENCH_ROUTING_LOW_RATE", 0)) or max(
@@ -720,7 +793,7 @@ async def bench_routing(quick: bool) -> dict[str, Any]:
         # three windows: one 30 s window's p99 is a handful of orders, and it moved by
         # 10-15 ms between runs of the same code (docs/throughput.md); the median window is
         # the figure, every window is kept
-        lows = [await _latency(cluster, low_load, secs, f"LOW{i}-") for i in range(LOW_WINDOWS)]
+        lows = [await _latency(cluster, low_load, secs, f"LOW{i}-", ws) for i in range(LOW_WINDOWS)]
         low = {**_median_by_p99(lows), "windows": lows}
         rss = rss_mb(ws[0].proc.pid) if ws[0].proc else None
     finally:

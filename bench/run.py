@@ -42,6 +42,25 @@ def _run_section(name: str, quick: bool) -> dict[str, Any]:
     return asyncio.run(fn(quick))
 
 
+def _hop_rows(lat: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """A latency window's hop breakdown (p50/p99 ms per hop) and CPU per order, when measured."""
+    rows: list[tuple[str, str, str, str]] = []
+    for hop, h in lat.get("hops", {}).items():
+        rows.append((f"    {hop} p50/p99 ms", f"{_fmt(h['p50_ms'])}/{_fmt(h['p99_ms'])}", "", ""))
+    cpu = lat.get("cpu")
+    if cpu:
+        rows.append(
+            (
+                "    CPU ms/order (workers/broker), utilisation",
+                f"{_fmt(cpu['workers_s_per_1k_events'])}/{_fmt(cpu['broker_s_per_1k_events'])}, "
+                f"{_fmt(cpu['workers_utilisation'])}/{_fmt(cpu['broker_utilisation'])}",
+                "",
+                "",
+            )
+        )
+    return rows
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "-"
@@ -121,6 +140,18 @@ def table(results: dict[str, Any]) -> str:
             ),
             ("  p99 - kafka p99 ms", _fmt(r.get("p99_minus_kafka_p99_ms")), "<= 50 @ 500/s", ""),
         ]
+        rows += _hop_rows(lat)
+        sat_cpu = r.get("saturation", {}).get("cpu")
+        if sat_cpu:
+            rows.append(
+                (
+                    "  CPU ms/order at saturation (workers/broker)",
+                    f"{_fmt(sat_cpu['workers_s_per_1k_events'])}/"
+                    f"{_fmt(sat_cpu['broker_s_per_1k_events'])}",
+                    "",
+                    "",
+                )
+            )
         low = r.get("latency_below_saturation")
         if low:
             lref = low["reference"]
@@ -145,6 +176,7 @@ def table(results: dict[str, Any]) -> str:
                 ),
                 ("  p99 - kafka p99 ms", _fmt(low.get("p99_minus_kafka_p99_ms")), "", ""),
             ]
+            rows += _hop_rows(low)
     b = s.get("burst", {})
     if "locations_over_max_backlog" in b:
         rows += [
