@@ -226,7 +226,10 @@ def test_the_network_clock_follows_the_simulator_at_60x(tmp_path: Path) -> None:
     cluster.create_topics()
     try:
         worker = cluster.worker().start()
-        start = datetime(2026, 12, 1, 21, 0, tzinfo=PARIS)
+        # later than the default start (today 08:00), so the second run resumes from it
+        start = (datetime.now(PARIS) + timedelta(days=2)).replace(
+            hour=21, minute=0, second=0, microsecond=0
+        )
         began = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "streams.cli", "simulate", "--speed", "60",
