@@ -852,6 +852,61 @@ def test_send_now_leaves_a_producer_not_started_alone() -> None:
     faust_fixes.send_now(SimpleNamespace(producer=SimpleNamespace()))  # type: ignore[arg-type]
 
 
+def _producer_app(acc: Any) -> Any:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        producer=SimpleNamespace(_producer=SimpleNamespace(_message_accumulator=acc))
+    )
+
+
+def test_append_record_joins_the_partitions_open_batch_at_once() -> None:
+    """A record whose partition has an open batch is appended to it without awaiting anything,
+    after what `send` put there (the partition's order), and resolves with its own offset."""
+    from aiokafka.producer.message_accumulator import MessageAccumulator
+
+    async def go() -> None:
+        acc = MessageAccumulator(None, 16384, 0, 30.0, linger_ms=5000)
+        tp = TP("t", 1)
+        first = await acc.add_message(tp, b"k0", b"v0", timeout=1.0)
+        app = _producer_app(acc)
+        fut = faust_fixes.append_record(app, "t", 1, b"k1", b"v1")
+        assert fut is not None and not fut.done()
+        (batch,) = acc._batches[tp]
+        assert batch.record_count == 2
+        assert faust_fixes.append_record(app, "t", 0, b"k", b"v") is None  # no batch there
+        assert faust_fixes.append_record(app, "u", 1, b"k", b"v") is None  # nor there
+        batch.done(base_offset=40)  # the broker's answer
+        assert first.result().offset == 40 and fut.result().offset == 41
+
+    asyncio.run(go())
+
+
+def test_append_record_leaves_a_full_batch_closed_or_failed_producer_to_send() -> None:
+    from aiokafka.errors import KafkaError
+    from aiokafka.producer.message_accumulator import MessageAccumulator
+
+    async def go() -> None:
+        acc = MessageAccumulator(None, 100, 0, 30.0, linger_ms=5000)
+        tp = TP("t", 0)
+        await acc.add_message(tp, b"k", b"v" * 40, timeout=1.0)
+        app = _producer_app(acc)
+        assert faust_fixes.append_record(app, "t", 0, b"k", b"v" * 80) is None  # no room
+        assert acc._batches[tp][0].record_count == 1
+        acc._exception = KafkaError("failed")
+        assert faust_fixes.append_record(app, "t", 0, b"k", b"v") is None
+        acc._exception = None
+        acc._closed = True
+        assert faust_fixes.append_record(app, "t", 0, b"k", b"v") is None
+        assert acc._batches[tp][0].record_count == 1
+
+    asyncio.run(go())
+    from types import SimpleNamespace
+
+    not_started = SimpleNamespace(producer=SimpleNamespace())
+    assert faust_fixes.append_record(not_started, "t", 0, b"k", b"v") is None  # type: ignore[arg-type]
+
+
 # --- the store patch: table databases without RocksDB's write-ahead log -----------------------
 
 _CRASH = """
@@ -918,3 +973,52 @@ def test_flush_stores_flushes_every_open_partition_database(patched: None, table
         time.sleep(0.01)
     assert [db.property_int_value("rocksdb.num-entries-active-mem-table") for db in dbs] == [0, 0]
     assert faust_fixes.store_get(table, "key-2", 2) == 1  # flushed, still read
+
+
+# --- the stores' codecs, called directly ------------------------------------------------------
+
+_KEYS = ["SKU-1@ST-1", "é@ü-ß", 'a"b\\c\nd', "", "2026-12-02/evt-1"]
+_VALUES: list[Any] = [
+    {"on_hand": 3, "reserved": [["r1", 2]], "positions": {"ps:1": [5, 0]}},
+    [["evt-1", 3], ["évt", None]],
+    {"f": 1.5, "t": True, "n": None, "s": 'ü\u2028"q"'},
+    [],
+    {},
+]
+
+
+def test_the_direct_codecs_give_fausts_own_bytes_and_values(table: Any) -> None:
+    """Keys and values encode to exactly the bytes Faust's serializer registry gives (what is
+    already on disk and on the changelogs), and decode to the same values."""
+    store = table.data
+    codec = faust_fixes._codec(store)
+    assert codec.encode_key is not store._encode_key  # the direct path is in use
+    for key in _KEYS:
+        assert codec.encode_key(key) == store._encode_key(key)
+    for value in _VALUES:
+        raw = codec.encode_value(value)
+        assert raw == store._encode_value(value)
+        assert raw is not None and codec.decode_value(raw) == store._decode_value(raw) == value
+    assert faust_fixes._codec(store) is codec  # resolved once per store
+
+
+def test_what_the_direct_codecs_do_not_cover_goes_through_faust(table: Any) -> None:
+    store = table.data
+    codec = faust_fixes._codec(store)
+    assert codec.encode_value(7) == store._encode_value(7) == b"7"  # not a dict or list
+    assert codec.encode_key(b"raw") == store._encode_key(b"raw")  # bytes: as they are
+    blessed = b'{"__faust": {"ns": "no.such.Model"}, "x": 1}'
+    with pytest.raises(faust.exceptions.ValueDecodeError):  # Faust's own decoding (and error)
+        codec.decode_value(blessed)
+    with pytest.raises(faust.exceptions.ValueDecodeError):
+        codec.decode_value(b"not json")
+
+
+def test_a_store_with_other_serializers_keeps_its_own_codecs(tmp_path: Path) -> None:
+    app = faust.App("faust-fixes-codec", datadir=str(tmp_path), store="memory://")
+    table = app.Table("t", default=None, partitions=1, key_type=int, value_type=int)
+    app.finalize()
+    codec = faust_fixes._codec(table.data)
+    assert codec.encode_key == table.data._encode_key
+    assert codec.encode_value == table.data._encode_value
+    assert codec.decode_value == table.data._decode_value
