@@ -25,6 +25,13 @@ from streams.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
+#: Records a view applies per turn of the worker's event loop. The views share the loop with
+#: the agents, and a `getmany` served from the records already fetched returns without
+#: yielding: at routing saturation, chunks of 5,000 availability records held the loop long
+#: enough that agents left events queued for 50 ms and more (their held-events guard then
+#: processed them, docs/throughput.md). 200 records are a few ms.
+VIEW_CHUNK = 200
+
 
 @dataclass
 class CompactedView:
@@ -62,7 +69,7 @@ class CompactedView:
         try:
             ends: dict[TopicPartition, int] | None = None
             while True:
-                batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+                batch = await consumer.getmany(timeout_ms=500, max_records=VIEW_CHUNK)
                 for tp, records in batch.items():
                     for rec in records:
                         try:
@@ -73,6 +80,7 @@ class CompactedView:
                             )
                     if records:
                         self.positions[tp.partition] = records[-1].offset + 1
+                await asyncio.sleep(0)  # the agents' turn (VIEW_CHUNK)
                 if self.ready.is_set():
                     continue
                 tps = consumer.assignment()
