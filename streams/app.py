@@ -414,12 +414,6 @@ def create_runtime(settings: WorkerSettings) -> Runtime:
     async def restart_if_stuck() -> None:
         rt.restart_if_stuck()
 
-    @app.timer(interval=settings.state_flush_s)
-    async def flush_state() -> None:
-        # the tables are written without RocksDB's log: what a crash can lose locally (and
-        # the next start replays from the changelog) is what was written since this ran
-        faust_fixes.flush_stores(rt.tables.values())
-
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _forget_positions(sender: Any, *args: Any, signal: Any = None, **kw: Any) -> None:
         rt.forget_positions()

@@ -20,9 +20,7 @@ to read), and not at all while the committed offset is 0. A single message that 
 acked (the one skipped above, for instance) is then committed over. The replacement commits
 only a run of acked offsets that starts exactly at the committed offset.
 
-The third patch is for speed: `_wait_first_eager` (see its docstring; bench/README.md). So is
-the store patch `_open_without_wal`: table databases are opened without RocksDB's write-ahead
-log, as Kafka Streams opens its state stores (see its docstring).
+The third patch is for speed: `_wait_first_eager` (see its docstring; bench/README.md).
 
 The fourth pair of patches closes a race between the fetcher and a seek (`perform_seek`, at
 every rebalance's recovery and whenever a fetch returns while flow is stopped). Faust checks
@@ -58,13 +56,10 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import faust
-import rocksdict
 from faust.stores.base import SerializedStore
-from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.transport.consumer import Consumer
 from faust.types import TP, AppT, Message
@@ -310,45 +305,6 @@ async def _getmany_after_seeks(self: Consumer, timeout: float) -> AsyncIterator[
             await self.seek(tp, last[1])
 
 
-def _open_without_wal(self: RocksDBOptions, path: Path, *, read_only: bool = False) -> Any:
-    """Faust's `RocksDBOptions.open`, with every write of the database (ours, Faust's recovery
-    batches and its persisted offset alike) made without RocksDB's write-ahead log.
-
-    Why: a table database is a cache of its changelog, which is the durable copy; the log
-    only made each write a second, sequential file write (the fold spent ~20 % of its worker
-    CPU there: docs/throughput.md). Kafka Streams opens its RocksDB state stores the same way.
-    What a crash then loses is what was written since the memtable was last flushed (when it
-    filled, at a clean close, or by `flush_stores` every STOCKROUTE_STATE_FLUSH_S); RocksDB
-    flushes the memtables of a database's one column family in write order, so what survives
-    is every write up to some point, the persisted offset among them: recovery replays the
-    changelog from that offset, as after any restart, and the local-only keys of an expanding
-    table were written before the record that stands for them was sent. All writes of a
-    database must skip the log or none (a logged write after an unlogged one would survive
-    it), hence here, at open, rather than per call."""
-    db = _STORE_ORIGINALS["open"](self, path, read_only=read_only)
-    if self.use_rocksdict:
-        options = rocksdict.WriteOptions()
-        # a property at run time; rocksdict's stub declares it a method
-        options.disable_wal = True  # type: ignore[method-assign,assignment]
-        db.set_write_options(options)
-    return db
-
-
-def flush_stores(tables: Iterable[Any]) -> int:
-    """Ask RocksDB to flush the memtable of every open table partition database (without
-    waiting: its background thread writes them): bounds what a crash loses, and so how much
-    of the changelog the next start replays, to what was written since (see
-    `_open_without_wal`). Returns how many databases were asked; the memory store has none."""
-    asked = 0
-    for table in tables:
-        store = table.data
-        if isinstance(store, RocksDBStore):
-            for db in list(store._dbs.values()):
-                db.flush(False)
-                asked += 1
-    return asked
-
-
 #: Faust's own implementations, kept to delegate to and for the tests to restore.
 _ORIGINALS: dict[str, Callable[..., Any]] = {
     "ack": Consumer.ack,
@@ -368,21 +324,12 @@ PATCHES: dict[str, Callable[..., Any]] = {
 }
 
 
-#: Faust's RocksDB options' own `open` and its replacement (a store patch, not the consumer's).
-_STORE_ORIGINALS: dict[str, Callable[..., Any]] = {"open": RocksDBOptions.open}
-STORE_PATCHES: dict[str, Callable[..., Any]] = {"open": _open_without_wal}
-
-
 def install() -> None:
-    """Check the installed versions, then patch the consumer and the RocksDB store's open
-    (idempotent: once per process)."""
+    """Check the installed versions, then patch the consumer (idempotent: once per process)."""
     check_versions()
     for name, replacement in PATCHES.items():
         if getattr(Consumer, name) is not replacement:
             setattr(Consumer, name, replacement)
-    for name, replacement in STORE_PATCHES.items():
-        if getattr(RocksDBOptions, name) is not replacement:
-            setattr(RocksDBOptions, name, replacement)
 
 
 # ---------------------------------------------------------------------------------------------

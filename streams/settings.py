@@ -82,7 +82,6 @@ class WorkerSettings:
     dedupe_days: int = 7  # how long a repeated event_id is recognised (domain/dedupe.py)
     batch_max: int = 500  # inputs per batch of a batched agent (streams/loop.py)
     batch_budget_ms: float = 10.0  # a batch lets the event loop run this often (streams/loop.py)
-    state_flush_s: float = 30.0  # table databases' memtables flushed this often (faust_fixes)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
 
     @classmethod
@@ -99,7 +98,6 @@ class WorkerSettings:
             dedupe_days=int(e.get("STOCKROUTE_DEDUPE_DAYS", "7")),
             batch_max=int(e.get("STOCKROUTE_BATCH_MAX", "500")),
             batch_budget_ms=float(e.get("STOCKROUTE_BATCH_BUDGET_MS", "10")),
-            state_flush_s=float(e.get("STOCKROUTE_STATE_FLUSH_S", "30")),
             kafka=KafkaSettings.from_env(),
         )
         values = {**base.__dict__, **{k: v for k, v in overrides.items() if v is not None}}

@@ -17,9 +17,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-import subprocess
-import sys
-import time
 import tomllib
 import weakref
 from collections.abc import Callable, Iterator
@@ -29,9 +26,6 @@ from typing import Any, cast
 
 import faust
 import pytest
-import rocksdict
-from faust.stores.rocksdb import RocksDBOptions
-from faust.stores.rocksdb import Store as RocksDBStore
 from faust.streams import _current_event
 from faust.transport.consumer import Consumer
 from faust.types import TP, Message
@@ -92,8 +86,6 @@ def _use(monkeypatch: pytest.MonkeyPatch, variant: str) -> None:
     """Faust's own methods, then (`patched`) faust_fixes.install(); undone after the test."""
     for name, original in faust_fixes._ORIGINALS.items():
         monkeypatch.setattr(Consumer, name, original)
-    for name, original in faust_fixes._STORE_ORIGINALS.items():
-        monkeypatch.setattr(RocksDBOptions, name, original)
     if variant == "patched":
         faust_fixes.install()
 
@@ -174,7 +166,6 @@ def test_install_checks_the_versions_before_patching(monkeypatch: pytest.MonkeyP
         faust_fixes.install()
     for name, original in faust_fixes._ORIGINALS.items():
         assert getattr(Consumer, name) is original
-    assert RocksDBOptions.open is faust_fixes._STORE_ORIGINALS["open"]
 
 
 def test_install_is_idempotent_and_the_originals_are_fausts(
@@ -184,8 +175,6 @@ def test_install_is_idempotent_and_the_originals_are_fausts(
     faust_fixes.install()
     for name, replacement in faust_fixes.PATCHES.items():
         assert getattr(Consumer, name) is replacement
-    assert RocksDBOptions.open is faust_fixes._open_without_wal
-    assert faust_fixes._STORE_ORIGINALS["open"].__qualname__ == "RocksDBOptions.open"
     assert faust_fixes._ORIGINALS["ack"].__qualname__ == "Consumer.ack"
     assert faust_fixes._ORIGINALS["_new_offset"].__qualname__ == "Consumer._new_offset"
     assert faust_fixes._ORIGINALS["wait_first"].__qualname__ == "Service.wait_first"
@@ -905,74 +894,6 @@ def test_append_record_leaves_a_full_batch_closed_or_failed_producer_to_send() -
 
     not_started = SimpleNamespace(producer=SimpleNamespace())
     assert faust_fixes.append_record(not_started, "t", 0, b"k", b"v") is None  # type: ignore[arg-type]
-
-
-# --- the store patch: table databases without RocksDB's write-ahead log -----------------------
-
-_CRASH = """
-import os, sys
-from pathlib import Path
-from faust.stores.rocksdb import RocksDBOptions, Store
-from streams import faust_fixes
-if sys.argv[2] == "patched":
-    faust_fixes.install()
-db = RocksDBOptions().open(Path(sys.argv[1]))
-for i in range(500):
-    db.put(b"k%04d" % i, b"v")
-db.put(Store.offset_key, b"499")
-db.flush(True)
-for i in range(500, 1000):
-    db.put(b"k%04d" % i, b"v")
-db.put(Store.offset_key, b"999")
-os._exit(0)  # a crash: nothing closed, nothing flushed
-"""
-
-
-WITH_LOG = pytest.param(
-    "stock",
-    id="without-patch",
-    marks=pytest.mark.xfail(strict=True, reason="Faust opens its databases with the log"),
-)
-
-
-@pytest.mark.parametrize("variant", ["patched", WITH_LOG])
-def test_a_crash_keeps_the_writes_up_to_the_last_flush_offset_included(
-    variant: str, tmp_path: Path
-) -> None:
-    """Without the log, what survives a crash is every write up to the last flush and nothing
-    after it, the persisted offset with them: never an offset ahead of the data it covers.
-    (Faust's own open keeps everything through its log: the strict xfail.)"""
-    path = tmp_path / "stock-0.db"
-    done = subprocess.run(
-        [sys.executable, "-c", _CRASH, str(path), variant], cwd=ROOT, timeout=60, check=False
-    )
-    assert done.returncode == 0
-    db = rocksdict.Rdict(str(path), options=rocksdict.Options(raw_mode=True))
-    try:
-        keys = [k for k in db.keys() if k.startswith(b"k")]  # noqa: SIM118 - a RocksDB handle
-        offset = db.get(RocksDBStore.offset_key)
-    finally:
-        db.close()
-    assert keys == [b"k%04d" % i for i in range(500)]
-    assert offset == b"499"
-
-
-def test_flush_stores_flushes_every_open_partition_database(patched: None, table: Any) -> None:
-    for partition in (0, 2):
-        faust_fixes.store_set_local(table, f"key-{partition}", 1, partition)
-    if table.data.url.scheme != "rocksdb":
-        assert faust_fixes.flush_stores([table]) == 0  # the memory store has nothing to flush
-        return
-    dbs = [table.data._dbs[p] for p in (0, 2)]  # type: ignore[attr-defined]
-    assert all(db.property_int_value("rocksdb.num-entries-active-mem-table") == 1 for db in dbs)
-    assert faust_fixes.flush_stores([table]) == len(table.data._dbs)  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(
-        db.property_int_value("rocksdb.num-entries-active-mem-table") for db in dbs
-    ):
-        time.sleep(0.01)
-    assert [db.property_int_value("rocksdb.num-entries-active-mem-table") for db in dbs] == [0, 0]
-    assert faust_fixes.store_get(table, "key-2", 2) == 1  # flushed, still read
 
 
 # --- the stores' codecs, called directly ------------------------------------------------------
