@@ -349,15 +349,15 @@ _CODEC_ATTR = "_stockroute_codec"
 
 
 def _codec(store: Any) -> _StoreCodec:
-    """The store's key and value codecs as direct calls, when its serializers are `raw` or
-    `json` without model types (our tables: `json` both); else the store's own methods.
+    """The store's key and value codecs as direct calls, when its serializers are `json`
+    without model types (our tables'); else the store's own methods.
 
     Why: Faust's `_encode_key` / `_encode_value` / `_decode_value` go through the serializer
     registry on every call (serializer resolution, the codec lookup and chain, the model
     checks): ~4 us of pure Python per call here, and a stock event makes about six (its key,
     the event id looked up in three dedupe periods and filed, the record written), more than
     the RocksDB reads and writes themselves. The direct calls are the very functions the
-    codecs end in (`want_bytes`; Faust's `json.dumps` / `json.loads`), so the bytes are the
+    codec ends in (Faust's `json.dumps` / `json.loads`), so the bytes are the
     same (tests/unit/test_faust_fixes.py compares them); what the shortcut skips is only the
     dispatch, and anything but a plain str, dict or list still goes through Faust."""
     codec: _StoreCodec | None = store.__dict__.get(_CODEC_ATTR)
@@ -369,9 +369,7 @@ def _codec(store: Any) -> _StoreCodec:
     encode_key: Callable[[Any], bytes] = store._encode_key
     encode_value: Callable[[Any], bytes | None] = store._encode_value
     decode_value: Callable[[bytes], Any] = store._decode_value
-    if key_ser == "raw" and store.key_type in (None, str, bytes):
-        encode_key = _raw_key(store._encode_key)
-    elif key_ser == "json" and store.key_type is None:
+    if key_ser == "json" and store.key_type is None:
         encode_key = _json_dumps(store._encode_key)  # type: ignore[assignment]
     if value_ser == "json" and store.value_type is None:
         encode_value = _json_dumps(store._encode_value)
@@ -379,15 +377,6 @@ def _codec(store: Any) -> _StoreCodec:
     codec = _StoreCodec(encode_key, encode_value, decode_value)
     store.__dict__[_CODEC_ATTR] = codec
     return codec
-
-
-def _raw_key(fallback: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
-    def encode(key: Any) -> bytes:
-        if isinstance(key, str):
-            return key.encode()
-        return fallback(key)
-
-    return encode
 
 
 def _json_dumps(fallback: Callable[[Any], bytes | None]) -> Callable[[Any], bytes | None]:
