@@ -69,6 +69,7 @@ from faust.utils.functional import consecutive_numbers
 from mode.services import WaitResults
 from mode.utils.compat import want_bytes
 from mode.utils.futures import notify
+from rocksdict import WriteBatch
 
 #: The versions every patch and accessor below was written against and tested with (the pins
 #: in pyproject.toml). Private attributes change without notice between releases. mode is
@@ -453,6 +454,37 @@ def store_set_local(
     return kb, vb
 
 
+def store_write_local(
+    table: Any, items: list[tuple[str, Any | None]], partition: int
+) -> list[tuple[bytes, bytes | None]]:
+    """Write (None: delete) several keys of one partition in the local store only, in order,
+    as one RocksDB `WriteBatch`, and return each encoded (key, value) for the caller's
+    changelog records; other stores take them one by one (`store_set_local`).
+
+    Why: a batch's flush writes every key it changed (a stock event's record, a shipment's);
+    one `WriteBatch` costs ~1.4 us per key against ~4.5 us for a `put` each (RocksDB's
+    write path, the write-ahead log included, once per batch instead of once per key)."""
+    store = table.data
+    if not isinstance(store, RocksDBStore):
+        return [store_set_local(table, key, value, partition) for key, value in items]
+    codec = _codec(store)
+    batch = WriteBatch(raw_mode=True)
+    index = store._key_index
+    out: list[tuple[bytes, bytes | None]] = []
+    for key, value in items:
+        kb = codec.encode_key(key)
+        vb = None if value is None else codec.encode_value(value)
+        if vb is None:
+            batch.delete(kb)
+            index.pop(kb, None)
+        else:
+            batch.put(kb, vb)
+            index[kb] = partition
+        out.append((kb, vb))
+    store._db_for_partition(partition).write(batch)
+    return out
+
+
 Expand = Callable[[str, Any], Iterable[tuple[str, Any]]]
 
 
@@ -594,6 +626,41 @@ def append_record(
         return None
     fut: asyncio.Future[Any] | None = batches[-1].append(key, value, None, headers=[])
     return fut
+
+
+def take_queued(stream: Any, limit: int) -> list[Any]:
+    """Up to `limit` events already queued for `stream`, each taken as Faust's stream iterator
+    takes the one it yields (tracked as unacked, the stream sensors told, counted) but
+    without a turn of the event loop each; the caller acks them (its stream's acks are off).
+
+    Why: the iterator awaits `sleep(0)` and a queue `get` before every event and hands it up
+    through two async generators, so an agent collects one event per loop turn; while the
+    worker's other agent runs a batch, each of those turns also waits for a slice of it, and
+    events sat queued for tens of ms (docs/throughput.md). An event of a stale consumer
+    generation, or taken while a rebalance suspended the flow, is dropped as the compiled
+    iterator drops it (neither yielded nor acked: the seek after the rebalance reads it
+    again) and ends the take; so does an error queued for the stream, which the iterator
+    raises next."""
+    queue = stream.channel.queue
+    app = stream.app
+    acking = app.topics._acking_topics
+    unacked = app.consumer._unacked_messages
+    on_message_in = stream._on_message_in
+    on_event_in = stream._on_stream_event_in
+    taken: list[Any] = []
+    while len(taken) < limit and not queue.empty() and not queue._errors:
+        event = queue.get_nowait()
+        message = event.message
+        if not app.flow_control.is_active() or message.generation_id != app.consumer_generation_id:
+            break
+        if message.topic in acking and not message.tracked:
+            message.tracked = True
+            unacked.add(message)
+            on_message_in(message.tp, message.offset, message)
+        on_event_in(message.tp, message.offset, stream, event)
+        taken.append(event)
+    stream.events_total += len(taken)
+    return taken
 
 
 def committed_offset(app: AppT, tp: TP) -> int | None:

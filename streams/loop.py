@@ -291,6 +291,8 @@ class EagerBatches:
     of an order) and fills its buffer through a stream processor per event (more CPU per event:
     docs/throughput.md). The stream's own acks are off: a batch's events are acked once its
     effects were handed to the producer (the consumer flushes the producer before it commits).
+    Once the stream yields an event, whatever else is queued for the agent joins it at once
+    (`faust_fixes.take_queued`) rather than one event per turn of the event loop.
 
     One case needs a guard: events held while the next one is awaited. The queue was not
     empty, but a rebalance that starts in between makes Faust skip what was queued (and clear
@@ -319,6 +321,8 @@ class EagerBatches:
         try:
             async for event in stream.events():
                 self.held.append(event)
+                # and what else is queued now, without a loop turn each (faust_fixes.take_queued)
+                self.held.extend(faust_fixes.take_queued(stream, self.size - len(self.held)))
                 if len(self.held) >= self.size or stream.channel.empty():
                     await self.flush()
         finally:
@@ -366,8 +370,7 @@ async def process_batch(
     if agent.batched:
         rt.metrics.batch_size.observe(len(msgs))
     if agent.flush is not None and batch.scratch:
-        for eff in agent.flush(batch):
-            await _apply(rt, eff, None)
+        await _apply_flush(rt, agent.flush(batch))
     rt.send_now()  # nothing more of this batch will join what it produced
 
 
@@ -421,6 +424,29 @@ async def process(rt: Runtime, agent: Agent, msg: Any, batch: Batch) -> None:
         value = None if new_state is None else spec.encode(new_state)
         await rt.put(table, key, value, msg.partition)
     await _execute(rt, ctx, effects)
+
+
+async def _apply_flush(rt: Runtime, effects: list[Effect]) -> None:
+    """A flush's effects in order, each run of writes to one table partition as one local
+    write batch (Runtime.put_many): a flush writes every key its batch changed."""
+    run: list[tuple[str, Any | None]] = []
+    run_of: tuple[str, int] | None = None
+    for eff in effects:
+        if isinstance(eff, Put):
+            if eff.partition is None:
+                raise ValueError(f"a flush's write to {eff.table} names no partition")
+            if run_of != (eff.table, eff.partition):
+                if run_of is not None:
+                    await rt.put_many(rt.tables[run_of[0]], run, run_of[1])
+                run, run_of = [], (eff.table, eff.partition)
+            run.append((eff.key, eff.value))
+            continue
+        if run_of is not None:
+            await rt.put_many(rt.tables[run_of[0]], run, run_of[1])
+            run, run_of = [], None
+        await _apply(rt, eff, None)
+    if run_of is not None:
+        await rt.put_many(rt.tables[run_of[0]], run, run_of[1])
 
 
 def _observe(rt: Runtime, occurred_at: datetime | None) -> None:

@@ -52,6 +52,7 @@ def batches(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
         seen.append(list(msgs))
 
     monkeypatch.setattr(loop, "process_batch", process_batch)
+    monkeypatch.setattr(faust_fixes, "take_queued", lambda stream, limit: [])
     return seen
 
 
@@ -64,6 +65,29 @@ def test_a_batch_closes_when_nothing_more_is_queued(
     asyncio.run(run_until(batcher, lambda: len(stream.acked) == 5))
     assert batches == [["a", "b", "c"], ["d"], ["e"]]
     assert stream.acked == ["a", "b", "c", "d", "e"] and not stream.enable_acks
+
+
+def test_what_else_is_queued_joins_the_event_the_stream_yields(
+    batches: list[list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stream yields one event per turn of the event loop; the rest of what is queued
+    (up to the batch's size) is taken with it (faust_fixes.take_queued, its own tests)."""
+    monkeypatch.setattr(faust_fixes, "flow_suspended", lambda app: False)
+    queued = [SimpleNamespace(message=m) for m in "bcdef"]
+    limits: list[int] = []
+
+    def take_queued(stream: Any, limit: int) -> list[Any]:
+        limits.append(limit)
+        taken = queued[:limit]
+        del queued[:limit]
+        return taken
+
+    monkeypatch.setattr(faust_fixes, "take_queued", take_queued)
+    stream = FakeStream(["a", "g"], queued=[0, 0])
+    batcher = loop.EagerBatches(SimpleNamespace(app=None), None, stream, size=4)  # type: ignore[arg-type]
+    asyncio.run(run_until(batcher, lambda: len(stream.acked) == 5))
+    assert batches[0] == ["a", "b", "c", "d"] and limits[0] == 3
+    assert stream.acked[:4] == ["a", "b", "c", "d"]
 
 
 def test_a_batch_closes_at_its_size(

@@ -775,6 +775,90 @@ def test_store_access_with_an_explicit_partition_ignores_the_current_event(table
         assert faust_fixes.store_get(table, "A@ST-1", partition=1) is None
 
 
+def test_a_write_batch_writes_in_order_in_its_partition_and_returns_the_records(
+    table: Any,
+) -> None:
+    """Several keys of one partition written at once (one RocksDB write batch): the same
+    stored values and changelog records as one `store_set_local` each, in order (the last
+    write of a key wins, a delete is a tombstone)."""
+    faust_fixes.store_set_local(table, "GONE@ST-1", {"on_hand": 9}, partition=1)
+    items: list[tuple[str, Any]] = [
+        ("A@ST-1", {"on_hand": 1}),
+        ("B@ST-1", {"on_hand": 2}),
+        ("A@ST-1", {"on_hand": 3}),
+        ("GONE@ST-1", None),
+    ]
+    with _event_on(table.app, 3):  # the current event's partition is not where it writes
+        records = faust_fixes.store_write_local(table, items, partition=1)
+    assert records == [
+        (b'"A@ST-1"', b'{"on_hand":1}'),
+        (b'"B@ST-1"', b'{"on_hand":2}'),
+        (b'"A@ST-1"', b'{"on_hand":3}'),
+        (b'"GONE@ST-1"', None),
+    ]
+    assert records == [
+        faust_fixes.store_set_local(table, key, value, partition=2) for key, value in items
+    ]
+    assert faust_fixes.store_get(table, "A@ST-1", partition=1) == {"on_hand": 3}
+    assert faust_fixes.store_get(table, "B@ST-1", partition=1) == {"on_hand": 2}
+    assert faust_fixes.store_get(table, "GONE@ST-1", partition=1) is None
+    if table.data.url.scheme == "rocksdb":
+        assert faust_fixes.store_get(table, "B@ST-1", partition=3) is None
+        assert list(faust_fixes.partition_keys(table, 1)) == ["A@ST-1", "B@ST-1"]
+        assert table.data._key_index[b'"B@ST-1"'] == 2  # type: ignore[attr-defined]
+        assert b'"GONE@ST-1"' not in table.data._key_index  # type: ignore[attr-defined]
+
+
+def _queued_stream(app: faust.App, n: int, generation_id: int = 0) -> Any:
+    """A started stream of a raw topic's channel holding `n` events, as the conductor leaves
+    them (the consumer's generation is `generation_id`)."""
+    topic = app.topic(TOPIC, key_type=bytes, value_type=bytes, value_serializer="raw")
+    channel = topic.clone(is_iterator=True)
+    stream = app.stream(channel)
+    for offset in range(n):
+        message = ConsumerMessage(
+            TOPIC, 0, offset, 0.0, 0, None, b"k", b"v", None, generation_id=generation_id
+        )
+        channel.queue.put_nowait(faust.Event(app, b"k", b"v", None, message))
+    return stream
+
+
+def test_take_queued_takes_what_is_queued_tracked_and_counted(app: faust.App) -> None:
+    consumer = app.consumer = _consumer(app)
+    app.topics._acking_topics.add(TOPIC)  # type: ignore[attr-defined]
+    stream = _queued_stream(app, 5, generation_id=app.consumer_generation_id)
+    taken = faust_fixes.take_queued(stream, 3)
+    assert [e.message.offset for e in taken] == [0, 1, 2]
+    assert all(e.message.tracked for e in taken)
+    assert {m.offset for m in consumer._unacked_messages} == {0, 1, 2}  # type: ignore[attr-defined]
+    assert stream.events_total == 3
+    assert [e.message.offset for e in faust_fixes.take_queued(stream, 10)] == [3, 4]
+    assert faust_fixes.take_queued(stream, 10) == []
+    assert stream.channel.empty()
+
+
+def test_take_queued_drops_a_stale_event_as_the_compiled_iterator_and_stops(
+    app: faust.App,
+) -> None:
+    consumer = app.consumer = _consumer(app)
+    app.topics._acking_topics.add(TOPIC)  # type: ignore[attr-defined]
+    stream = _queued_stream(app, 3, generation_id=app.consumer_generation_id - 1)
+    assert faust_fixes.take_queued(stream, 10) == []
+    assert stream.channel.queue.qsize() == 2  # the rest is left to the iterator
+    assert not consumer._unacked_messages  # type: ignore[attr-defined]  # never to be acked
+    stream = _queued_stream(app, 2, generation_id=app.consumer_generation_id)
+    app.flow_control.suspend()
+    assert faust_fixes.take_queued(stream, 10) == []
+    app.flow_control.resume()
+
+
+def test_take_queued_leaves_a_queued_error_to_the_iterator(app: faust.App) -> None:
+    stream = _queued_stream(app, 2, generation_id=app.consumer_generation_id)
+    stream.channel.queue._throw(RuntimeError("boom"))
+    assert faust_fixes.take_queued(stream, 10) == []
+    assert stream.channel.queue._errors  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_an_expanding_table_writes_the_local_keys_of_what_recovery_applies(
     store: str, tmp_path: Path
