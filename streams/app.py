@@ -77,7 +77,7 @@ class Runtime:
     _expected: dict[TP, int] = field(default_factory=dict)
     _gaps: dict[TP, float] = field(default_factory=dict)
     _waiting: dict[TP, tuple[int, float]] = field(default_factory=dict)
-    _last_put: dict[TP, asyncio.Future[Any]] = field(default_factory=dict)
+    _last_put: dict[TP, faust_fixes.Delivery] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # the network times other workers published resume the clock after a restart
@@ -109,27 +109,28 @@ class Runtime:
 
     async def produce(
         self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
-    ) -> asyncio.Future[Any]:
+    ) -> faust_fixes.Delivery:
         """The one path every agent output and table write takes to Kafka.
 
         It hands the message straight to Faust's producer, which the consumer flushes before
         each offset commit, so at-least-once holds as with `Topic.send`; it skips Topic.send's
         per-message FutureMessage, channel and callback machinery, which cost more than the
         rest of a stock event (bench/README.md: 1.75x on a send-per-event agent). A record
-        whose partition has an open batch joins it at once (faust_fixes.append_record says why).
-        Without a partition the producer's partitioner picks one (murmur2 of the key); `send`
-        passes it.
+        whose partition has an open batch joins it at once, without a future of its own
+        (faust_fixes.append_record says why). Without a partition the producer's partitioner
+        picks one (murmur2 of the key); `send` passes it. A record the producer gave up on
+        exits the worker (`_fail_fast`).
         """
-        fut = None
         if partition is not None:  # at once into the partition's open batch, if it has one
-            fut = faust_fixes.append_record(self.app, topic, partition, key, value)
-        if fut is None:
-            fut = cast(
-                "asyncio.Future[Any]",
-                await self.app.producer.send(topic, key, value, partition, None, None),
-            )
+            delivery = faust_fixes.append_record(self.app, topic, partition, key, value, _fail_fast)
+            if delivery is not None:
+                return delivery
+        fut = cast(
+            "asyncio.Future[Any]",
+            await self.app.producer.send(topic, key, value, partition, None, None),
+        )
         fut.add_done_callback(_fail_fast)
-        return fut
+        return fut, 0
 
     def send_now(self) -> None:
         """Hand what was produced so far to the broker now rather than after the producer's
@@ -162,41 +163,45 @@ class Runtime:
         once delivered, so a restart recovers only newer changelog records. Faust's own path
         builds a FutureMessage and a buffered send per write, the largest cost in the fold.
         """
-        store = table.data
         kb, vb = faust_fixes.store_set_local(table, key, value, partition)
         tp = TP(table.changelog_topic.get_topic_name(), partition)
-        fut = await self.produce(tp.topic, kb, vb, partition)
-        # the persisted offset is a RocksDB write: once per partition per produce round (the
-        # partition's last write in flight records its offset, which covers the earlier ones;
-        # a lagging persisted offset only means a longer recovery, never a skipped record)
-        self._last_put[tp] = fut
-        fut.add_done_callback(lambda f: self._persisted(store, tp, f))
+        self._persist_after(table.data, tp, await self.produce(tp.topic, kb, vb, partition))
 
     async def put_many(
         self, table: Any, items: list[tuple[str, Any | None]], partition: int
     ) -> None:
         """`put` for several keys of one partition, in order: the local writes as one RocksDB
         write batch (faust_fixes.store_write_local), then their changelog records."""
-        store = table.data
         tp = TP(table.changelog_topic.get_topic_name(), partition)
-        fut = None
+        delivery = None
         for kb, vb in faust_fixes.store_write_local(table, items, partition):
-            fut = await self.produce(tp.topic, kb, vb, partition)
-        if fut is not None:  # the last record's offset covers the earlier ones (see `put`)
-            self._last_put[tp] = fut
-            fut.add_done_callback(lambda f: self._persisted(store, tp, f))
+            delivery = await self.produce(tp.topic, kb, vb, partition)
+        if delivery is not None:  # the last record's offset covers the earlier ones
+            self._persist_after(table.data, tp, delivery)
 
     def put_local(self, table: Any, key: str, value: Any | None, partition: int) -> None:
         """Write (None: delete) a key of the local store only, no changelog record: for the
         local-only keys of an expanding table (`table`), which recovery rebuilds."""
         faust_fixes.store_set_local(table, key, value, partition)
 
+    def _persist_after(self, store: Any, tp: TP, delivery: faust_fixes.Delivery) -> None:
+        """Once the changelog partition's last record in flight is delivered, its offset
+        becomes the store's persisted offset (a RocksDB write: once per partition per produce
+        round; it covers the earlier records, and a lagging persisted offset only means a
+        longer recovery, never a skipped record). Records that share a producer batch share
+        its future: one callback per batch, which reads the last of them."""
+        last = self._last_put.get(tp)
+        self._last_put[tp] = delivery
+        if last is None or last[0] is not delivery[0]:
+            delivery[0].add_done_callback(lambda f: self._persisted(store, tp, f))
+
     def _persisted(self, store: Any, tp: TP, fut: asyncio.Future[Any]) -> None:
-        if self._last_put.get(tp) is not fut:
+        last = self._last_put.get(tp)
+        if last is None or last[0] is not fut:
             return  # a later write of this partition is in flight: it records its offset
         del self._last_put[tp]
-        if not fut.cancelled() and fut.exception() is None:
-            store.set_persisted_offset(tp, fut.result().offset)
+        if not fut.cancelled() and fut.exception() is None and fut.result() is not None:
+            store.set_persisted_offset(tp, fut.result().offset + last[1])
 
     async def dead_letter(self, msg: Any, reason: str) -> None:
         """Park an input that cannot be applied, with the reason and its original bytes."""

@@ -53,11 +53,11 @@ def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Runtime:
 
     async def changelog(
         topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
-    ) -> asyncio.Future[Any]:
+    ) -> tuple[asyncio.Future[Any], int]:
         runtime.changelog.append((topic, key, value, partition))  # type: ignore[attr-defined]
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         done.set_result(SimpleNamespace(offset=len(runtime.changelog) - 1))  # type: ignore[attr-defined]
-        return done
+        return done, 0
 
     runtime.changelog = []  # type: ignore[attr-defined]
     runtime.sent_to_partition = []  # type: ignore[attr-defined]

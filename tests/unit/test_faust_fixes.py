@@ -936,7 +936,9 @@ def _producer_app(acc: Any) -> Any:
 
 def test_append_record_joins_the_partitions_open_batch_at_once() -> None:
     """A record whose partition has an open batch is appended to it without awaiting anything,
-    after what `send` put there (the partition's order), and resolves with its own offset."""
+    after what `send` put there (the partition's order), with no future of its own: the
+    batch's future and its offset in the batch give its own offset; the watch is called once
+    per batch, however many records of ours it holds."""
     from aiokafka.producer.message_accumulator import MessageAccumulator
 
     async def go() -> None:
@@ -944,14 +946,38 @@ def test_append_record_joins_the_partitions_open_batch_at_once() -> None:
         tp = TP("t", 1)
         first = await acc.add_message(tp, b"k0", b"v0", timeout=1.0)
         app = _producer_app(acc)
-        fut = faust_fixes.append_record(app, "t", 1, b"k1", b"v1")
-        assert fut is not None and not fut.done()
+        watched: list[asyncio.Future[Any]] = []
+        one = faust_fixes.append_record(app, "t", 1, b"k1", b"v1", watched.append)
+        two = faust_fixes.append_record(app, "t", 1, b"k2", b"v2", watched.append)
+        assert one is not None and two is not None
         (batch,) = acc._batches[tp]
-        assert batch.record_count == 2
-        assert faust_fixes.append_record(app, "t", 0, b"k", b"v") is None  # no batch there
-        assert faust_fixes.append_record(app, "u", 1, b"k", b"v") is None  # nor there
+        assert batch.record_count == 3 and len(batch._msg_futures) == 1  # only send's
+        assert one[0] is two[0] is batch.future and not batch.future.done()
+        assert faust_fixes.append_record(app, "t", 0, b"k", b"v", watched.append) is None
+        assert faust_fixes.append_record(app, "u", 1, b"k", b"v", watched.append) is None
         batch.done(base_offset=40)  # the broker's answer
-        assert first.result().offset == 40 and fut.result().offset == 41
+        await asyncio.sleep(0)  # done callbacks run on the next turn of the loop
+        assert first.result().offset == 40
+        assert [d[0].result().offset + d[1] for d in (one, two)] == [41, 42]
+        assert watched == [batch.future]
+
+    asyncio.run(go())
+
+
+def test_a_failed_batch_fails_the_records_appended_to_it() -> None:
+    from aiokafka.errors import KafkaError
+    from aiokafka.producer.message_accumulator import MessageAccumulator
+
+    async def go() -> None:
+        acc = MessageAccumulator(None, 16384, 0, 30.0, linger_ms=5000)
+        tp = TP("t", 0)
+        await acc.add_message(tp, b"k0", b"v0", timeout=1.0)
+        watched: list[asyncio.Future[Any]] = []
+        delivery = faust_fixes.append_record(_producer_app(acc), "t", 0, b"k", b"v", watched.append)
+        assert delivery is not None
+        acc._batches[tp][0].failure(KafkaError("gave up"))
+        await asyncio.sleep(0)
+        assert watched == [delivery[0]] and isinstance(delivery[0].exception(), KafkaError)
 
     asyncio.run(go())
 
@@ -960,25 +986,28 @@ def test_append_record_leaves_a_full_batch_closed_or_failed_producer_to_send() -
     from aiokafka.errors import KafkaError
     from aiokafka.producer.message_accumulator import MessageAccumulator
 
+    def watch(fut: Any) -> None:
+        pass
+
     async def go() -> None:
         acc = MessageAccumulator(None, 100, 0, 30.0, linger_ms=5000)
         tp = TP("t", 0)
         await acc.add_message(tp, b"k", b"v" * 40, timeout=1.0)
         app = _producer_app(acc)
-        assert faust_fixes.append_record(app, "t", 0, b"k", b"v" * 80) is None  # no room
+        assert faust_fixes.append_record(app, "t", 0, b"k", b"v" * 80, watch) is None  # no room
         assert acc._batches[tp][0].record_count == 1
         acc._exception = KafkaError("failed")
-        assert faust_fixes.append_record(app, "t", 0, b"k", b"v") is None
+        assert faust_fixes.append_record(app, "t", 0, b"k", b"v", watch) is None
         acc._exception = None
         acc._closed = True
-        assert faust_fixes.append_record(app, "t", 0, b"k", b"v") is None
+        assert faust_fixes.append_record(app, "t", 0, b"k", b"v", watch) is None
         assert acc._batches[tp][0].record_count == 1
 
     asyncio.run(go())
     from types import SimpleNamespace
 
     not_started = SimpleNamespace(producer=SimpleNamespace())
-    assert faust_fixes.append_record(not_started, "t", 0, b"k", b"v") is None  # type: ignore[arg-type]
+    assert faust_fixes.append_record(not_started, "t", 0, b"k", b"v", watch) is None  # type: ignore[arg-type]
 
 
 # --- the stores' codecs, called directly ------------------------------------------------------
