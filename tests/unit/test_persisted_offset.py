@@ -46,7 +46,8 @@ def _runtime(monkeypatch: pytest.MonkeyPatch, deliveries: list[Any]) -> tuple[Ru
     async def produce(*args: Any) -> Any:
         return next(pending)
 
-    rt = Runtime(app=SimpleNamespace(), settings=WorkerSettings(), policy=RoutingPolicy.default())
+    app: Any = SimpleNamespace()
+    rt = Runtime(app=app, settings=WorkerSettings(), policy=RoutingPolicy.default())
     monkeypatch.setattr(rt, "produce", produce)
     table = SimpleNamespace(
         data=Store(), changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG)
