@@ -178,7 +178,7 @@ def agent() -> Agent:
         if event.location_id not in ctx.locations.by_id:
             raise Rejected(f"unknown location_id {event.location_id!r}")
         w = _working(ctx, event.location_id)
-        here = f"{ctx.origin}:{ctx.offset}"
+        here = ctx.here
         period = dedupe.period_of(ctx.timestamp, ctx.settings.dedupe_days)
         first = next(
             (f for k in dedupe.lookup_keys(period, event.event_id) if (f := ctx.get(SEEN, k))),

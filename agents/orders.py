@@ -121,7 +121,7 @@ def _context(ctx: Ctx) -> Context:
         policy=ctx.policy,
         waiting=ctx.backorders.by_sku,
         acceptance_timeout_s=ctx.policy.acceptance_timeout_s,
-        event_prefix=f"{ctx.origin}:{ctx.offset}",
+        event_prefix=ctx.here,
         source=(ctx.topic.name, ctx.partition, ctx.offset, ctx.raw or b""),
     )
 
@@ -415,13 +415,13 @@ def _sent_again(state: OrderState, ctx: Ctx) -> list[Out]:
     ops = [
         op
         for d in state.sent_ops
-        if d["origin"] == ctx.origin and d["seq"][0] == ctx.offset
+        if d["origin"] == ctx.origin and ctx.owns((d["seq"][0], d["seq"][1]))
         if isinstance(
             op := TOPICS.location_ops.adapter.validate_python(d), StockOp | ReleaseShipment | LoadOp
         )
     ]
-    for _ in range(max((op.seq[1] + 1 for op in ops), default=0)):
-        ctx.position()
+    for op in ops:
+        ctx.numbered_past(op.seq)
     return [Send(TOPICS.location_ops, op.location_id, op) for op in ops]
 
 

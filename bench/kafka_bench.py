@@ -744,11 +744,16 @@ async def _hops(cluster: Cluster, ids: set[str]) -> dict[str, Any]:
             continue
         handle = by_name[r.topic]
         if handle == "location_ops":
-            oid = orjson.loads(r.value).get("order_id")
+            value = orjson.loads(r.value)  # a bundle's messages: [[key, message], ...]
+            oids = [m.get("order_id") for _, m in value] if isinstance(value, list) else []
+            oids = oids or [value.get("order_id")]
+        elif r.value[:1] == b"[":  # a bundle of order commands, keyed by order_id
+            oids = [k for k, _ in orjson.loads(r.value)]
         else:
-            oid = None if r.key is None else r.key.decode()
-        if oid in ids:
-            first[handle].setdefault(oid, r.timestamp)
+            oids = [None if r.key is None else r.key.decode()]
+        for oid in oids:
+            if oid in ids:
+                first[handle].setdefault(oid, r.timestamp)
     steps = (
         ("order_to_asks", "web_orders", "location_ops"),
         ("asks_to_answer", "location_ops", "order_commands"),

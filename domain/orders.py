@@ -283,7 +283,7 @@ class OrderState:
     refusal: dict[str, Any] | None = None  # the refusal: sku, asked, left, skus asked
     next_shipment: int = 1
     event_ids: list[str] = field(default_factory=list)
-    positions: dict[str, int] = field(default_factory=dict)
+    positions: dict[str, int | list[int]] = field(default_factory=dict)  # streams/bundles.py
     promised_date: str | None = None  # last published (ISO date)
     # the ops to location owners that the inputs applied since the last commit sent and that
     # nothing in this state implies (releases above all), as sent (with their positions):

@@ -22,7 +22,7 @@ from aiokafka.partitioner import murmur2
 from faust.types import TP
 
 from domain.routing import RoutingPolicy
-from streams import codecs, faust_fixes, logs, state_check
+from streams import bundles, codecs, faust_fixes, logs, state_check
 from streams.clock import NetworkClock
 from streams.metrics import InputContext, Metrics
 from streams.settings import KafkaSettings, WorkerSettings
@@ -78,6 +78,12 @@ class Runtime:
     _gaps: dict[TP, float] = field(default_factory=dict)
     _waiting: dict[TP, tuple[int, float]] = field(default_factory=dict)
     _last_put: dict[TP, faust_fixes.Delivery] = field(default_factory=dict)
+    # bundled topics' messages sent while a batch runs, per (topic, partition): (key, value)s
+    # and their size
+    _bundles: dict[tuple[AnyTopic, int], tuple[list[tuple[bytes, bytes]], int]] = field(
+        default_factory=dict
+    )
+    _batches: int = 0  # batches running (between their `begin_batch` and `end_batch`)
 
     def __post_init__(self) -> None:
         # the network times other workers published resume the clock after a restart
@@ -105,7 +111,42 @@ class Runtime:
         kb = key.encode() if key is not None else None
         if partition is None and kb is not None:
             partition = partition_of(kb, topic.partitions)
-        await self.produce(topic.name, kb, topic.encode(value), partition)
+        vb = topic.encode(value)
+        if topic.bundled and self._batches and kb is not None and partition is not None:
+            items, size = self._bundles.get((topic, partition)) or ([], 0)
+            items.append((kb, vb))
+            self._bundles[(topic, partition)] = (items, size := size + len(kb) + len(vb))
+            if size >= bundles.MAX_BYTES:
+                await self._produce_bundle(topic, partition)
+            return
+        await self.produce(topic.name, kb, vb, partition)
+
+    def begin_batch(self) -> None:
+        """A batch starts: what it sends to a bundled topic is collected per partition
+        (streams/bundles.py) until `emit_bundles`."""
+        self._batches += 1
+
+    async def end_batch(self) -> None:
+        """A batch ends: its bundles are produced (and those of any batch still running,
+        which keeps each partition's messages in the order they were sent)."""
+        try:
+            await self.emit_bundles()
+        finally:
+            self._batches -= 1  # nothing awaited since the last bundle went: none is left behind
+
+    async def emit_bundles(self) -> None:
+        """Produce every collected bundle: before a batch lets the event loop run (the
+        producer then sends what it has) and at its end."""
+        while self._bundles:
+            topic, partition = next(iter(self._bundles))
+            await self._produce_bundle(topic, partition)
+
+    async def _produce_bundle(self, topic: AnyTopic, partition: int) -> None:
+        items, _ = self._bundles.pop((topic, partition))
+        if len(items) == 1:  # a plain record, as without bundles
+            await self.produce(topic.name, items[0][0], items[0][1], partition)
+        else:
+            await self.produce(topic.name, None, bundles.join(items), partition)
 
     async def produce(
         self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None

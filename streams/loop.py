@@ -41,6 +41,11 @@ batch (its writes wait for the flush), never half an input. Nothing of a batch i
 before all of it was handed to the producer (its events are acked after that, and the
 consumer flushes the producer before it commits), so a crash mid-batch re-reads it, and
 positions make that a no-op.
+
+Bundles: what a batch sends to an internal topic marked `bundled` goes out as one record per
+partition (streams/bundles.py, `Runtime.begin_batch`/`end_batch`); the loop expands such a
+record into its messages, each going through steps 3-6 on its own, its position the record's
+offset and its index in the record.
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ import faust
 from faust.types import TP
 
 from domain.routing import RoutingPolicy
-from streams import faust_fixes
+from streams import bundles, faust_fixes
 from streams.app import Runtime
 from streams.clock import NetworkClock
 from streams.codecs import Rejected
@@ -136,6 +141,7 @@ class Ctx:
         "availability",
         "backorders",
         "batch",
+        "index",
         "key",
         "loads",
         "locations",
@@ -150,10 +156,13 @@ class Ctx:
         "topic",
     )
 
-    def __init__(self, rt: Runtime, topic: AnyTopic, msg: Any, batch: Batch) -> None:
+    def __init__(
+        self, rt: Runtime, topic: AnyTopic, msg: Any, batch: Batch, index: int = 0
+    ) -> None:
         self._rt = rt
         self.batch = batch
-        self._index = 0
+        self.index: int = index  # the message's place in its bundle record (0: a single one)
+        self._index = index * bundles.ITEM_SPAN
         self.topic: AnyTopic = topic
         self.partition: int = msg.partition
         self.offset: int = msg.offset
@@ -171,11 +180,27 @@ class Ctx:
         self.now: datetime = rt.clock.at()
 
     def position(self) -> Position:
-        """The next position of this input's positioned ops: (offset, index), compared as a
-        pair downstream, so any number of ops per input stays below the next input's."""
+        """The next position of this input's positioned ops: (offset, n), compared as a pair
+        downstream, so any number of ops per input stays below the next input's (a bundle's
+        message numbers its ops from index * bundles.ITEM_SPAN)."""
         pos = (self.offset, self._index)
         self._index += 1
         return pos
+
+    def numbered_past(self, seq: Position) -> None:
+        """The next positions come after `seq` (the ops an input re-sends as they were)."""
+        self._index = max(self._index, seq[1] + 1)
+
+    def owns(self, seq: Position) -> bool:
+        """Whether `seq` is a position this input numbers (its offset, its bundle index)."""
+        return seq[0] == self.offset and seq[1] // bundles.ITEM_SPAN == self.index
+
+    @property
+    def here(self) -> str:
+        """This input's place: "<origin>:<offset>", with ".<index>" for a bundle's message
+        after the first (deterministic: ids derived from it repeat when it is read again)."""
+        at = f"{self.origin}:{self.offset}"
+        return f"{at}.{self.index}" if self.index else at
 
     def committed(self, origin: str) -> int | None:
         """The offset committed for the input partition `origin` names ("<topic code>:<partition>",
@@ -361,28 +386,50 @@ async def process_batch(
     agent and the web server (`/promise`). It stays one batch: flushed once, acked after."""
     batch = Batch(rt)
     ran = time.perf_counter()
-    for msg in msgs:
-        await process(rt, agent, msg, batch)
-        if budget_s is not None and time.perf_counter() - ran >= budget_s:
-            await asyncio.sleep(0)
-            ran = time.perf_counter()
-    rt.processed[agent.name] = rt.processed.get(agent.name, 0) + len(msgs)
-    if agent.batched:
-        rt.metrics.batch_size.observe(len(msgs))
-    if agent.flush is not None and batch.scratch:
-        await _apply_flush(rt, agent.flush(batch))
+    rt.begin_batch()
+    try:
+        for msg in msgs:
+            await process(rt, agent, msg, batch)
+            if budget_s is not None and time.perf_counter() - ran >= budget_s:
+                await rt.emit_bundles()
+                await asyncio.sleep(0)
+                ran = time.perf_counter()
+        rt.processed[agent.name] = rt.processed.get(agent.name, 0) + len(msgs)
+        if agent.batched:
+            rt.metrics.batch_size.observe(len(msgs))
+        if agent.flush is not None and batch.scratch:
+            await _apply_flush(rt, agent.flush(batch))
+    finally:
+        await rt.end_batch()
     rt.send_now()  # nothing more of this batch will join what it produced
 
 
 async def process(rt: Runtime, agent: Agent, msg: Any, batch: Batch) -> None:
-    """The whole protocol for one input message (see the module docstring)."""
+    """The whole protocol for one input record (see the module docstring); a bundle's
+    messages one by one (streams/bundles.py)."""
     topic = TOPICS.by_name[msg.topic]
     if topic.compacted:
         if msg.value is None:
             return  # a tombstone deletes a key: legal on a compacted topic
     elif not rt.in_order(msg):
         return
-    ctx = Ctx(rt, topic, msg, batch)
+    if topic.bundled and bundles.is_bundle(msg.value):
+        try:
+            items = bundles.items(msg)
+        except Rejected as exc:
+            await rt.dead_letter(msg, exc.reason)
+            return
+        for item in items:
+            await _process_message(rt, agent, topic, item, batch, item.index)
+        return
+    await _process_message(rt, agent, topic, msg, batch, 0)
+
+
+async def _process_message(
+    rt: Runtime, agent: Agent, topic: AnyTopic, msg: Any, batch: Batch, index: int
+) -> None:
+    """Steps 3-6 for one message (a record, or a bundle's message number `index`)."""
+    ctx = Ctx(rt, topic, msg, batch, index)
     rt.observe(ctx)  # metrics (processed, lag, order timestamps) and the log context
     spec = agent.state
     try:
@@ -402,7 +449,7 @@ async def process(rt: Runtime, agent: Agent, msg: Any, batch: Batch) -> None:
         if (
             agent.replay is not None
             and state is not None
-            and state.positions.get(ctx.origin, -1) >= msg.offset
+            and bundles.applied(state.positions.get(ctx.origin), msg.offset, index)
         ):
             await _execute(rt, ctx, agent.replay(state, message, ctx))
             _observe(rt, occurred_at)
@@ -420,7 +467,7 @@ async def process(rt: Runtime, agent: Agent, msg: Any, batch: Batch) -> None:
         and (new_state is not None or state is not None)
     ):
         if agent.replay is not None and new_state is not None:
-            new_state.positions[ctx.origin] = msg.offset
+            new_state.positions[ctx.origin] = bundles.position(msg.offset, index)
         value = None if new_state is None else spec.encode(new_state)
         await rt.put(table, key, value, msg.partition)
     await _execute(rt, ctx, effects)

@@ -65,6 +65,8 @@ class Topic(Generic[V]):
     model_name: str
     model: Any  # the value type: a model class or an Annotated union of models
     retention_ms: int | None = None
+    # several messages per record when a batch sends many to one partition (streams/bundles.py)
+    bundled: bool = False
 
     @property
     def configs(self) -> dict[str, str]:
@@ -213,7 +215,10 @@ def load_topics(path: Path = TOPICS_FILE, prefix: str = TOPIC_PREFIX) -> Topics:
             model_name=model_name,
             model=MODELS[model_name],
             retention_ms=t.get("retention_ms"),
+            bundled=bool(t.get("bundled", False)),
         )
+        if specs[handle].bundled and specs[handle].visibility != "internal":
+            raise ValueError(f"{path}: {handle}: only internal topics may carry bundles")
     codes = [s.code for s in specs.values()]
     if len(set(codes)) != len(codes):
         raise ValueError(f"{path}: topic codes must be unique")

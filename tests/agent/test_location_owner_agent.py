@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from streams import bundles
 from streams.app import Runtime
 from streams.records import Location
 from streams.topics import TOPICS
@@ -192,3 +193,36 @@ async def _shrink(rt: Runtime) -> None:
         load = f.sent("store_load")[-1]
         assert (load["open_orders"], load["open_units"]) == (0, 0)
     assert rt.get(rt.tables["location_stock"], "A@ST-1")["reservations"] == {"O1-S1/A": 3}
+
+
+def test_asks_bundled_in_one_record_are_granted_in_order_and_a_bad_one_dead_lettered(
+    rt: Runtime,
+) -> None:
+    """A bundle record of asks (streams/bundles.py) is granted message by message, in order,
+    up to max_backlog; a message of it keyed by another location is dead-lettered alone, with
+    its own bytes; the answers go out one per order."""
+    asyncio.run(_bundled_asks(rt))
+
+
+async def _bundled_asks(rt: Runtime) -> None:
+    rt.locations.by_id["ST-1"] = rt.locations.by_id["ST-1"].model_copy(update={"max_backlog": 3})
+    asks = [reserve(f"O{i}-S1", {"A": 1}, i) for i in range(5)]
+    items = [(b"ST-1", orjson.dumps(a)) for a in asks]
+    items.insert(2, (b"ST-9", orjson.dumps(reserve("O9-S1", {"A": 1}, 9))))
+    async with owner(rt).test_context() as ctx:
+        f = Feeder(rt, ctx)
+        await f.put(TOPICS.supplier_feeds, receipt("R1", 100), "ST-1")
+        await f.put(TOPICS.location_ops, bundles.join(items), "ignored")
+    answers = f.take("order_commands")
+    assert [(a["order_id"], a["ok"]) for a in answers] == [
+        ("O0", True),
+        ("O1", True),
+        ("O2", True),
+        ("O3", False),
+        ("O4", False),
+    ]
+    (dead,) = f.sent("dead_letters")
+    assert dead["error"] == "message key must be the location_id 'ST-1'"
+    assert orjson.loads(dead["raw"])["shipment_id"] == "O9-S1"
+    stock = rt.get(rt.tables["location_stock"], "A@ST-1")
+    assert sorted(stock["reservations"]) == ["O0-S1/A", "O1-S1/A", "O2-S1/A"]

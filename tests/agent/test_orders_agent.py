@@ -12,10 +12,11 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 
 from agents import orders
-from streams import faust_fixes
+from streams import bundles, faust_fixes
 from streams.app import Runtime
 from streams.records import Location
 from streams.topics import TOPICS, AnyTopic
@@ -288,3 +289,53 @@ async def _network_time(rt: Runtime) -> None:
         await expire()
         (fired,) = o.take("order_commands")
         assert fired == {"type": "acceptance_timeout", "order_id": "O1", "shipment_id": sid}
+
+
+def test_answers_bundled_in_one_record_are_each_applied_once(rt: Runtime) -> None:
+    """The owners' answers to two shipments of one order come in one bundle record
+    (streams/bundles.py): both are applied, in order, as inputs of their own; the record read
+    again after a crash applies neither twice."""
+    asyncio.run(_bundled_answers(rt))
+
+
+async def _bundled_answers(rt: Runtime) -> None:
+    rt.locations.by_id["ST-NEAR"] = store("ST-NEAR", 48.86)
+    rt.locations.by_id["ST-FAR"] = store("ST-FAR", 48.95)
+    rt.availability.set("A", "ST-NEAR", 10)
+    rt.availability.set("B", "ST-FAR", 10)
+    order = placed()
+    order["lines"].append({"sku": "B", "qty": 1, "unit_price": 5.0})
+    async with rt.app.agents["orders"].test_context() as ctx:
+        o = Orders(rt, ctx)
+        await o.order(TOPICS.web_orders, order)
+        asks = o.take("location_ops")
+        assert sorted(a["location_id"] for a in asks) == ["ST-FAR", "ST-NEAR"]
+
+        def reply(ask: dict[str, Any]) -> tuple[bytes, bytes]:
+            value = {
+                "type": "shipment_reservation",
+                "order_id": "O1",
+                "shipment_id": ask["shipment_id"],
+                "location_id": ask["location_id"],
+                "ok": True,
+                "skus": [ln["sku"] for ln in ask["lines"]],
+            }
+            return b"O1", orjson.dumps(value)
+
+        bundle = bundles.join([reply(a) for a in asks])
+        await o.put(TOPICS.order_commands, bundle, "ignored")
+        (routed,) = o.take("routed_orders")
+        assert routed["status"] == "routed" and len(routed["shipments"]) == 2
+        state = o.state()
+        assert state["positions"]["oc:0"] == [0, 1]  # the record's offset, its second message
+        events = [e["event_id"] for e in o.take("order_events")]
+        assert len(events) == len(set(events))  # ids of the two messages never collide
+
+        # the worker died before committing: the bundle is read again
+        rt.forget_positions()
+        o.offsets[(TOPICS.order_commands.name, 0)] -= 1
+        await o.put(TOPICS.order_commands, bundle, "ignored")
+        assert o.state() == state  # neither applied twice
+        again = o.take("routed_orders")  # each message re-publishes what its state implies
+        assert [r["attempt"] for r in again] == [routed["attempt"]] * 2
+        assert all(r["reasons"]["republished"] for r in again)

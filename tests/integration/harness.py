@@ -76,13 +76,16 @@ async def read_raw(cluster: Cluster, topic: str) -> list[tuple[bytes | None, byt
 
 
 async def read_all(cluster: Cluster, handle: str) -> list[dict[str, Any]]:
-    """Every message currently in a topic, decoded, with its key as `_key`."""
+    """Every message currently in a topic, decoded, with its key as `_key` (a bundle record
+    of an internal topic, streams/bundles.py, gives each of its messages)."""
     out: list[dict[str, Any]] = []
     for key, raw in await read_raw(cluster, cluster.name(handle)):
         value = orjson.loads(raw) if raw is not None else None
-        if isinstance(value, dict):
-            value["_key"] = key.decode() if key else None
-            out.append(value)
+        pairs = value if isinstance(value, list) else [[key.decode() if key else None, value]]
+        for k, v in pairs:
+            if isinstance(v, dict):
+                v["_key"] = k
+                out.append(v)
     return out
 
 

@@ -170,7 +170,18 @@ def test_a_batch_lets_the_event_loop_run_once_its_budget_is_spent_and_flushes_on
     monkeypatch.setattr(loop.time, "perf_counter", lambda: clock["t"])
     observed: list[int] = []
     sent_now: list[int] = []  # flushes done when the batch's sends were pushed out
+    bundles: list[tuple[str, int]] = []  # (what, inputs processed) as the batch's bundles went
+
+    async def emit_bundles() -> None:
+        bundles.append(("emit", len(ran_before)))
+
+    async def end_batch() -> None:
+        bundles.append(("end", len(ran_before)))
+
     rt = SimpleNamespace(
+        begin_batch=lambda: bundles.append(("begin", len(ran_before))),
+        emit_bundles=emit_bundles,
+        end_batch=end_batch,
         send_now=lambda: sent_now.append(len(flushed)),
         processed={},
         metrics=SimpleNamespace(batch_size=SimpleNamespace(observe=observed.append)),
@@ -193,5 +204,9 @@ def test_a_batch_lets_the_event_loop_run_once_its_budget_is_spent_and_flushes_on
     assert asyncio.run(run(0.01)) == [0, 0, 0, 1, 1, 1, 2]
     assert flushed == [list("abcdefg")] and observed == [7]
     assert sent_now == [1]  # once, after the flush: the batch's sends skip the linger
+    # the bundles collected so far go before the loop runs, the rest at the batch's end
+    assert bundles == [("begin", 0), ("emit", 3), ("emit", 6), ("end", 7)]
+    bundles.clear()
     assert asyncio.run(run(None)) == [0] * 7
+    assert bundles == [("begin", 0), ("end", 7)]
     assert rt.processed == {"owner": 14}
