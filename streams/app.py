@@ -143,6 +143,7 @@ class Runtime:
 
     async def _produce_bundle(self, topic: AnyTopic, partition: int) -> None:
         items, _ = self._bundles.pop((topic, partition))
+        self.metrics.bundle_messages.labels(topic.name).observe(len(items))
         if len(items) == 1:  # a plain record, as without bundles
             await self.produce(topic.name, items[0][0], items[0][1], partition)
         else:

@@ -11,11 +11,11 @@ through, reports it (`on_send`): decisions by status, the decision latency (orde
 first decision sent), refused reservations, re-routes, order events by change, each
 location's open orders and saturation from the store-load records. Dead letters are counted by
 `Runtime.dead_letter`; consumer lag is computed at scrape time from the consumer's high-water
-marks and the next offset the loop will process. `batch_size` is there for the loop to observe
-once it takes batches.
+marks and the next offset the loop will process. `batch_size` is observed by the loop per batch,
+`bundle_messages` by `Runtime` per bundle record it produces (streams/bundles.py).
 
 Useful queries: events/s of the fold
-`sum(rate(stockroute_messages_processed_total{topic=~".*stockroute-stock-ops"}[1m]))`; routing
+`sum(rate(stockroute_messages_processed_total{topic=~".*(pos-sales|supplier-feeds)"}[1m]))`; routing
 p99 `histogram_quantile(0.99, rate(stockroute_routing_decision_latency_seconds_bucket[5m]))`.
 """
 
@@ -145,6 +145,13 @@ class Metrics:
         self.batch_size = Histogram(
             "stockroute_batch_size",
             "Input messages processed per batch by the processing loop",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.bundle_messages = Histogram(
+            "stockroute_bundle_messages",
+            "Messages per record produced to a bundled internal topic (streams/bundles.py)",
+            ["topic"],
             buckets=BATCH_BUCKETS,
             registry=r,
         )

@@ -103,6 +103,10 @@ def test_a_batch_sends_one_record_per_partition_of_a_bundled_topic(
     assert single[1] == other.encode() and orjson.loads(single[2])["ok"] is False
     assert single[3] == part[other]
     assert late[1] == b"O1" and not bundles.is_bundle(late[2])
+    # per record produced inside a batch: how many messages it carried
+    count = rt.metrics.registry.get_sample_value("stockroute_bundle_messages_count", {"topic": oc})
+    total = rt.metrics.registry.get_sample_value("stockroute_bundle_messages_sum", {"topic": oc})
+    assert (count, total) == (2, len(same) + 1)
 
 
 def test_a_bundle_is_produced_once_it_reaches_its_size(monkeypatch: pytest.MonkeyPatch) -> None:
