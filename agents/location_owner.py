@@ -98,6 +98,23 @@ class _SeenChunk:
     ids: list[list[Any]] = field(default_factory=list)  # [event_id, offset]
 
 
+@dataclass
+class _NewIds:
+    """The event ids a batch saw first in one partition: local keys (id key -> first
+    position), looked up by the batch's later inputs here before the store, and written by
+    the flush as one write batch (a RocksDB put each cost ~8 % of the fold)."""
+
+    partition: int
+    ids: dict[str, str] = field(default_factory=dict)
+
+
+def _new_ids(ctx: Ctx) -> _NewIds:
+    new: _NewIds | None = ctx.batch.scratch.get((SEEN, ctx.partition))
+    if new is None:
+        new = ctx.batch.scratch[(SEEN, ctx.partition)] = _NewIds(ctx.partition)
+    return new
+
+
 def _seen_chunk(ctx: Ctx, period: int) -> _SeenChunk:
     chunk: _SeenChunk | None = ctx.batch.scratch.get((SEEN, period, ctx.origin))
     if chunk is None:
@@ -117,6 +134,14 @@ def flush(batch: Batch, pruned: Mapping[int, int] | None = None) -> list[Effect]
         if isinstance(w, _SeenChunk):
             if w.period >= (pruned or {}).get(w.partition, -1) - 1:
                 out.append(Put(SEEN, w.key, w.ids, w.partition))
+        elif isinstance(w, _NewIds):  # but not those of a period pruned meanwhile
+            since = (pruned or {}).get(w.partition)
+            bound = "" if since is None else dedupe.first_kept(since)
+            out.extend(
+                Put(SEEN, k, here, w.partition, local=True)
+                for k, here in w.ids.items()
+                if k >= bound
+            )
         else:
             out.extend(_flush(w, batch))
     return out
@@ -180,8 +205,13 @@ def agent() -> Agent:
         w = _working(ctx, event.location_id)
         here = ctx.here
         period = dedupe.period_of(ctx.timestamp, ctx.settings.dedupe_days)
+        new = _new_ids(ctx)
         first = next(
-            (f for k in dedupe.lookup_keys(period, event.event_id) if (f := ctx.get(SEEN, k))),
+            (
+                f
+                for k in dedupe.lookup_keys(period, event.event_id)
+                if (f := new.ids.get(k) or ctx.get(SEEN, k))
+            ),
             None,
         )
         if first is not None and first != here:
@@ -214,8 +244,8 @@ def agent() -> Agent:
             )
         for op in ops:
             apply_stock(w, op, w.safety)
-        if first is None:  # a local key now (a repeat later in this batch sees it), chunked
-            ctx.put_local(SEEN, dedupe.key(period, event.event_id), here)
+        if first is None:  # a local key (a repeat later in this batch sees it), chunked
+            new.ids[dedupe.key(period, event.event_id)] = here
             _seen_chunk(ctx, period).ids.append([event.event_id, ctx.offset])
         if pruned_through.get(ctx.partition, -1) < period:
             bound = dedupe.first_kept(period)

@@ -226,6 +226,12 @@ class Runtime:
         local-only keys of an expanding table (`table`), which recovery rebuilds."""
         faust_fixes.store_set_local(table, key, value, partition)
 
+    def put_local_many(
+        self, table: Any, items: list[tuple[str, Any | None]], partition: int
+    ) -> None:
+        """`put_local` for several keys of one partition, in order, as one write batch."""
+        faust_fixes.store_write_local(table, items, partition)
+
     def _persist_after(self, store: Any, tp: TP, delivery: faust_fixes.Delivery) -> None:
         """Once the changelog partition's last record in flight is delivered, its offset
         becomes the store's persisted offset (a RocksDB write: once per partition per produce

@@ -95,12 +95,14 @@ class Send(Generic[V]):
 @dataclass(frozen=True, slots=True)
 class Put:
     """Write (None: delete) `key` of one of the agent's other tables, in the partition of the
-    input being processed unless `partition` is given (a batch's flush gives it)."""
+    input being processed unless `partition` is given (a batch's flush gives it). `local`: a
+    local-only key of an expanding table (Agent.local_keys), no changelog record."""
 
     table: str
     key: str
     value: Any | None
     partition: int | None = None
+    local: bool = False
 
 
 Effect = Send[Any] | Put
@@ -477,23 +479,31 @@ async def _apply_flush(rt: Runtime, effects: list[Effect]) -> None:
     """A flush's effects in order, each run of writes to one table partition as one local
     write batch (Runtime.put_many): a flush writes every key its batch changed."""
     run: list[tuple[str, Any | None]] = []
-    run_of: tuple[str, int] | None = None
+    run_of: tuple[str, int, bool] | None = None
+
+    async def write(of: tuple[str, int, bool]) -> None:
+        table, partition, local = rt.tables[of[0]], of[1], of[2]
+        if local:
+            rt.put_local_many(table, run, partition)
+        else:
+            await rt.put_many(table, run, partition)
+
     for eff in effects:
         if isinstance(eff, Put):
             if eff.partition is None:
                 raise ValueError(f"a flush's write to {eff.table} names no partition")
-            if run_of != (eff.table, eff.partition):
+            if run_of != (eff.table, eff.partition, eff.local):
                 if run_of is not None:
-                    await rt.put_many(rt.tables[run_of[0]], run, run_of[1])
-                run, run_of = [], (eff.table, eff.partition)
+                    await write(run_of)
+                run, run_of = [], (eff.table, eff.partition, eff.local)
             run.append((eff.key, eff.value))
             continue
         if run_of is not None:
-            await rt.put_many(rt.tables[run_of[0]], run, run_of[1])
+            await write(run_of)
             run, run_of = [], None
         await _apply(rt, eff, None)
     if run_of is not None:
-        await rt.put_many(rt.tables[run_of[0]], run, run_of[1])
+        await write(run_of)
 
 
 def _observe(rt: Runtime, occurred_at: datetime | None) -> None:
@@ -516,4 +526,7 @@ async def _apply(rt: Runtime, eff: Effect, partition: int | None) -> None:
     where = eff.partition if eff.partition is not None else partition
     if where is None:
         raise ValueError(f"a write to {eff.table} outside an input names no partition")
-    await rt.put(rt.tables[eff.table], eff.key, eff.value, where)
+    if eff.local:
+        rt.put_local(rt.tables[eff.table], eff.key, eff.value, where)
+    else:
+        await rt.put(rt.tables[eff.table], eff.key, eff.value, where)

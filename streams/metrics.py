@@ -169,6 +169,7 @@ class Metrics:
         setup_prometheus_sensors(
             app, pattern="/metrics", registry=self.registry, name_prefix="stockroute_faust"
         )
+        faust_fixes.cached_prometheus_labels(app)  # same metrics, cheaper per message
         self._app = app
         self.registry.register(_LagCollector(self))
 

@@ -9,7 +9,9 @@ from typing import Any
 import orjson
 from faust.types import Message
 
+from agents import location_owner
 from domain.dedupe import DAY_S
+from streams import loop
 from streams.app import Runtime
 from streams.topics import TOPICS
 
@@ -128,3 +130,34 @@ def test_recovery_rebuilds_the_id_keys_from_the_chunks(rt: Runtime) -> None:
     before = sold(rt)
     asyncio.run(feed(rt, [("E1", T0 + 60)]))  # a repeat on a later offset
     assert sold(rt) == before
+
+
+def test_a_repeat_within_one_batch_is_dropped_and_the_batch_files_its_ids_once(
+    rt: Runtime,
+) -> None:
+    """The ids a batch sees first are kept in the batch (its later inputs look them up there)
+    and written at its flush as local keys: a repeat inside the batch is still dropped."""
+    owner = location_owner.agent()
+
+    def message(offset: int, event_id: str) -> Message:
+        return Message(
+            topic=TOPICS.pos_sales.name,
+            partition=0,
+            offset=offset,
+            timestamp=T0 + offset,
+            timestamp_type=0,
+            headers=None,
+            key=b"ST-1",
+            value=sale(event_id),
+            checksum=b"",
+            generation_id=rt.app.consumer_generation_id,
+        )
+
+    batch = [message(0, "E1"), message(1, "E1"), message(2, "E2")]
+    seen = rt.app.tables["seen_events"]
+    asyncio.run(loop.process_batch(rt, owner, batch))
+    assert sold(rt) == 2
+    assert sorted(k for k in seen.data if "/" in k) == ["002916/E1", "002916/E2"]
+    assert seen.data["002916/E1"] == f"{TOPICS.pos_sales.code}:0:0"  # the first copy's place
+    chunks = [v for k, v in seen.data.items() if "~" in k]
+    assert chunks == [[["E1", 0], ["E2", 2]]]
