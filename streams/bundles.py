@@ -64,7 +64,7 @@ def split(raw: bytes) -> list[tuple[bytes, bytes]]:
 @dataclass(frozen=True, slots=True)
 class Item:
     """One message of a bundle record, shaped as the record itself for the loop and for
-    dead-letters (topic, partition, offset, timestamp, key, value), with its index in it."""
+    dead-letters (topic, partition, offset, timestamp, key, value)."""
 
     topic: str
     partition: int
@@ -72,7 +72,6 @@ class Item:
     timestamp: float
     key: bytes
     value: bytes
-    index: int
 
     @property
     def tp(self) -> TP:
@@ -80,10 +79,11 @@ class Item:
 
 
 def items(msg: Any) -> list[Item]:
-    """The messages of a bundle record (`msg`: a Faust message), in order."""
+    """The messages of a bundle record (`msg`: a Faust message), in order: a message's index
+    in the record is its place in this list."""
     return [
-        Item(msg.topic, msg.partition, msg.offset, msg.timestamp, key, value, i)
-        for i, (key, value) in enumerate(split(msg.value))
+        Item(msg.topic, msg.partition, msg.offset, msg.timestamp, key, value)
+        for key, value in split(msg.value)
     ]
 
 

@@ -421,8 +421,8 @@ async def process(rt: Runtime, agent: Agent, msg: Any, batch: Batch) -> None:
         except Rejected as exc:
             await rt.dead_letter(msg, exc.reason)
             return
-        for item in items:
-            await _process_message(rt, agent, topic, item, batch, item.index)
+        for index, item in enumerate(items):
+            await _process_message(rt, agent, topic, item, batch, index)
         return
     await _process_message(rt, agent, topic, msg, batch, 0)
 
@@ -481,12 +481,12 @@ async def _apply_flush(rt: Runtime, effects: list[Effect]) -> None:
     run: list[tuple[str, Any | None]] = []
     run_of: tuple[str, int, bool] | None = None
 
-    async def write(of: tuple[str, int, bool]) -> None:
+    async def write(of: tuple[str, int, bool], items: list[tuple[str, Any | None]]) -> None:
         table, partition, local = rt.tables[of[0]], of[1], of[2]
         if local:
-            rt.put_local_many(table, run, partition)
+            rt.put_local_many(table, items, partition)
         else:
-            await rt.put_many(table, run, partition)
+            await rt.put_many(table, items, partition)
 
     for eff in effects:
         if isinstance(eff, Put):
@@ -494,16 +494,16 @@ async def _apply_flush(rt: Runtime, effects: list[Effect]) -> None:
                 raise ValueError(f"a flush's write to {eff.table} names no partition")
             if run_of != (eff.table, eff.partition, eff.local):
                 if run_of is not None:
-                    await write(run_of)
+                    await write(run_of, run)
                 run, run_of = [], (eff.table, eff.partition, eff.local)
             run.append((eff.key, eff.value))
             continue
         if run_of is not None:
-            await write(run_of)
+            await write(run_of, run)
             run, run_of = [], None
         await _apply(rt, eff, None)
     if run_of is not None:
-        await write(run_of)
+        await write(run_of, run)
 
 
 def _observe(rt: Runtime, occurred_at: datetime | None) -> None:
