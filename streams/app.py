@@ -319,12 +319,13 @@ class Runtime:
         stalled = self.stalled(now_s)
         if stalled:
             log.error(
-                "input waiting but not delivered for %ss, restarting to re-read: %s",
+                "input waiting but not delivered for %ss, restarting to re-read: %s; %s",
                 STALL_RESTART_S,
                 {
                     f"{tp.topic}:{tp.partition}": f"next {e}, high-water {h}"
                     for tp, (e, h) in stalled.items()
                 },
+                faust_fixes.delivery_state(self.app, stalled),
             )
             logging.shutdown()
             os._exit(RESTART_EXIT_CODE)
@@ -340,12 +341,15 @@ class Runtime:
         """Input partitions where messages wait (high-water mark above the next offset to
         process) and nothing was delivered for STALL_RESTART_S, while the worker is ready.
 
-        Faust resumes a partition's fetching before it resumes its flow control, which clears
-        the streams' queues: a message fetched in between is dropped from the queue after its
-        read offset was recorded, so it is never delivered again (seen: a worker started on
-        pending input). A gap behind it shows up as an input gap; with nothing behind it the
-        partition would wait forever. Checked by the timer; a restart re-reads from the
-        committed offsets. Returns {tp: (next offset, high-water mark)}."""
+        Faust resumed a partition's fetching before it resumed its flow control, which clears
+        the streams' queues: a message fetched in between was dropped from the queue after its
+        read offset was recorded, so it was never delivered again (seen: a worker started on
+        pending input). faust_fixes now suspends the flow across that window; this is the
+        backstop for a delivery lost some other way inside Faust: a gap behind it shows up as
+        an input gap, but with nothing behind it the partition would wait forever. Checked by
+        the timer; a restart re-reads from the committed offsets, and the log line carries
+        the consumer's delivery state to tell the causes apart.
+        Returns {tp: (next offset, high-water mark)}."""
         app = self.app
         if app.rebalancing or not faust_fixes.tables_recovered(app) or not self.views_ready:
             self._waiting.clear()

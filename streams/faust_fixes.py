@@ -36,6 +36,13 @@ a fetch that started before a seek of their partition, and after a delivery that
 way during such a seek puts the partition back where the seek put it (seek again there, which
 also resets the read offset). Seeking to the committed offset again only re-reads.
 
+The fifth pair (`_resume_streams_suspended`, `_on_recovery_completed_suspended`) closes the
+other end of that seek: the table recovery resumes the input partitions and seeks them while
+the streams' flow control is active, then resumes flow control, which clears the streams'
+queues. Records fetched in between are queued, recorded as read and cleared, never delivered
+(seen: a worker restarted after a SIGKILL on held input delivered nothing for 20 s, until the
+stall watchdog restarted it). The flow is now suspended before the partitions are resumed.
+
 Where the guard applies: the pure-Python stream iterator acks through `Consumer.ack`, and so do
 `Stream.ack`/`Event.ack`; Faust's compiled (Cython) stream iterator, used when its extension
 is importable, inlines the ack and never reaches the guard. It does not ack the skipped message
@@ -64,6 +71,7 @@ from faust.sensors.monitor import Monitor
 from faust.sensors.prometheus import PrometheusMonitor
 from faust.stores.base import SerializedStore
 from faust.stores.rocksdb import Store as RocksDBStore
+from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.types import TP, AppT, Message
 from faust.types.tuples import ack_lock
@@ -309,6 +317,32 @@ async def _getmany_after_seeks(self: Consumer, timeout: float) -> AsyncIterator[
             await self.seek(tp, last[1])
 
 
+async def _resume_streams_suspended(self: Recovery, generation_id: int = 0) -> None:
+    """Faust's `Recovery._resume_streams`, with the streams' flow suspended from its start.
+
+    Faust resumes fetching the input partitions, awaits the seek to the committed offsets,
+    and only then resumes flow control, which clears every stream's queue. Flow control is
+    already active there (the changelog recovery resumed it), so records the fetcher hands
+    over between the resume of the partitions and that clear (during the seek's awaits, or
+    in the task switch after it) are queued, recorded as read, and then cleared: they are
+    never delivered, and nothing behind them shows a gap when the input is idle. Seen on CI
+    (tests/integration/test_chaos.py): a worker restarted after a SIGKILL, on held input,
+    delivered nothing on 7 of its 8 partitions until the stall watchdog restarted it. With
+    flow suspended, such a delivery waits in the conductor (`flow_control.acquire`) until
+    the resume, which clears the queues first and then lets it through; a delivery that
+    started before the seek is sought again by `_getmany_after_seeks`."""
+    self.app.flow_control.suspend()
+    await _RECOVERY_ORIGINALS["_resume_streams"](self, generation_id)
+
+
+async def _on_recovery_completed_suspended(self: Recovery, generation_id: int = 0) -> None:
+    """Faust's `Recovery.on_recovery_completed` (the same resume, seek and clear as
+    `_resume_streams`, after a recovery that read changelogs), with the flow suspended from
+    its start for the same reason."""
+    self.app.flow_control.suspend()
+    await _RECOVERY_ORIGINALS["on_recovery_completed"](self, generation_id)
+
+
 #: Faust's own implementations, kept to delegate to and for the tests to restore.
 _ORIGINALS: dict[str, Callable[..., Any]] = {
     "ack": Consumer.ack,
@@ -328,12 +362,26 @@ PATCHES: dict[str, Callable[..., Any]] = {
 }
 
 
+_RECOVERY_ORIGINALS: dict[str, Callable[..., Any]] = {
+    "_resume_streams": Recovery._resume_streams,
+    "on_recovery_completed": Recovery.on_recovery_completed,
+}
+
+#: Recovery attribute -> its replacement.
+RECOVERY_PATCHES: dict[str, Callable[..., Any]] = {
+    "_resume_streams": _resume_streams_suspended,
+    "on_recovery_completed": _on_recovery_completed_suspended,
+}
+
+
 def install() -> None:
-    """Check the installed versions, then patch the consumer (idempotent: once per process)."""
+    """Check the installed versions, then patch the consumer and the table recovery
+    (idempotent: once per process)."""
     check_versions()
-    for name, replacement in PATCHES.items():
-        if getattr(Consumer, name) is not replacement:
-            setattr(Consumer, name, replacement)
+    for cls, patches in ((Consumer, PATCHES), (Recovery, RECOVERY_PATCHES)):
+        for name, replacement in patches.items():
+            if getattr(cls, name) is not replacement:
+                setattr(cls, name, replacement)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -761,3 +809,30 @@ def tables_recovered(app: AppT) -> bool:
     """Whether table recovery from the changelogs completed (for /health and for agents that
     must not act on half-recovered tables); Faust exposes no public flag for it."""
     return bool(app.tables.recovery.completed.is_set())  # type: ignore[attr-defined]
+
+
+def delivery_state(app: AppT, tps: Iterable[TP]) -> dict[str, Any]:
+    """What decides whether the fetcher hands `tps` to the streams, for the stall watchdog's
+    log line: a stall has several possible causes inside Faust (flow control left suspended,
+    a partition left paused or out of the fetched set, a read offset recorded past what was
+    delivered) and one line should tell them apart."""
+    consumer: Any = app.consumer
+    active = consumer._active_partitions or set()
+    fetcher: Any = app._fetcher  # type: ignore[attr-defined]
+    return {
+        "flow_control_active": app.flow_control.is_active(),
+        "consumer_flow_active": consumer.flow_active,
+        "suspend_flow": consumer.suspend_flow.is_set(),
+        "generation": app.consumer_generation_id,
+        "fetcher_running": bool(fetcher._started.is_set() and not fetcher._stopped.is_set()),
+        "in_recovery": app.in_recovery,
+        "partitions": {
+            f"{tp.topic}:{tp.partition}": {
+                "active": tp in active,
+                "paused": tp in consumer._paused_partitions,
+                "buffered": tp in consumer._buffered_partitions,
+                "read_offset": consumer._read_offset.get(tp),
+            }
+            for tp in tps
+        },
+    }

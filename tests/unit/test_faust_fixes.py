@@ -27,11 +27,13 @@ from typing import Any, cast
 import faust
 import pytest
 from faust.streams import _current_event
+from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.types import TP, Message
 from faust.types.tuples import ConsumerMessage
 from intervaltree import Interval, IntervalTree
 from mode.services import WaitResults
+from mode.utils.queues import FlowControlQueue
 
 from streams import faust_fixes
 
@@ -86,6 +88,8 @@ def _use(monkeypatch: pytest.MonkeyPatch, variant: str) -> None:
     """Faust's own methods, then (`patched`) faust_fixes.install(); undone after the test."""
     for name, original in faust_fixes._ORIGINALS.items():
         monkeypatch.setattr(Consumer, name, original)
+    for name, original in faust_fixes._RECOVERY_ORIGINALS.items():
+        monkeypatch.setattr(Recovery, name, original)
     if variant == "patched":
         faust_fixes.install()
 
@@ -166,6 +170,8 @@ def test_install_checks_the_versions_before_patching(monkeypatch: pytest.MonkeyP
         faust_fixes.install()
     for name, original in faust_fixes._ORIGINALS.items():
         assert getattr(Consumer, name) is original
+    for name, original in faust_fixes._RECOVERY_ORIGINALS.items():
+        assert getattr(Recovery, name) is original
 
 
 def test_install_is_idempotent_and_the_originals_are_fausts(
@@ -175,6 +181,11 @@ def test_install_is_idempotent_and_the_originals_are_fausts(
     faust_fixes.install()
     for name, replacement in faust_fixes.PATCHES.items():
         assert getattr(Consumer, name) is replacement
+    for name, replacement in faust_fixes.RECOVERY_PATCHES.items():
+        assert getattr(Recovery, name) is replacement
+    assert faust_fixes._RECOVERY_ORIGINALS["_resume_streams"].__qualname__ == (
+        "Recovery._resume_streams"
+    )
     assert faust_fixes._ORIGINALS["ack"].__qualname__ == "Consumer.ack"
     assert faust_fixes._ORIGINALS["_new_offset"].__qualname__ == "Consumer._new_offset"
     assert faust_fixes._ORIGINALS["wait_first"].__qualname__ == "Service.wait_first"
@@ -1057,3 +1068,84 @@ def test_a_store_with_other_serializers_keeps_its_own_codecs(tmp_path: Path) -> 
     assert codec.encode_key == table.data._encode_key
     assert codec.encode_value == table.data._encode_value
     assert codec.decode_value == table.data._decode_value
+
+
+# --- delivery_state (the stall watchdog's diagnosis) --------------------------------------------
+
+
+def test_the_delivery_state_tells_a_paused_partition_and_suspended_flow_apart(
+    app: faust.App,
+) -> None:
+    consumer = _consumer(app)
+    app._consumer = consumer  # type: ignore[attr-defined]
+    other = TP(TOPIC, 1)
+    consumer._set_active_tps({TP0, other})  # type: ignore[attr-defined]
+    consumer.pause_partitions({other})
+    consumer._read_offset[TP0] = 41  # type: ignore[attr-defined]
+    state = faust_fixes.delivery_state(app, [TP0, other])
+    assert state["flow_control_active"] is True
+    assert state["partitions"][f"{TOPIC}:0"] == {
+        "active": True,
+        "paused": False,
+        "buffered": False,
+        "read_offset": 41,
+    }
+    assert state["partitions"][f"{TOPIC}:1"]["paused"] is True
+    assert state["partitions"][f"{TOPIC}:1"]["active"] is False
+    app.flow_control.suspend()
+    assert faust_fixes.delivery_state(app, [TP0])["flow_control_active"] is False
+
+
+# --- patch 5: the flow is suspended while recovery resumes and seeks the inputs ----------------
+
+
+@pytest.fixture(params=["patched", STOCK])
+def recovery_variant(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    _use(monkeypatch, "patched")
+    if request.param == "stock":
+        for name, original in faust_fixes._RECOVERY_ORIGINALS.items():
+            monkeypatch.setattr(Recovery, name, original)
+    return str(request.param)
+
+
+@pytest.mark.parametrize("method", ["_resume_streams", "on_recovery_completed"])
+def test_a_record_fetched_while_recovery_seeks_the_inputs_is_not_cleared(
+    recovery_variant: str, app: faust.App, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fetcher hands a record over while the recovery awaits the seek (its input
+    partitions already resumed, flow control active since the changelog recovery); the
+    resume of flow control that follows clears the streams' queues. The record must still
+    reach the stream's queue."""
+
+    async def main() -> int:
+        consumer = _consumer(app)  # flow control active, as after the changelog recovery
+        app._consumer = consumer  # type: ignore[attr-defined]
+        monkeypatch.setattr(consumer, "assignment", lambda: {TP0})
+
+        async def no_fetcher() -> None:
+            return None
+
+        monkeypatch.setattr(app._fetcher, "maybe_start", no_fetcher)  # type: ignore[attr-defined]
+        queue: FlowControlQueue[str] = FlowControlQueue(
+            maxsize=10, flow_control=app.flow_control, clear_on_resume=True
+        )
+
+        async def conductor_delivers() -> None:  # Conductor.on_message, reduced
+            await app.flow_control.acquire()
+            queue.put_nowait("record 35")
+
+        delivery: list[asyncio.Future[None]] = []
+
+        async def seek_while_fetching() -> None:
+            delivery.append(asyncio.ensure_future(conductor_delivers()))
+            for _ in range(3):
+                await asyncio.sleep(0)  # the seek's round trip: the fetcher runs meanwhile
+
+        monkeypatch.setattr(consumer, "perform_seek", seek_while_fetching)
+        recovery = app.tables.recovery  # type: ignore[attr-defined]
+        await getattr(recovery, method)(generation_id=app.consumer_generation_id)
+        await asyncio.wait_for(delivery[0], timeout=5)
+        assert app.flow_control.is_active()  # the recovery ended with the flow resumed
+        return queue.qsize()
+
+    assert asyncio.run(main()) == 1
